@@ -1,0 +1,128 @@
+// The one error registry of Hangar. Every error that leaves a plane is a HangarError whose
+// code is listed here; transports turn it into an RFC 9457 problem body that also carries
+// the fields Blaxel's SDK reads (`code` = HTTP status, `error` = human message).
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly title: string;
+  /** What the user can do about it; shown in problem bodies as `hint`. */
+  readonly hint?: string;
+}
+
+export const ERRORS = {
+  // 400
+  bad_request: { status: 400, title: "Bad request" },
+  validation_failed: { status: 400, title: "Request failed validation" },
+  invalid_json: { status: 400, title: "Request body is not valid JSON", hint: "Send a JSON document with Content-Type: application/json." },
+  invalid_api_version: { status: 400, title: "Unknown Blaxel-Version", hint: "Use 2026-04-16 or 2026-04-28, or omit the header." },
+  invalid_cursor: { status: 400, title: "Invalid pagination cursor", hint: "Pass back the meta.nextCursor of the previous page unchanged." },
+  invalid_name: { status: 400, title: "Invalid resource name", hint: "Use lowercase letters, digits and '-', starting with a letter or digit, at most 49 characters." },
+  invalid_image: { status: 400, title: "Unknown or invalid image" },
+  invalid_port: { status: 400, title: "Invalid port" },
+  invalid_path: { status: 400, title: "Invalid path" },
+  port_not_exposed: { status: 400, title: "Port not exposed", hint: "Declare the port in spec.runtime.ports when creating the sandbox." },
+  workspace_required: { status: 400, title: "Workspace required", hint: "Send the x-blaxel-workspace header or ?workspace=." },
+  not_a_directory: { status: 400, title: "Not a directory" },
+  is_a_directory: { status: 400, title: "Is a directory" },
+  process_name_in_use: { status: 400, title: "A running process already has this name" },
+  // 401 / 403
+  unauthorized: { status: 401, title: "Authentication required", hint: "Send 'Authorization: Bearer <api key>' or 'x-blaxel-authorization: Bearer <api key>'." },
+  invalid_token: { status: 401, title: "Invalid or expired token" },
+  forbidden: { status: 403, title: "Forbidden" },
+  // 404
+  not_found: { status: 404, title: "Not found" },
+  route_not_found: { status: 404, title: "No such route" },
+  workspace_not_found: { status: 404, title: "Workspace not found" },
+  sandbox_not_found: { status: 404, title: "Sandbox not found" },
+  api_key_not_found: { status: 404, title: "API key not found" },
+  preview_not_found: { status: 404, title: "Preview not found" },
+  token_not_found: { status: 404, title: "Preview token not found" },
+  file_not_found: { status: 404, title: "File or directory not found" },
+  process_not_found: { status: 404, title: "Process not found" },
+  upload_not_found: { status: 404, title: "Multipart upload not found" },
+  // 405 / 409 / 413 / 415 / 422 / 429
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  already_exists: { status: 409, title: "Resource already exists" },
+  sandbox_already_exists: { status: 409, title: "Sandbox already exists" },
+  conflict: { status: 409, title: "Conflict" },
+  stdin_closed: { status: 409, title: "Process stdin is not open" },
+  payload_too_large: { status: 413, title: "Request body too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported media type" },
+  directory_not_empty: { status: 422, title: "Directory not empty", hint: "Pass recursive=true to remove a directory with its contents." },
+  unprocessable: { status: 422, title: "Request could not be processed" },
+  process_start_failed: { status: 422, title: "Process failed to start" },
+  too_many_requests: { status: 429, title: "Too many requests" },
+  // 5xx
+  internal: { status: 500, title: "Internal server error" },
+  runtime_failed: { status: 500, title: "Sandbox runtime failed" },
+  sandbox_unavailable: { status: 503, title: "Sandbox is not running" },
+  not_configured: { status: 503, title: "Feature not configured" },
+  upstream_unreachable: { status: 502, title: "Upstream unreachable" },
+  upstream_timeout: { status: 504, title: "Upstream timed out" },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Extra members placed on the problem body (e.g. `reason`, `sandbox_name`). */
+export type ProblemExtras = Record<string, unknown>;
+
+export class HangarError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly extras: ProblemExtras | undefined;
+
+  constructor(code: ErrorCode, detail?: string, extras?: ProblemExtras, options?: { cause?: unknown }) {
+    super(detail ?? ERRORS[code].title, options);
+    this.name = "HangarError";
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.extras = extras;
+  }
+}
+
+export function isHangarError(e: unknown): e is HangarError {
+  return e instanceof HangarError;
+}
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  /** HTTP status again, as Blaxel's `Error.code` (the SDK's 404/409 checks read it). */
+  code: number;
+  /** Human-readable message, as Blaxel's `Error.error` (the SDK prints it). */
+  error: string;
+  message: string;
+  hint?: string;
+  [extra: string]: unknown;
+}
+
+export function problemType(code: ErrorCode): string {
+  return `urn:hangar:problem:${code}`;
+}
+
+/** The RFC 9457 body for an error, with the fields Blaxel clients read. */
+export function toProblem(err: HangarError): ProblemBody {
+  const spec: ErrorSpec = ERRORS[err.code];
+  const body: ProblemBody = {
+    type: problemType(err.code),
+    title: spec.title,
+    status: spec.status,
+    detail: err.message,
+    code: spec.status,
+    error: err.message,
+    message: err.message,
+    ...(spec.hint ? { hint: spec.hint } : {}),
+    ...err.extras,
+  };
+  return body;
+}
+
+/** Wraps anything thrown into a HangarError, keeping HangarErrors as they are. */
+export function asHangarError(e: unknown): HangarError {
+  if (e instanceof HangarError) return e;
+  return new HangarError("internal", "internal server error", undefined, { cause: e });
+}
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";

@@ -1,0 +1,107 @@
+// The one interface every sandbox runtime implements (isolated Linux/crun, gVisor, a future
+// microVM or Kubernetes driver). The control plane and the sandbox API only talk to this.
+
+import type { AgentClient } from "@hangar/sandbox-agent";
+
+/** What the runtime needs to know to run a sandbox. */
+export interface RuntimeSandboxSpec {
+  /** Runtime id: [a-z0-9]{12}, unique per sandbox on this node; names host-side resources. */
+  id: string;
+  /** Sandbox name; becomes the hostname. */
+  name: string;
+  workspace: string;
+  /** Image reference as the user gave it, e.g. "blaxel/base-image:latest". */
+  image: string;
+  /** Hard memory limit in MB. CPU share is derived from it (memory / 2048 vCPU). */
+  memoryMb: number;
+  /** Environment set for every process, over the image's. */
+  envs: Record<string, string>;
+  /** TCP ports declared by the user (spec.runtime.ports). */
+  ports: number[];
+  /** Runtime class: "runc" (default OCI runtime, crun) or "gvisor". */
+  runtimeClass?: RuntimeClass;
+}
+
+export type RuntimeClass = "default" | "gvisor";
+
+/** What the image says about how processes run in it. */
+export interface ImageConfig {
+  workingDir: string;
+  home: string;
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+  shell: string;
+}
+
+/** A running sandbox as the node sees it. */
+export interface SandboxHandle {
+  readonly id: string;
+  /** Connection to the agent inside the sandbox. */
+  readonly agent: AgentClient;
+  /** Address the node uses to reach the sandbox's ports (e.g. its veth IP). */
+  readonly address: string;
+  readonly image: ImageConfig;
+  /** Environment every process gets: image env, then spec envs. */
+  readonly env: Record<string, string>;
+}
+
+export type SandboxRunState = "running" | "frozen" | "checkpointed" | "stopped" | "missing";
+
+export interface SandboxStats {
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  cpuNanos: number;
+  pids: number;
+}
+
+export interface DriverCapabilities {
+  /** Freezing keeps memory; resume in milliseconds. */
+  freeze: boolean;
+  /** Checkpoint to disk (CRIU) with memory freed. */
+  checkpoint: boolean;
+  /** Kernel-enforced isolation (namespaces, cgroups, seccomp). False only for the dev driver. */
+  isolated: boolean;
+}
+
+export interface SandboxDriver {
+  /** e.g. "linux" or "unisolated-host". */
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+
+  /** Checks (and where possible fixes) what the host needs; throws with a clear message. */
+  preflight(): Promise<void>;
+
+  /** Resolves an image reference, building or importing it on first use; 400 invalid_image if unknown. */
+  ensureImage(ref: string, onProgress?: (line: string) => void): Promise<ImageConfig>;
+
+  /** Creates and starts a sandbox; resolves when its agent is connected. */
+  create(spec: RuntimeSandboxSpec): Promise<SandboxHandle>;
+
+  /** Restarts every process of the sandbox with a new spec, keeping its files (env changes). */
+  restart(id: string, spec: RuntimeSandboxSpec): Promise<SandboxHandle>;
+
+  /** Re-attaches to a sandbox that outlived the server (after a restart or kill -9). */
+  adopt(spec: RuntimeSandboxSpec): Promise<SandboxHandle | null>;
+
+  /** Runtime ids of sandboxes present on this node (running or not). */
+  list(): Promise<string[]>;
+
+  state(id: string): Promise<SandboxRunState>;
+
+  /** Stops all processes in place (memory kept). */
+  freeze(id: string): Promise<void>;
+  thaw(id: string): Promise<void>;
+
+  /** Writes processes and memory to disk and frees the memory; files are kept. */
+  checkpoint(id: string): Promise<void>;
+  restore(id: string): Promise<SandboxHandle>;
+
+  stats(id: string): Promise<SandboxStats>;
+
+  /** Kills everything and removes every trace: processes, mounts, network devices, cgroups, files. */
+  destroy(id: string): Promise<void>;
+
+  /** Releases node-side resources (listeners) without touching running sandboxes. */
+  close(): Promise<void>;
+}

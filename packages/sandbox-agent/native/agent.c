@@ -1,0 +1,3 @@
+/* Placeholder until the agent lands: sleeps as init. */
+#include <unistd.h>
+int main(void) { for (;;) pause(); }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs whatever Hangar needs and is missing, idempotently: Debian packages, npm packages,
+# the build. Fast when everything is already there. Used by `npm start`, `npm test`, `npm run bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[36m[ensure]\033[0m %s\n' "$*" >&2; }
+
+# Debian packages: command -> package
+declare -A DEB=(
+  [crun]=crun
+  [debootstrap]=debootstrap
+  [mkfs.erofs]=erofs-utils
+  [nft]=nftables
+  [ip]=iproute2
+  [rg]=ripgrep
+  [gcc]=gcc
+  [make]=make
+)
+missing=()
+for cmd in "${!DEB[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEB[$cmd]}"); done
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "Hangar needs these Debian packages: ${missing[*]} (run as root or install them)" >&2; exit 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages (workspaces); reinstall when the lockfile changed since the last install
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+
+# build: the agent binary and the TypeScript packages (both incremental)
+log "building"
+npm run --silent build
