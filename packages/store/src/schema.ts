@@ -1,0 +1,65 @@
+// Table shapes as Kysely sees them. Timestamps are ISO-8601 UTC strings (sortable, portable);
+// JSON documents are TEXT. Nothing here is SQLite-specific, so a PostgreSQL dialect can run it.
+
+import type { Generated } from "kysely";
+
+export interface WorkspaceTable {
+  id: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  name: string;
+  /** sha256 of the key; the key itself is never stored. */
+  hash: string;
+  /** First characters of the key, to recognise it in listings. */
+  prefix: string;
+  /** 1 = may create workspaces and keys for any workspace it reaches. */
+  admin: number;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface ApiKeyWorkspaceTable {
+  key_id: string;
+  workspace_id: string;
+}
+
+export interface SandboxTable {
+  /** Runtime id: names host-side resources of this sandbox. */
+  id: string;
+  workspace_id: string;
+  name: string;
+  external_id: string | null;
+  display_name: string;
+  labels: string;
+  status: string;
+  state: string;
+  /** The user's spec (JSON), secrets encrypted. */
+  spec: string;
+  events: string;
+  /** Node that holds the sandbox (for multi-node; "local" on one box). */
+  node: string;
+  created_at: string;
+  updated_at: string;
+  last_used_at: string;
+  /** When the reaper must delete it (min of ttl/expires/lifecycle); null = never. */
+  expires_at: string | null;
+  terminated_at: string | null;
+  /** Monotonic counter for optimistic concurrency. */
+  version: Generated<number>;
+}
+
+export interface Database {
+  workspaces: WorkspaceTable;
+  api_keys: ApiKeyTable;
+  api_key_workspaces: ApiKeyWorkspaceTable;
+  sandboxes: SandboxTable;
+}
