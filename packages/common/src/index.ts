@@ -2,3 +2,5 @@ export * from "./errors.js";
 export * from "./logger.js";
 export * from "./ids.js";
 export * from "./duration.js";
+export * from "./http.js";
+export * from "./validation.js";

@@ -1,1 +1,9 @@
-export {};
+export * from "./auth/auth-service.js";
+export * from "./auth/api-key-service.js";
+export * from "./workspaces/workspace-service.js";
+export * from "./sandboxes/sandbox-spec.js";
+export * from "./sandboxes/sandbox-service.js";
+export * from "./sandboxes/sandbox-view.js";
+export * from "./sandboxes/secrets.js";
+export * from "./node-port.js";
+export * from "./http/plugin.js";

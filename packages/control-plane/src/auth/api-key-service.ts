@@ -1,0 +1,87 @@
+// API keys: created with their secret shown once, stored hashed, listed, revoked.
+
+import { HangarError, parseDuration, randomId } from "@hangar/common";
+import type { ApiKeyRecord, Store } from "@hangar/store";
+import { type Principal, hashApiKey, newApiKey } from "./auth-service.js";
+
+export interface CreatedApiKey {
+  record: ApiKeyRecord;
+  /** The key itself; never retrievable again. */
+  key: string;
+}
+
+export interface CreateApiKeyInput {
+  name: string;
+  workspaceIds: string[];
+  admin?: boolean;
+  /** Duration such as "30d"; absent = never expires. */
+  expiresIn?: string | undefined;
+  /** Use this key instead of generating one (bootstrap automation). */
+  key?: string;
+}
+
+export class ApiKeyService {
+  constructor(private readonly store: Store) {}
+
+  async create(input: CreateApiKeyInput): Promise<CreatedApiKey> {
+    const key = input.key ?? newApiKey();
+    const now = new Date();
+    const record: ApiKeyRecord = {
+      id: `ak_${randomId(16)}`,
+      name: input.name,
+      prefix: key.slice(0, 12),
+      admin: input.admin ?? false,
+      createdAt: now.toISOString(),
+      expiresAt: input.expiresIn ? new Date(now.getTime() + parseDuration(input.expiresIn, "expires_in")).toISOString() : null,
+      lastUsedAt: null,
+      revokedAt: null,
+      workspaceIds: input.workspaceIds,
+    };
+    await this.store.apiKeys.create(record, hashApiKey(key));
+    return { record, key };
+  }
+
+  /** Creates a key on behalf of a caller, who may only grant what it holds. */
+  async createFor(principal: Principal, input: Omit<CreateApiKeyInput, "key">): Promise<CreatedApiKey> {
+    if (input.admin && !principal.admin) throw new HangarError("forbidden", "only an admin key can create admin keys");
+    for (const ws of input.workspaceIds) {
+      if (!principal.workspaceIds.has(ws)) throw new HangarError("forbidden", "a key can only be granted workspaces its creator reaches");
+    }
+    return this.create(input);
+  }
+
+  async list(workspaceId: string): Promise<ApiKeyRecord[]> {
+    return this.store.apiKeys.list(workspaceId);
+  }
+
+  /** Revokes a key; the caller must reach every workspace the key reaches (or be admin). */
+  async revoke(principal: Principal, id: string): Promise<ApiKeyRecord> {
+    const key = await this.store.apiKeys.get(id);
+    if (!key || !(principal.admin || key.workspaceIds.every((w) => principal.workspaceIds.has(w)))) {
+      throw new HangarError("api_key_not_found", `no API key '${id}'`);
+    }
+    await this.store.apiKeys.revoke(id, new Date().toISOString());
+    return (await this.store.apiKeys.get(id))!;
+  }
+
+  /** True when the hash of `key` is already stored. */
+  async exists(key: string): Promise<boolean> {
+    return (await this.store.apiKeys.findByHash(hashApiKey(key))) !== null;
+  }
+}
+
+/** The API shape of a key (never the key or its hash). */
+export function apiKeyView(k: ApiKeyRecord, workspaceNames: Map<string, string>, key?: string): Record<string, unknown> {
+  return {
+    id: k.id,
+    name: k.name,
+    prefix: k.prefix,
+    admin: k.admin,
+    workspaces: k.workspaceIds.map((w) => workspaceNames.get(w) ?? w),
+    createdAt: k.createdAt,
+    expiresAt: k.expiresAt,
+    lastUsedAt: k.lastUsedAt,
+    revokedAt: k.revokedAt,
+    ...(key ? { apiKey: key } : {}),
+  };
+}

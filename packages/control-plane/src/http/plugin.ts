@@ -1,0 +1,228 @@
+// The control plane's HTTP transport: /v0 routes that parse requests and call the services.
+
+import type {} from "@fastify/swagger";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { HangarError } from "@hangar/common";
+import type { Store, WorkspaceRecord } from "@hangar/store";
+import { type ApiKeyService, apiKeyView } from "../auth/api-key-service.js";
+import type { AuthService, Principal } from "../auth/auth-service.js";
+import type { SandboxNodePort } from "../node-port.js";
+import type { SandboxInput, SandboxService } from "../sandboxes/sandbox-service.js";
+import { sandboxView } from "../sandboxes/sandbox-view.js";
+import { type WorkspaceService, workspaceView } from "../workspaces/workspace-service.js";
+import * as S from "./schemas.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+    apiVersion?: string;
+  }
+}
+
+/** Blaxel-Version values this server speaks; lists are paginated from 2026-04-28 on. */
+export const API_VERSIONS = ["2026-04-16", "2026-04-28"] as const;
+const PAGINATED_FROM = "2026-04-28";
+const MAX_LIMIT = 200;
+
+export interface ControlPlaneOptions {
+  store: Store;
+  auth: AuthService;
+  apiKeys: ApiKeyService;
+  workspaces: WorkspaceService;
+  sandboxes: SandboxService;
+  node: SandboxNodePort;
+  /** metadata.url of a sandbox, given the request it is computed for. */
+  sandboxUrl: (req: FastifyRequest, workspace: string, name: string) => string;
+}
+
+type ListQueryString = {
+  cursor?: string;
+  limit?: number;
+  sort?: "createdAt:desc" | "createdAt:asc" | "name:asc" | "name:desc";
+  q?: string;
+  anchor?: "end";
+  status?: string;
+  externalId?: string;
+  label?: string | string[];
+  showTerminated?: boolean;
+};
+
+const SANDBOX_STATUSES = new Set(["DELETING", "TERMINATED", "FAILED", "DEACTIVATED", "DEACTIVATING", "UPLOADING", "BUILDING", "DEPLOYING", "DEPLOYED", "BUILT"]);
+
+function parseLabels(label: string | string[] | undefined): Record<string, string> | undefined {
+  if (!label) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of (Array.isArray(label) ? label : [label]).flatMap((l) => l.split(","))) {
+    const i = part.indexOf("=");
+    if (i <= 0) throw new HangarError("validation_failed", `label: expected key=value, got ${JSON.stringify(part)}`);
+    out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlaneOptions): Promise<void> {
+  const { auth } = opts;
+
+  // Every /v0 call: a known API version and a valid key.
+  app.addHook("onRequest", async (req) => {
+    const v = req.headers["blaxel-version"];
+    const version = Array.isArray(v) ? v[0] : v;
+    if (version !== undefined && !(API_VERSIONS as readonly string[]).includes(version)) {
+      throw new HangarError("invalid_api_version", `unknown Blaxel-Version ${JSON.stringify(version)}; supported: ${API_VERSIONS.join(", ")}`, { error: "invalid_api_version" });
+    }
+    req.apiVersion = version ?? API_VERSIONS[0];
+    const h = req.headers["x-blaxel-authorization"] ?? req.headers.authorization;
+    req.principal = await auth.authenticate(Array.isArray(h) ? h[0] : h);
+  });
+
+  const principal = (req: FastifyRequest): Principal => req.principal!;
+  const workspaceOf = async (req: FastifyRequest): Promise<WorkspaceRecord> => {
+    const h = req.headers["x-blaxel-workspace"];
+    const q = (req.query as { workspace?: string } | undefined)?.workspace;
+    return auth.resolveWorkspace(principal(req), (Array.isArray(h) ? h[0] : h) || q || undefined);
+  };
+  const paginated = (req: FastifyRequest) => (req.apiVersion ?? "") >= PAGINATED_FROM;
+  const view = (req: FastifyRequest, ws: WorkspaceRecord, lite = false) => (rec: Parameters<typeof sandboxView>[0]) =>
+    sandboxView(rec, { workspaceName: ws.name, url: (w, n) => opts.sandboxUrl(req, w, n), state: opts.node.state(rec.id), lite });
+
+  // ---- sandboxes --------------------------------------------------------------------------
+  app.get<{ Querystring: ListQueryString }>(
+    "/sandboxes",
+    { schema: { summary: "List sandboxes", tags: ["sandboxes"], querystring: S.ListQuery, response: { 200: { anyOf: [{ type: "array", items: S.Sandbox }, { type: "object", additionalProperties: true }] }, ...S.errors(400, 401, 403) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      const q = req.query;
+      const statuses = q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined;
+      for (const s of statuses ?? []) if (!SANDBOX_STATUSES.has(s)) throw new HangarError("validation_failed", `status: unknown value ${JSON.stringify(s)}`);
+      const pageMode = paginated(req);
+      const term = q.q?.trim().toLowerCase();
+      const listQuery = {
+        sort: pageMode ? (q.sort ?? "createdAt:desc") : ("createdAt:desc" as const),
+        limit: pageMode ? Math.min(q.limit ?? 50, MAX_LIMIT) : 100_000,
+        cursor: pageMode ? q.cursor : undefined,
+        anchorEnd: q.anchor === "end",
+        q: pageMode && term && term.length >= 2 ? term : undefined,
+        statuses,
+        externalId: q.externalId,
+        labels: parseLabels(q.label),
+        showTerminated: q.showTerminated ?? false,
+      };
+      const page = await opts.sandboxes.list(ws, listQuery);
+      const data = page.items.map(view(req, ws, true));
+      if (!pageMode) return data;
+      return { data, meta: { hasMore: page.nextCursor !== null, nextCursor: page.nextCursor ?? "", total: page.total } };
+    },
+  );
+
+  app.post<{ Body: SandboxInput; Querystring: { createIfNotExist?: boolean } }>(
+    "/sandboxes",
+    {
+      schema: {
+        summary: "Create a sandbox",
+        tags: ["sandboxes"],
+        body: S.SandboxBody,
+        querystring: { type: "object", properties: { createIfNotExist: { type: "boolean" }, workspace: { type: "string" } } },
+        response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 409, 500) },
+      },
+    },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      const rec = await opts.sandboxes.create(ws, req.body ?? {}, { createIfNotExist: req.query.createIfNotExist === true });
+      return view(req, ws)(rec);
+    },
+  );
+
+  app.get<{ Params: { externalId: string } }>(
+    "/sandboxes/by-external-id/:externalId",
+    { schema: { summary: "Get the most recent live sandbox with an external id", tags: ["sandboxes"], response: { 200: S.Sandbox, ...S.errors(401, 403, 404) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      return view(req, ws)(await opts.sandboxes.getByExternalId(ws, req.params.externalId));
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    "/sandboxes/:name",
+    { schema: { summary: "Get a sandbox", tags: ["sandboxes"], params: S.NameParam, response: { 200: S.Sandbox, ...S.errors(401, 403, 404) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      return view(req, ws)(await opts.sandboxes.get(ws, req.params.name));
+    },
+  );
+
+  app.put<{ Params: { name: string }; Body: SandboxInput }>(
+    "/sandboxes/:name",
+    { schema: { summary: "Update a sandbox (full object)", tags: ["sandboxes"], params: S.NameParam, body: S.SandboxBody, response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 404, 409) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      return view(req, ws)(await opts.sandboxes.update(ws, req.params.name, req.body ?? {}));
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    "/sandboxes/:name",
+    { schema: { summary: "Delete a sandbox", tags: ["sandboxes"], params: S.NameParam, response: { 200: S.Sandbox, ...S.errors(401, 403, 404) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      return view(req, ws)(await opts.sandboxes.delete(ws, req.params.name));
+    },
+  );
+
+  // ---- workspaces -------------------------------------------------------------------------
+  app.get("/workspaces", { schema: { summary: "List the workspaces this key reaches", tags: ["workspaces"], response: { 200: { type: "array", items: S.Workspace } } } }, async (req) =>
+    (await opts.workspaces.listFor(principal(req))).map(workspaceView),
+  );
+
+  app.post<{ Body: { name: string; displayName?: string; labels?: Record<string, string> } }>(
+    "/workspaces",
+    { schema: { summary: "Create a workspace (admin keys)", tags: ["workspaces"], body: S.WorkspaceBody, response: { 200: S.Workspace, ...S.errors(400, 401, 403, 409) } } },
+    async (req) => workspaceView(await opts.workspaces.createFor(principal(req), req.body)),
+  );
+
+  const namedWorkspace = async (req: FastifyRequest<{ Params: { name: string } }>) => auth.resolveWorkspace(principal(req), req.params.name);
+
+  app.get<{ Params: { name: string } }>("/workspaces/:name", { schema: { summary: "Get a workspace", tags: ["workspaces"], params: S.NameParam, response: { 200: S.Workspace, ...S.errors(401, 403) } } }, async (req) =>
+    workspaceView(await namedWorkspace(req)),
+  );
+
+  app.put<{ Params: { name: string }; Body: { displayName?: string; labels?: Record<string, string> } }>(
+    "/workspaces/:name",
+    { schema: { summary: "Update a workspace", tags: ["workspaces"], params: S.NameParam, body: { type: "object", additionalProperties: true }, response: { 200: S.Workspace, ...S.errors(400, 401, 403) } } },
+    async (req) => workspaceView(await opts.workspaces.update(await namedWorkspace(req), req.body ?? {})),
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    "/workspaces/:name",
+    { schema: { summary: "Delete an empty workspace (admin keys)", tags: ["workspaces"], params: S.NameParam, response: { 200: S.Workspace, ...S.errors(401, 403, 409) } } },
+    async (req) => workspaceView(await opts.workspaces.delete(principal(req), await namedWorkspace(req))),
+  );
+
+  // ---- API keys ---------------------------------------------------------------------------
+  const names = async () => new Map((await opts.store.workspaces.list()).map((w) => [w.id, w.name]));
+
+  app.get("/api-keys", { schema: { summary: "List the API keys of the selected workspace", tags: ["api-keys"], response: { 200: { type: "array", items: S.ApiKey }, ...S.errors(401, 403) } } }, async (req) => {
+    const ws = await workspaceOf(req);
+    const n = await names();
+    return (await opts.apiKeys.list(ws.id)).map((k) => apiKeyView(k, n));
+  });
+
+  app.post<{ Body: { name: string; expires_in?: string; admin?: boolean; workspaces?: string[] } }>(
+    "/api-keys",
+    { schema: { summary: "Create an API key (its secret is returned once)", tags: ["api-keys"], body: S.ApiKeyBody, response: { 200: S.ApiKey, ...S.errors(400, 401, 403) } } },
+    async (req, reply: FastifyReply) => {
+      const p = principal(req);
+      const wsIds = req.body.workspaces?.length
+        ? await Promise.all(req.body.workspaces.map(async (n) => (await auth.resolveWorkspace(p, n)).id))
+        : [(await workspaceOf(req)).id];
+      const created = await opts.apiKeys.createFor(p, { name: req.body.name, workspaceIds: wsIds, admin: req.body.admin ?? false, expiresIn: req.body.expires_in });
+      reply.header("cache-control", "no-store");
+      return apiKeyView(created.record, await names(), created.key);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/api-keys/:id",
+    { schema: { summary: "Revoke an API key", tags: ["api-keys"], response: { 200: S.ApiKey, ...S.errors(401, 404) } } },
+    async (req) => apiKeyView(await opts.apiKeys.revoke(principal(req), req.params.id), await names()),
+  );
+}

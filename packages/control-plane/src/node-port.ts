@@ -1,0 +1,34 @@
+// What the control plane needs from the node runtime that runs sandboxes. Implemented by
+// @hangar/node on a single box; a multi-node deployment implements it with a scheduler + RPC.
+
+export interface NodeSandboxSpec {
+  id: string;
+  name: string;
+  workspace: string;
+  image: string;
+  memoryMb: number;
+  /** Plain-text environment (secrets revealed). */
+  envs: Record<string, string>;
+  ports: number[];
+  runtimeClass?: "default" | "gvisor";
+  /** spec.network with secrets revealed. */
+  network?: Record<string, unknown>;
+}
+
+export type NodeSandboxState = "RUNNING" | "STANDBY" | "STOPPED";
+
+export interface SandboxNodePort {
+  /** The node that will hold new sandboxes. */
+  readonly nodeName: string;
+  /** Resolves an image (building it on first use); throws invalid_image for unknown ones. */
+  ensureImage(ref: string, onProgress?: (line: string) => void): Promise<void>;
+  /** Creates and starts the sandbox; resolves when it accepts requests. */
+  start(spec: NodeSandboxSpec): Promise<void>;
+  /** Restarts its processes with a new spec, keeping its files. */
+  restart(spec: NodeSandboxSpec): Promise<void>;
+  /** Applies a new network policy to a running sandbox in place. */
+  updateNetwork(spec: NodeSandboxSpec): Promise<void>;
+  /** Removes the sandbox and every trace of it. Idempotent. */
+  destroy(id: string): Promise<void>;
+  state(id: string): NodeSandboxState;
+}

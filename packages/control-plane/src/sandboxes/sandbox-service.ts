@@ -1,0 +1,306 @@
+// The sandbox resource: create/get/list/update/delete over the store and the node runtime.
+
+import { EXTERNAL_ID_PATTERN, HangarError, type Logger, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import {
+  type ListQuery,
+  type Page,
+  type SandboxEvent,
+  type SandboxRecord,
+  type SecretBox,
+  type Store,
+  StoreConflictError,
+  StoreCursorError,
+  type WorkspaceRecord,
+} from "@hangar/store";
+import type { NodeSandboxSpec, SandboxNodePort } from "../node-port.js";
+import { type SandboxSpecDoc, computeExpiry, normalizeSpec } from "./sandbox-spec.js";
+import { revealSpec, sealSpec } from "./secrets.js";
+
+/** Statuses after which a name may be reused by a new create. */
+const REPLACEABLE = new Set(["FAILED", "TERMINATED"]);
+
+export interface SandboxInput {
+  metadata?: { name?: unknown; displayName?: unknown; labels?: unknown; externalId?: unknown };
+  spec?: unknown;
+}
+
+export interface CreateOptions {
+  /** Return the existing sandbox instead of 409 (Blaxel's createIfNotExist). */
+  createIfNotExist?: boolean;
+  onProgress?: (line: string) => void;
+}
+
+export interface SandboxServiceDeps {
+  store: Store;
+  node: SandboxNodePort;
+  secrets: SecretBox;
+  logger?: Logger;
+}
+
+function event(status: string, message: string): SandboxEvent {
+  return { type: "deployment", status, message, time: new Date().toISOString() };
+}
+
+function validateMetadata(md: SandboxInput["metadata"]): { name?: string; displayName?: string; labels?: Record<string, string>; externalId?: string | null } {
+  const out: { name?: string; displayName?: string; labels?: Record<string, string>; externalId?: string | null } = {};
+  if (md === undefined || md === null) return out;
+  if (typeof md !== "object" || Array.isArray(md)) throw new HangarError("validation_failed", "metadata: must be an object");
+  if (md.name !== undefined && md.name !== null && md.name !== "") {
+    if (typeof md.name !== "string") throw new HangarError("invalid_name", "metadata.name: must be a string");
+    const problem = describeNameProblem(md.name);
+    if (problem) throw new HangarError("invalid_name", `metadata.name: ${problem}`);
+    out.name = md.name;
+  }
+  if (md.displayName !== undefined && md.displayName !== null) {
+    if (typeof md.displayName !== "string" || md.displayName.length > 63) throw new HangarError("validation_failed", "metadata.displayName: must be a string of at most 63 characters");
+    out.displayName = md.displayName;
+  }
+  if (md.labels !== undefined && md.labels !== null) {
+    if (typeof md.labels !== "object" || Array.isArray(md.labels)) throw new HangarError("validation_failed", "metadata.labels: must be an object of string values");
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(md.labels)) {
+      if (typeof v !== "string") throw new HangarError("validation_failed", `metadata.labels.${k}: must be a string`);
+      if (k.length === 0 || k.length > 253) throw new HangarError("validation_failed", "metadata.labels: keys must be 1 to 253 characters");
+      labels[k] = v;
+    }
+    out.labels = labels;
+  }
+  if (md.externalId !== undefined && md.externalId !== null) {
+    if (md.externalId === "") out.externalId = null;
+    else if (typeof md.externalId !== "string" || !EXTERNAL_ID_PATTERN.test(md.externalId)) {
+      throw new HangarError("validation_failed", "metadata.externalId: must be 1 to 64 characters of [A-Za-z0-9-]");
+    } else out.externalId = md.externalId;
+  }
+  return out;
+}
+
+export class SandboxService {
+  private readonly store: Store;
+  private readonly node: SandboxNodePort;
+  private readonly secrets: SecretBox;
+  private readonly log: Logger;
+  /** Creations in flight in this process, so concurrent createIfNotExist calls wait for the winner. */
+  private readonly inflight = new Map<string, Promise<SandboxRecord>>();
+
+  constructor(deps: SandboxServiceDeps) {
+    this.store = deps.store;
+    this.node = deps.node;
+    this.secrets = deps.secrets;
+    this.log = deps.logger ?? silentLogger;
+  }
+
+  /** The runtime's view of a record: secrets revealed. */
+  nodeSpec(rec: SandboxRecord, ws: WorkspaceRecord): NodeSandboxSpec {
+    const spec = revealSpec(this.secrets, rec.spec as unknown as SandboxSpecDoc);
+    const out: NodeSandboxSpec = {
+      id: rec.id,
+      name: rec.name,
+      workspace: ws.name,
+      image: spec.runtime.image,
+      memoryMb: spec.runtime.memory,
+      envs: Object.fromEntries((spec.runtime.envs ?? []).map((e) => [e.name, e.value])),
+      ports: (spec.runtime.ports ?? []).map((p) => p.target),
+    };
+    if (spec.runtime.runtimeClass === "gvisor" || spec.runtime.runtimeClass === "default") out.runtimeClass = spec.runtime.runtimeClass;
+    if (spec.network) out.network = spec.network;
+    return out;
+  }
+
+  async create(ws: WorkspaceRecord, input: SandboxInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
+    const md = validateMetadata(input.metadata);
+    const spec = normalizeSpec(input.spec);
+    const name = md.name ?? `sandbox-${randomId(8)}`;
+    // Resolve the image first: a bad reference is a 400 and nothing is created.
+    await this.node.ensureImage(spec.runtime.image, opts.onProgress);
+
+    const now = new Date().toISOString();
+    const rec: SandboxRecord = {
+      id: randomId(12),
+      workspaceId: ws.id,
+      name,
+      externalId: md.externalId ?? null,
+      displayName: md.displayName ?? name,
+      labels: md.labels ?? {},
+      status: "DEPLOYING",
+      state: "RUNNING",
+      spec: sealSpec(this.secrets, spec) as unknown as Record<string, unknown>,
+      events: [event("DEPLOYING", "sandbox creation started")],
+      node: this.node.nodeName,
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: now,
+      expiresAt: computeExpiry(spec, now, now)?.toISOString() ?? null,
+      terminatedAt: null,
+      version: 1,
+    };
+
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.sandboxes.insert(rec);
+        break;
+      } catch (e) {
+        if (!(e instanceof StoreConflictError)) throw e;
+        const existing = await this.store.sandboxes.get(ws.id, name);
+        if (!existing) {
+          if (attempt < 5) continue; // deleted between the insert and the read
+          throw new HangarError("conflict", `sandbox '${name}' is being replaced concurrently; retry`);
+        }
+        if (REPLACEABLE.has(existing.status) && attempt < 5) {
+          // A failed or terminated sandbox frees its name: clear it and try again.
+          await this.purge(existing);
+          continue;
+        }
+        if (opts.createIfNotExist && existing.status !== "DELETING") return this.settled(existing);
+        throw new HangarError("sandbox_already_exists", `sandbox '${name}' already exists in workspace '${ws.name}'`, {
+          sandbox_name: name,
+          workspace: ws.name,
+          ...(existing.status === "DEPLOYING" ? { reason: "CREATION_IN_PROGRESS" } : {}),
+        });
+      }
+    }
+
+    const started = this.startRecord(rec, ws);
+    this.inflight.set(rec.id, started);
+    try {
+      return await started;
+    } finally {
+      this.inflight.delete(rec.id);
+    }
+  }
+
+  private async startRecord(rec: SandboxRecord, ws: WorkspaceRecord): Promise<SandboxRecord> {
+    try {
+      await this.node.start(this.nodeSpec(rec, ws));
+    } catch (e) {
+      const err = e instanceof HangarError ? e : new HangarError("runtime_failed", `sandbox '${rec.name}' failed to start`, undefined, { cause: e });
+      this.log.error({ err: e, sandbox: rec.name }, "sandbox start failed");
+      await this.node.destroy(rec.id).catch(() => undefined);
+      await this.store.sandboxes.update(rec.id, {
+        status: "FAILED",
+        state: "RUNNING",
+        events: [...rec.events, event("FAILED", err.message)],
+        updatedAt: new Date().toISOString(),
+      });
+      throw err;
+    }
+    const updated = await this.store.sandboxes.update(rec.id, {
+      status: "DEPLOYED",
+      events: [...rec.events, event("DEPLOYED", "sandbox is running")],
+      updatedAt: new Date().toISOString(),
+    });
+    if (!updated) throw new HangarError("conflict", `sandbox '${rec.name}' was deleted while it was being created`);
+    return updated;
+  }
+
+  /** Waits for a sandbox that another request is creating to settle, then returns it. */
+  private async settled(rec: SandboxRecord): Promise<SandboxRecord> {
+    const mine = this.inflight.get(rec.id);
+    if (mine) return mine.catch(() => this.store.sandboxes.getById(rec.id).then((r) => r ?? rec));
+    let cur: SandboxRecord | null = rec;
+    const deadline = Date.now() + 120_000;
+    while (cur && cur.status === "DEPLOYING" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      cur = await this.store.sandboxes.getById(rec.id);
+    }
+    if (!cur) throw new HangarError("sandbox_not_found", `sandbox '${rec.name}' was deleted while it was being created`);
+    return cur;
+  }
+
+  async get(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+    const rec = await this.store.sandboxes.get(ws.id, name);
+    if (!rec) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`, { sandbox_name: name });
+    return rec;
+  }
+
+  async getByExternalId(ws: WorkspaceRecord, externalId: string): Promise<SandboxRecord> {
+    const rec = await this.store.sandboxes.getByExternalId(ws.id, externalId);
+    if (!rec) throw new HangarError("sandbox_not_found", `no sandbox with externalId '${externalId}' in workspace '${ws.name}'`);
+    return rec;
+  }
+
+  async list(ws: WorkspaceRecord, query: ListQuery): Promise<Page<SandboxRecord>> {
+    try {
+      return await this.store.sandboxes.list(ws.id, query);
+    } catch (e) {
+      if (e instanceof StoreCursorError) throw new HangarError("invalid_cursor", e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Applies a full-object PUT. Labels, display name, external id, TTL, lifecycle and network
+   * change in place (files kept); env or memory changes restart the processes (files kept).
+   */
+  async update(ws: WorkspaceRecord, name: string, input: SandboxInput): Promise<SandboxRecord> {
+    const rec = await this.get(ws, name);
+    if (rec.status === "DELETING" || rec.status === "TERMINATED") {
+      throw new HangarError("conflict", `sandbox '${name}' is ${rec.status} and cannot be updated`);
+    }
+    const md = validateMetadata(input.metadata);
+    if (md.name !== undefined && md.name !== name) throw new HangarError("validation_failed", "metadata.name: a sandbox cannot be renamed");
+    const prev = rec.spec as unknown as SandboxSpecDoc;
+    const next = input.spec === undefined ? prev : normalizeSpec(input.spec);
+    if (next.runtime.image !== prev.runtime.image) {
+      throw new HangarError("validation_failed", "spec.runtime.image: the image of a sandbox cannot change; create a new sandbox");
+    }
+    const sealed = sealSpec(this.secrets, next, prev);
+    const envChanged = JSON.stringify(sealed.runtime.envs ?? []) !== JSON.stringify(prev.runtime.envs ?? []);
+    const memoryChanged = sealed.runtime.memory !== prev.runtime.memory;
+    const networkChanged = JSON.stringify(sealed.network ?? null) !== JSON.stringify(prev.network ?? null);
+
+    const now = new Date().toISOString();
+    const events = [...rec.events];
+    if (envChanged || memoryChanged) events.push(event("DEPLOYING", envChanged ? "environment changed: restarting processes" : "memory changed: restarting processes"));
+    const updated = await this.store.sandboxes.update(
+      rec.id,
+      {
+        displayName: md.displayName ?? rec.displayName,
+        labels: md.labels ?? (input.metadata && "labels" in input.metadata ? {} : rec.labels),
+        externalId: md.externalId === undefined ? rec.externalId : md.externalId,
+        spec: sealed as unknown as Record<string, unknown>,
+        expiresAt: computeExpiry(next, rec.createdAt, rec.lastUsedAt)?.toISOString() ?? null,
+        events,
+        updatedAt: now,
+      },
+      rec.version,
+    );
+    if (!updated) throw new HangarError("conflict", `sandbox '${name}' changed while it was being updated; retry`);
+
+    if (rec.status === "DEPLOYED" && (envChanged || memoryChanged)) {
+      await this.node.restart(this.nodeSpec(updated, ws));
+      return (await this.store.sandboxes.update(rec.id, { events: [...events, event("DEPLOYED", "processes restarted")] })) ?? updated;
+    }
+    if (rec.status === "DEPLOYED" && networkChanged) await this.node.updateNetwork(this.nodeSpec(updated, ws));
+    return updated;
+  }
+
+  /** Marks the sandbox DELETING and removes it in the background; returns the DELETING record. */
+  async delete(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+    const rec = await this.get(ws, name);
+    if (rec.terminatedAt) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`);
+    const deleting =
+      rec.status === "DELETING"
+        ? rec
+        : ((await this.store.sandboxes.update(rec.id, {
+            status: "DELETING",
+            events: [...rec.events, event("DELETING", "deletion requested")],
+            updatedAt: new Date().toISOString(),
+          })) ?? rec);
+    void this.purge(deleting).catch((e) => this.log.error({ err: e, sandbox: name }, "sandbox deletion failed; the reaper retries"));
+    return deleting;
+  }
+
+  /** Destroys the runtime side and removes the record. */
+  async purge(rec: SandboxRecord): Promise<void> {
+    await this.node.destroy(rec.id);
+    await this.store.sandboxes.delete(rec.id);
+  }
+
+  /** Records activity (throttled by the caller). */
+  async touch(id: string, at = new Date()): Promise<void> {
+    const rec = await this.store.sandboxes.getById(id);
+    if (!rec || rec.terminatedAt) return;
+    const spec = rec.spec as unknown as SandboxSpecDoc;
+    await this.store.sandboxes.update(id, { lastUsedAt: at.toISOString(), expiresAt: computeExpiry(spec, rec.createdAt, at.toISOString())?.toISOString() ?? null });
+  }
+}

@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HangarError } from "@hangar/common";
+import { SecretBox } from "@hangar/store";
+import { describe, expect, it } from "vitest";
+import { computeExpiry, normalizeSpec } from "./sandbox-spec.js";
+import { redactSpec, revealSpec, sealSpec } from "./secrets.js";
+
+const bad = (spec: unknown) => {
+  try {
+    normalizeSpec(spec);
+  } catch (e) {
+    expect(e).toBeInstanceOf(HangarError);
+    return (e as HangarError).message;
+  }
+  throw new Error("expected a validation error");
+};
+
+describe("sandbox spec", () => {
+  it("fills Blaxel's defaults", () => {
+    expect(normalizeSpec(undefined)).toEqual({ enabled: true, runtime: { image: "blaxel/base-image:latest", memory: 4096 } });
+  });
+
+  it("normalises ports and refuses reserved, duplicate and unknown-protocol ports", () => {
+    expect(normalizeSpec({ runtime: { ports: [{ target: 3000 }, { target: 5000, protocol: "tcp", name: "db" }] } }).runtime.ports).toEqual([
+      { target: 3000, protocol: "HTTP" },
+      { target: 5000, protocol: "TCP", name: "db" },
+    ]);
+    for (const p of [80, 443, 8080]) expect(bad({ runtime: { ports: [{ target: p }] } })).toMatch(/reserved/);
+    expect(bad({ runtime: { ports: [{ target: 3000 }, { target: 3000 }] } })).toMatch(/twice/);
+    expect(bad({ runtime: { ports: [{ target: 3000, protocol: "FTP" }] } })).toMatch(/HTTP, TCP, UDP, TLS/);
+    expect(bad({ runtime: { ports: [{ target: 70000 }] } })).toMatch(/between 1 and 65535/);
+  });
+
+  it("bounds memory and checks durations and dates", () => {
+    expect(bad({ runtime: { memory: 64 } })).toMatch(/memory/);
+    expect(bad({ runtime: { memory: 1.5e9 } })).toMatch(/memory/);
+    expect(bad({ runtime: { ttl: "forever" } })).toMatch(/ttl/);
+    expect(bad({ runtime: { expires: "tomorrow" } })).toMatch(/expires/);
+    expect(bad({ lifecycle: { expirationPolicies: [{ type: "ttl-idle", value: "1x", action: "delete" }] } })).toMatch(/value/);
+    expect(bad({ lifecycle: { expirationPolicies: [{ type: "sometime", value: "1h" }] } })).toMatch(/ttl-idle/);
+    expect(bad({ runtime: { envs: [{ name: "1BAD", value: "x" }] } })).toMatch(/variable name/);
+  });
+
+  it("expires at the first policy met", () => {
+    const spec = normalizeSpec({
+      runtime: { ttl: "2h" },
+      lifecycle: { expirationPolicies: [{ type: "ttl-idle", value: "30m", action: "delete" }, { type: "date", value: "2030-01-01T00:00:00Z", action: "delete" }] },
+    });
+    const created = "2026-01-01T00:00:00.000Z";
+    expect(computeExpiry(spec, created, "2026-01-01T01:00:00.000Z")?.toISOString()).toBe("2026-01-01T01:30:00.000Z");
+    expect(computeExpiry(spec, created, "2026-01-01T01:45:00.000Z")?.toISOString()).toBe("2026-01-01T02:00:00.000Z");
+    expect(computeExpiry(normalizeSpec({}), created, created)).toBeNull();
+  });
+});
+
+describe("secrets in a spec", () => {
+  it("seals secret envs and proxy secrets, redacts them and keeps them across read-modify-write", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hangar-secrets-"));
+    try {
+      const box = SecretBox.open(dir);
+      const spec = normalizeSpec({
+        runtime: { envs: [{ name: "TOKEN", value: "tok-123", secret: true }, { name: "PLAIN", value: "p" }] },
+        network: { proxy: { routing: [{ destinations: ["api.x.com"], secrets: { KEY: "sk-999" } }] } },
+      });
+      const sealed = sealSpec(box, spec);
+      expect(JSON.stringify(sealed)).not.toContain("tok-123");
+      expect(JSON.stringify(sealed)).not.toContain("sk-999");
+      const shown = redactSpec(sealed);
+      expect(JSON.stringify(shown)).not.toMatch(/tok-123|sk-999|enc:v1/);
+      expect(shown.runtime.envs?.find((e) => e.name === "PLAIN")?.value).toBe("p");
+      // A client PUTs back what it read: empty secrets keep their stored values.
+      const resealed = sealSpec(box, normalizeSpec(shown), sealed);
+      const revealed = revealSpec(box, resealed);
+      expect(revealed.runtime.envs?.find((e) => e.name === "TOKEN")?.value).toBe("tok-123");
+      expect(JSON.stringify(revealed.network)).toContain("sk-999");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

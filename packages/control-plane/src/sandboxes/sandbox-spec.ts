@@ -1,0 +1,207 @@
+// Normalisation and semantic validation of the sandbox spec a user sends. Structural checks
+// (types, enums) happen in the route schema; this module checks meaning and fills defaults.
+
+import { ENV_NAME_PATTERN, HangarError, parseDuration } from "@hangar/common";
+
+export const DEFAULT_IMAGE = "blaxel/base-image:latest";
+export const DEFAULT_MEMORY_MB = 4096;
+export const MIN_MEMORY_MB = 128;
+export const MAX_MEMORY_MB = 65_536;
+/** 80 (system), 443 (sandbox API over TLS) and 8080 (sandbox API) are Blaxel's reserved ports. */
+export const RESERVED_PORTS = new Set([80, 443, 8080]);
+export const PORT_PROTOCOLS = ["HTTP", "TCP", "UDP", "TLS"] as const;
+export const EXPIRATION_TYPES = ["ttl-idle", "ttl-max-age", "date"] as const;
+
+export interface PortSpec {
+  name?: string;
+  target: number;
+  protocol: (typeof PORT_PROTOCOLS)[number];
+}
+
+export interface EnvSpec {
+  name: string;
+  value: string;
+  secret?: boolean;
+}
+
+export interface ExpirationPolicy {
+  type: (typeof EXPIRATION_TYPES)[number];
+  value: string;
+  action: "delete";
+}
+
+export interface LifecycleSpec {
+  expirationPolicies?: ExpirationPolicy[];
+  terminatedRetention?: string;
+}
+
+export interface RuntimeSpec {
+  image: string;
+  memory: number;
+  ports?: PortSpec[];
+  envs?: EnvSpec[];
+  ttl?: string;
+  expires?: string;
+  generation?: string;
+  snapshotEnabled?: boolean;
+  extraArgs?: Record<string, string>;
+  terminationGracePeriodSeconds?: number;
+  /** Hangar: "default" (crun) or "gvisor". */
+  runtimeClass?: string;
+}
+
+/** The spec as stored (envs marked secret hold sealed values). */
+export interface SandboxSpecDoc {
+  enabled: boolean;
+  region?: string;
+  vpc?: string;
+  runtime: RuntimeSpec;
+  lifecycle?: LifecycleSpec;
+  network?: Record<string, unknown>;
+  volumes?: unknown[];
+}
+
+type Json = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function fail(field: string, message: string): never {
+  throw new HangarError("validation_failed", `${field}: ${message}`, { field });
+}
+
+export function normalizePorts(raw: unknown): PortSpec[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) fail("spec.runtime.ports", "must be an array");
+  const seen = new Set<number>();
+  return raw.map((p, i) => {
+    const f = `spec.runtime.ports[${i}]`;
+    if (!isObj(p)) fail(f, "must be an object {name?, target, protocol?}");
+    const target = p.target;
+    if (typeof target !== "number" || !Number.isInteger(target) || target < 1 || target > 65_535) fail(`${f}.target`, "must be an integer between 1 and 65535");
+    if (RESERVED_PORTS.has(target)) fail(`${f}.target`, `port ${target} is reserved (80, 443 and 8080 belong to the platform)`);
+    if (seen.has(target)) fail(`${f}.target`, `port ${target} is declared twice`);
+    seen.add(target);
+    const protocol = (p.protocol === undefined || p.protocol === null ? "HTTP" : String(p.protocol).toUpperCase()) as PortSpec["protocol"];
+    if (!PORT_PROTOCOLS.includes(protocol)) fail(`${f}.protocol`, `must be one of ${PORT_PROTOCOLS.join(", ")} (got ${JSON.stringify(p.protocol)})`);
+    const out: PortSpec = { target, protocol };
+    if (typeof p.name === "string" && p.name) out.name = p.name;
+    return out;
+  });
+}
+
+export function normalizeEnvs(raw: unknown): EnvSpec[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) fail("spec.runtime.envs", "must be an array");
+  const seen = new Set<string>();
+  return raw.map((e, i) => {
+    const f = `spec.runtime.envs[${i}]`;
+    if (!isObj(e)) fail(f, "must be an object {name, value, secret?}");
+    if (typeof e.name !== "string" || !ENV_NAME_PATTERN.test(e.name)) fail(`${f}.name`, "must be a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    if (seen.has(e.name)) fail(`${f}.name`, `${e.name} is set twice`);
+    seen.add(e.name);
+    if (e.value !== undefined && typeof e.value !== "string") fail(`${f}.value`, "must be a string");
+    const out: EnvSpec = { name: e.name, value: (e.value as string | undefined) ?? "" };
+    if (e.secret === true) out.secret = true;
+    return out;
+  });
+}
+
+export function normalizeLifecycle(raw: unknown): LifecycleSpec | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) fail("spec.lifecycle", "must be an object");
+  const out: LifecycleSpec = {};
+  if (raw.expirationPolicies !== undefined && raw.expirationPolicies !== null) {
+    if (!Array.isArray(raw.expirationPolicies)) fail("spec.lifecycle.expirationPolicies", "must be an array");
+    out.expirationPolicies = raw.expirationPolicies.map((p, i) => {
+      const f = `spec.lifecycle.expirationPolicies[${i}]`;
+      if (!isObj(p)) fail(f, "must be an object {type, value, action}");
+      const type = p.type as ExpirationPolicy["type"];
+      if (!EXPIRATION_TYPES.includes(type)) fail(`${f}.type`, `must be one of ${EXPIRATION_TYPES.join(", ")} (got ${JSON.stringify(p.type)})`);
+      if (typeof p.value !== "string") fail(`${f}.value`, "must be a string");
+      if (type === "date") {
+        if (Number.isNaN(Date.parse(p.value))) fail(`${f}.value`, `must be an ISO-8601 date (got ${JSON.stringify(p.value)})`);
+      } else {
+        parseDuration(p.value, `${f}.value`);
+      }
+      const action = p.action ?? "delete";
+      if (action !== "delete") fail(`${f}.action`, `must be "delete" (got ${JSON.stringify(p.action)})`);
+      return { type, value: p.value, action: "delete" as const };
+    });
+  }
+  if (raw.terminatedRetention !== undefined && raw.terminatedRetention !== null) {
+    if (typeof raw.terminatedRetention !== "string") fail("spec.lifecycle.terminatedRetention", "must be a duration string");
+    parseDuration(raw.terminatedRetention, "spec.lifecycle.terminatedRetention");
+    out.terminatedRetention = raw.terminatedRetention;
+  }
+  return out;
+}
+
+/** Builds the stored spec from a request body's spec, filling defaults; throws validation_failed. */
+export function normalizeSpec(raw: unknown): SandboxSpecDoc {
+  const spec = raw === undefined || raw === null ? {} : raw;
+  if (!isObj(spec)) fail("spec", "must be an object");
+  const rt = spec.runtime === undefined || spec.runtime === null ? {} : spec.runtime;
+  if (!isObj(rt)) fail("spec.runtime", "must be an object");
+
+  const image = rt.image === undefined || rt.image === null || rt.image === "" ? DEFAULT_IMAGE : rt.image;
+  if (typeof image !== "string" || image.length > 512) fail("spec.runtime.image", "must be an image reference string");
+  const memory = rt.memory === undefined || rt.memory === null || rt.memory === 0 ? DEFAULT_MEMORY_MB : rt.memory;
+  if (typeof memory !== "number" || !Number.isInteger(memory) || memory < MIN_MEMORY_MB || memory > MAX_MEMORY_MB) {
+    fail("spec.runtime.memory", `must be an integer number of MB between ${MIN_MEMORY_MB} and ${MAX_MEMORY_MB} (got ${JSON.stringify(rt.memory)})`);
+  }
+
+  const runtime: RuntimeSpec = { image, memory };
+  const ports = normalizePorts(rt.ports);
+  if (ports?.length) runtime.ports = ports;
+  const envs = normalizeEnvs(rt.envs);
+  if (envs?.length) runtime.envs = envs;
+  if (rt.ttl !== undefined && rt.ttl !== null && rt.ttl !== "") {
+    if (typeof rt.ttl !== "string") fail("spec.runtime.ttl", "must be a duration string such as \"1h\"");
+    parseDuration(rt.ttl, "spec.runtime.ttl");
+    runtime.ttl = rt.ttl;
+  }
+  if (rt.expires !== undefined && rt.expires !== null && rt.expires !== "") {
+    if (typeof rt.expires !== "string" || Number.isNaN(Date.parse(rt.expires))) fail("spec.runtime.expires", `must be an ISO-8601 date (got ${JSON.stringify(rt.expires)})`);
+    runtime.expires = new Date(rt.expires).toISOString();
+  }
+  if (typeof rt.generation === "string") runtime.generation = rt.generation;
+  if (typeof rt.snapshotEnabled === "boolean") runtime.snapshotEnabled = rt.snapshotEnabled;
+  if (isObj(rt.extraArgs)) runtime.extraArgs = Object.fromEntries(Object.entries(rt.extraArgs).map(([k, v]) => [k, String(v)]));
+  if (typeof rt.terminationGracePeriodSeconds === "number") runtime.terminationGracePeriodSeconds = rt.terminationGracePeriodSeconds;
+  if (rt.runtimeClass !== undefined && rt.runtimeClass !== null) {
+    if (rt.runtimeClass !== "default" && rt.runtimeClass !== "gvisor") fail("spec.runtime.runtimeClass", `must be "default" or "gvisor" (got ${JSON.stringify(rt.runtimeClass)})`);
+    runtime.runtimeClass = rt.runtimeClass;
+  }
+
+  const out: SandboxSpecDoc = { enabled: spec.enabled === false ? false : true, runtime };
+  if (typeof spec.region === "string" && spec.region) out.region = spec.region;
+  if (typeof spec.vpc === "string" && spec.vpc) out.vpc = spec.vpc;
+  const lifecycle = normalizeLifecycle(spec.lifecycle);
+  if (lifecycle) out.lifecycle = lifecycle;
+  if (spec.network !== undefined && spec.network !== null) {
+    if (!isObj(spec.network)) fail("spec.network", "must be an object");
+    out.network = spec.network;
+  }
+  if (spec.volumes !== undefined && spec.volumes !== null) {
+    if (!Array.isArray(spec.volumes)) fail("spec.volumes", "must be an array");
+    if (spec.volumes.length) out.volumes = spec.volumes;
+  }
+  return out;
+}
+
+/**
+ * When the sandbox must be deleted by its TTL, `expires` and lifecycle policies (whichever comes
+ * first), given its creation and last-use times. Null when nothing expires it.
+ */
+export function computeExpiry(spec: SandboxSpecDoc, createdAt: string, lastUsedAt: string): Date | null {
+  const created = Date.parse(createdAt);
+  const candidates: number[] = [];
+  if (spec.runtime.ttl) candidates.push(created + parseDuration(spec.runtime.ttl));
+  if (spec.runtime.expires) candidates.push(Date.parse(spec.runtime.expires));
+  for (const p of spec.lifecycle?.expirationPolicies ?? []) {
+    if (p.type === "date") candidates.push(Date.parse(p.value));
+    else if (p.type === "ttl-max-age") candidates.push(created + parseDuration(p.value));
+    else candidates.push(Date.parse(lastUsedAt) + parseDuration(p.value));
+  }
+  return candidates.length ? new Date(Math.min(...candidates)) : null;
+}
