@@ -1,1 +1,2 @@
-export {};
+export * from "./edge.js";
+export * from "./proxy.js";

@@ -1,1 +1,4 @@
-export {};
+export * from "./app.js";
+export * from "./config.js";
+export * from "./bootstrap.js";
+export { VERSION } from "./version.js";

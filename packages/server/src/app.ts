@@ -1,0 +1,161 @@
+// Composition root: builds every plane of one `hangar serve` process and wires them together.
+
+import { mkdirSync } from "node:fs";
+import { type Server, createServer } from "node:http";
+import { join } from "node:path";
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { type Logger, createLogger } from "@hangar/common";
+import {
+  ApiKeyService,
+  AuthService,
+  type NodeSandboxSpec,
+  SandboxService,
+  WorkspaceService,
+  controlPlanePlugin,
+} from "@hangar/control-plane";
+import { Edge, sandboxPathPrefix } from "@hangar/edge";
+import { LocalNode } from "@hangar/node";
+import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
+import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
+import { bootstrap } from "./bootstrap.js";
+import type { HangarConfig } from "./config.js";
+import { createDriver } from "./driver.js";
+import { installProblemHandling, installValidation } from "./http.js";
+import { VERSION } from "./version.js";
+
+export interface Hangar {
+  readonly config: HangarConfig;
+  readonly app: FastifyInstance;
+  readonly server: Server;
+  readonly store: Store;
+  readonly node: LocalNode<SandboxServices>;
+  readonly logger: Logger;
+  /** The admin key if this start created it (shown once). */
+  readonly createdAdminKey: string | null;
+  readonly adminKeyFile: string;
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops serving; sandboxes keep running and are adopted by the next start. */
+  close(): Promise<void>;
+}
+
+export async function createHangar(config: HangarConfig, logger: Logger = createLogger(config.logLevel)): Promise<Hangar> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const startedAt = Date.now();
+  const store = await openSqliteStore(config.dataDir);
+  const secrets = SecretBox.open(config.dataDir);
+
+  const driver = await createDriver(config, logger);
+  await driver.preflight();
+  const sandboxApi = createSandboxApi({ logger });
+  const node = new LocalNode<SandboxServices>({
+    driver,
+    logger,
+    createServices: (handle, spec) =>
+      new SandboxServices({
+        id: spec.id,
+        name: spec.name,
+        agent: handle.agent,
+        image: handle.image,
+        env: handle.env,
+        logDir: join(config.dataDir, "logs", spec.id),
+        logger: logger.child({ sandbox: spec.name }),
+      }),
+  });
+
+  const auth = new AuthService(store);
+  const apiKeys = new ApiKeyService(store);
+  const workspaces = new WorkspaceService(store);
+  const sandboxes = new SandboxService({ store, node, secrets, logger });
+  const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
+
+  const edge = new Edge({ auth, sandboxes, node, api: sandboxApi, logger });
+  let server!: Server;
+  const app = Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    bodyLimit: config.bodyLimit,
+    // The edge sees every request first; what it does not route goes to Fastify.
+    serverFactory: (handler) => {
+      server = createServer((req, res) => {
+        if (!edge.handle(req, res)) handler(req, res);
+      });
+      server.on("upgrade", (req, socket, head) => {
+        if (!edge.handleUpgrade(req, socket, head)) socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      });
+      return server;
+    },
+  });
+  installValidation(app);
+  installProblemHandling(app, logger);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: "Hangar", version: VERSION, description: "Self-hostable agent infrastructure; speaks Blaxel's public API." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const baseUrl = (req: FastifyRequest) => config.publicUrl ?? `${req.protocol}://${req.headers.host ?? `${config.host}:${config.port}`}`;
+  await app.register(controlPlanePlugin, {
+    prefix: "/v0",
+    store,
+    auth,
+    apiKeys,
+    workspaces,
+    sandboxes,
+    node,
+    sandboxUrl: (req, ws, name) => `${baseUrl(req)}${sandboxPathPrefix(ws, name)}`,
+  });
+
+  app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
+    status: "ok",
+    version: VERSION,
+    runtime: driver.name,
+    isolated: driver.capabilities.isolated,
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+  }));
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  // Re-adopt the sandboxes this node held before a restart or crash.
+  const wsNames = new Map((await store.workspaces.list()).map((w) => [w.id, w]));
+  const records = await store.sandboxes.listAll();
+  const adoptable: NodeSandboxSpec[] = [];
+  for (const rec of records) {
+    const ws = wsNames.get(rec.workspaceId);
+    if (!ws) continue;
+    if (rec.status === "DEPLOYED") adoptable.push(sandboxes.nodeSpec(rec, ws));
+    else if (rec.status === "DELETING") void sandboxes.purge(rec).catch((e) => logger.error({ err: e }, "resuming deletion failed"));
+    else if (rec.status === "DEPLOYING") {
+      // The server died mid-creation: the half-made sandbox is removed and marked failed.
+      await node.destroy(rec.id).catch(() => undefined);
+      await store.sandboxes.update(rec.id, { status: "FAILED", events: [...rec.events, { type: "deployment", status: "FAILED", message: "server restarted during creation", time: new Date().toISOString() }] });
+    }
+  }
+  const adoption = await node.adoptAll(adoptable);
+  if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
+
+  await app.ready();
+
+  return {
+    config,
+    app,
+    server,
+    store,
+    node,
+    logger,
+    createdAdminKey: boot.createdKey,
+    adminKeyFile: boot.keyFile,
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      const addr = server.address();
+      return typeof addr === "object" && addr ? addr.port : config.port;
+    },
+    async close() {
+      await app.close();
+      await node.close();
+      await store.close();
+    },
+  };
+}

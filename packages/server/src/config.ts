@@ -1,0 +1,42 @@
+// Configuration of `hangar serve`: flags, then HANGAR_* environment variables, then defaults.
+
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export interface HangarConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  imageDir: string;
+  logLevel: string;
+  /** Public base URL (scheme://host:port) for URLs handed to clients; default: the request's Host. */
+  publicUrl: string | undefined;
+  /** API key to create on first start instead of a random one (HANGAR_BOOTSTRAP_API_KEY). */
+  bootstrapApiKey: string | undefined;
+  /** Sandbox runtime: "linux" (isolated, default) or "unisolated-host" (development only). */
+  runtime: string;
+  /** Largest request body accepted by the control plane, in bytes. */
+  bodyLimit: number;
+}
+
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? "/var/lib/hangar" : join(homedir(), ".local", "share", "hangar");
+}
+
+export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | number | undefined>> = {}, env: NodeJS.ProcessEnv = process.env): HangarConfig {
+  const pick = (flag: string | number | undefined, envName: string): string | undefined => (flag !== undefined && flag !== "" ? String(flag) : env[envName] || undefined);
+  const port = Number(pick(flags.port, "HANGAR_PORT") ?? 8585);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`invalid port: ${String(flags.port ?? env.HANGAR_PORT)}`);
+  const dataDir = resolve(pick(flags.dataDir, "HANGAR_DATA_DIR") ?? defaultDataDir());
+  return {
+    port,
+    host: pick(flags.host, "HANGAR_HOST") ?? "127.0.0.1",
+    dataDir,
+    imageDir: resolve(pick(flags.imageDir, "HANGAR_IMAGE_DIR") ?? join(dataDir, "images")),
+    logLevel: pick(flags.logLevel, "HANGAR_LOG_LEVEL") ?? "info",
+    publicUrl: pick(flags.publicUrl, "HANGAR_PUBLIC_URL")?.replace(/\/+$/, ""),
+    bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
+    runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
+    bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
+  };
+}

@@ -1,0 +1,16 @@
+// Chooses the sandbox runtime of this node.
+
+import { join } from "node:path";
+import type { Logger } from "@hangar/common";
+import { LinuxDriver, LocalImageStore, type SandboxDriver } from "@hangar/runtime";
+import type { HangarConfig } from "./config.js";
+
+export async function createDriver(config: HangarConfig, logger: Logger): Promise<SandboxDriver> {
+  const images = new LocalImageStore({ dir: config.imageDir, logger: logger.child({ component: "images" }) });
+  switch (config.runtime) {
+    case "linux":
+      return new LinuxDriver({ stateDir: join(config.dataDir, "runtime"), images, logger: logger.child({ component: "runtime" }) });
+    default:
+      throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; use "linux"`);
+  }
+}

@@ -1,0 +1,126 @@
+// Starts a real `hangar serve` process for end-to-end tests and points clients at it.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+export const CLI = join(REPO, "packages/cli/dist/main.js");
+/** Shared image cache so the base image is built once per machine. */
+export const IMAGE_DIR = process.env.HANGAR_IMAGE_DIR ?? "/var/cache/hangar/images";
+
+export interface RunningHangar {
+  url: string;
+  port: number;
+  apiKey: string;
+  dataDir: string;
+  proc: ChildProcess;
+  /** Everything the server printed. */
+  output(): string;
+  /** Graceful stop (SIGTERM). */
+  stop(): Promise<void>;
+  /** SIGKILL, as a crash. */
+  kill9(): Promise<void>;
+  /** Starts a new server process on the same data dir and port. */
+  restart(): Promise<RunningHangar>;
+  /** Stops the server, deletes every sandbox it holds and removes the data dir. */
+  dispose(): Promise<void>;
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  port?: number;
+  apiKey?: string;
+  env?: Record<string, string>;
+}
+
+export async function startHangar(opts: StartOptions = {}): Promise<RunningHangar> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "hangar-e2e-"));
+  const apiKey = opts.apiKey ?? `hgr_test_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+  const proc = spawn(process.execPath, [CLI, "serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, "--log-level", "info"], {
+    env: { ...process.env, HANGAR_BOOTSTRAP_API_KEY: apiKey, HANGAR_IMAGE_DIR: IMAGE_DIR, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+
+  const port = await new Promise<number>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`hangar did not start in time:\n${out}`)), 120_000);
+    const check = () => {
+      const m = /"msg":"hangar is serving"/.test(out) ? /"url":"http:\/\/[^:]+:(\d+)"/.exec(out) : null;
+      if (m) {
+        clearTimeout(timer);
+        res(Number(m[1]));
+      }
+    };
+    proc.stdout!.on("data", check);
+    proc.on("exit", (code) => {
+      clearTimeout(timer);
+      rej(new Error(`hangar exited with ${code} before serving:\n${out}`));
+    });
+  });
+
+  const exited = new Promise<void>((r) => proc.on("exit", () => r()));
+  const h: RunningHangar = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    apiKey,
+    dataDir,
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+      await exited;
+    },
+    async kill9() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await exited;
+    },
+    restart: () => startHangar({ ...opts, dataDir, port, apiKey }),
+    async dispose() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        await deleteAllSandboxes(h).catch(() => undefined);
+        await h.stop();
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** Calls the control plane with the admin key. */
+export async function api(h: Pick<RunningHangar, "url" | "apiKey">, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${h.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${h.apiKey}`, "x-blaxel-workspace": "default", "blaxel-version": "2026-04-28", ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+async function deleteAllSandboxes(h: RunningHangar): Promise<void> {
+  const res = await api(h, "GET", "/v0/sandboxes?limit=200");
+  const page = (await res.json()) as { data: { metadata: { name: string } }[] };
+  await Promise.all(page.data.map((s) => api(h, "DELETE", `/v0/sandboxes/${s.metadata.name}`)));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const left = (await (await api(h, "GET", "/v0/sandboxes?limit=1")).json()) as { data: unknown[] };
+    if (left.data.length === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Points the unmodified @blaxel/core at this server (blaxel-wire.md §2.6). Call before importing it. */
+export function useSdkAgainst(h: Pick<RunningHangar, "url" | "apiKey">, workspace = "default"): void {
+  Object.assign(process.env, {
+    BL_API_URL: `${h.url}/v0`,
+    BL_RUN_URL: `${h.url}/run`,
+    BL_WORKSPACE: workspace,
+    BL_API_KEY: h.apiKey,
+    BL_DISABLE_H2: "true",
+    BL_ENV: "local",
+    DO_NOT_TRACK: "1",
+  });
+  delete process.env.BL_REGION;
+}

@@ -1,0 +1,52 @@
+// An operator restarts Hangar, gracefully or with kill -9: no record is lost and running
+// sandboxes are found again with their files and processes.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningHangar, api, startHangar } from "./harness.js";
+
+let h: RunningHangar;
+
+beforeAll(async () => {
+  h = await startHangar();
+});
+
+afterAll(async () => {
+  await h?.dispose();
+});
+
+async function exec(h: RunningHangar, name: string, command: string): Promise<{ stdout: string; exitCode: number }> {
+  const res = await api(h, "POST", `/run/default/sandboxes/${name}/process`, { command, waitForCompletion: true });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { stdout: string; exitCode: number };
+}
+
+describe("restart and crash", () => {
+  it("keeps every record and re-adopts running sandboxes after kill -9", async () => {
+    const names = ["keep-1", "keep-2", "keep-3"];
+    for (const name of names) {
+      expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name, labels: { n: name } }, spec: { runtime: { memory: 256 } } })).status).toBe(200);
+      await exec(h, name, `echo ${name} > /tmp/who`);
+      const bg = await api(h, "POST", `/run/default/sandboxes/${name}/process`, { command: "sleep 3600", name: "long" });
+      expect(bg.status).toBe(200);
+    }
+    await h.kill9();
+    h = await h.restart();
+    const list = (await (await api(h, "GET", "/v0/sandboxes?sort=name:asc")).json()) as { data: { metadata: { name: string; labels: Record<string, string> }; status: string }[] };
+    expect(list.data.map((s) => s.metadata.name)).toEqual(names);
+    for (const s of list.data) {
+      expect(s.status).toBe("DEPLOYED");
+      expect(s.metadata.labels.n).toBe(s.metadata.name);
+      expect((await exec(h, s.metadata.name, "cat /tmp/who")).stdout).toBe(`${s.metadata.name}\n`);
+      const p = (await (await api(h, "GET", `/run/default/sandboxes/${s.metadata.name}/process/long`)).json()) as { status: string };
+      expect(p.status).toBe("running");
+    }
+  });
+
+  it("keeps the bootstrap key and created keys across a graceful restart", async () => {
+    const k = (await (await api(h, "POST", "/v0/api-keys", { name: "survivor" })).json()) as { apiKey: string };
+    await h.stop();
+    h = await h.restart();
+    const res = await fetch(`${h.url}/v0/sandboxes`, { headers: { authorization: `Bearer ${k.apiKey}`, "x-blaxel-workspace": "default" } });
+    expect(res.status).toBe(200);
+  });
+});
