@@ -74,6 +74,10 @@ export interface AgentInfo {
   /** PID of the agent in the sandbox (1 when it is init). */
   pid: number;
   hostname: string;
+  /** Wire protocol version the agent speaks. */
+  protocol?: number;
+  /** Random id chosen when the agent started (16 hex digits); the same after reconnects and CRIU restore. */
+  instance?: string;
 }
 
 /** Errors from the agent carry the errno name of the failed syscall. */
@@ -86,8 +90,11 @@ export interface AgentClientEvents {
   output: [id: number, stream: 1 | 2, data: Buffer];
   exit: [id: number, info: ExitInfo];
   watch: [watchId: number, event: WatchEvent];
-  /** The agent (re)connected. */
-  connect: [info: AgentInfo];
+  /**
+   * The agent (re)connected. `processes` is the agent's process table at that moment; output
+   * buffered while no host was connected is emitted as `output`/`exit` events right after this.
+   */
+  connect: [info: AgentInfo, processes: AgentProcess[]];
   disconnect: [];
 }
 
@@ -103,8 +110,8 @@ export interface AgentClient extends EventEmitter {
 
   // processes
   spawn(opts: SpawnOptions): Promise<{ id: number; pid: number }>;
-  /** Signal the process group of process `id` (or only the process when group is false). */
-  signal(id: number, signal: number, group?: boolean): Promise<void>;
+  /** Signal the process group of process `id` (or only the process when group is false). Default group: true. */
+  signal(id: number, signal: number | NodeJS.Signals, group?: boolean): Promise<void>;
   writeStdin(id: number, data: Buffer): Promise<void>;
   closeStdin(id: number): Promise<void>;
   resize(id: number, cols: number, rows: number): Promise<void>;
@@ -135,8 +142,13 @@ export interface AgentClient extends EventEmitter {
   watch(path: string, opts?: { recursive?: boolean }): Promise<number>;
   unwatch(watchId: number): Promise<void>;
 
-  /** Ask the agent to drop this connection and stay quiet until signalled (before a checkpoint). */
-  detach(): Promise<void>;
+  /**
+   * Ask the agent to drop this connection and stay quiet until signalled with SIGUSR1 or until
+   * quietMs (default 10 s) pass (before a checkpoint). Resolves once the connection is closed.
+   */
+  detach(quietMs?: number): Promise<void>;
+  /** One empty round trip to the agent. */
+  ping(): Promise<void>;
   /** Stops listening and drops the connection. */
   close(): Promise<void>;
 }

@@ -1,0 +1,7 @@
+import { fileURLToPath } from "node:url";
+
+/** Absolute path of the static agent binary built by `npm run build -w @hangar/sandbox-agent`. */
+export function agentBinaryPath(): string {
+  // src/ and dist/ both sit one level below the package root, next to build/.
+  return fileURLToPath(new URL("../build/hangar-agent", import.meta.url));
+}
