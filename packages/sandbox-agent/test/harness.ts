@@ -38,8 +38,10 @@ export interface AgentHarness {
   /** Socket path as seen by the host. */
   hostSock: string;
   stderr: () => string;
-  /** Closes the client (the agent starts reconnecting) and listens again at the same path. */
-  relisten(opts?: ListenOptions): Promise<AgentSocketClient>;
+  /** Closes the client and removes the socket: the agent keeps trying to reconnect. */
+  disconnect(): Promise<void>;
+  /** Listens again at the same path with a new client (which `client` then returns). */
+  listen(opts?: ListenOptions): Promise<AgentSocketClient>;
   stop(): Promise<void>;
 }
 
@@ -85,7 +87,10 @@ export async function startAgent(o: StartOptions = {}): Promise<AgentHarness> {
     dir,
     hostSock,
     stderr: () => err,
-    async relisten(opts?: ListenOptions) {
+    async disconnect() {
+      await client.close();
+    },
+    async listen(opts?: ListenOptions) {
       await client.close();
       client = await listenForAgent(hostSock, opts);
       return client;
