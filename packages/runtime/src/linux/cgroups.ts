@@ -1,0 +1,165 @@
+// cgroup v1 access: preflight of the controller mounts, stats, the freezer, leftover removal.
+// crun creates and limits the per-sandbox cgroups; the node reads and freezes them directly.
+
+import { promises as fs } from "node:fs";
+import { HangarError } from "@hangar/common";
+import { run, sleep } from "./proc.js";
+
+export const CGROUP_ROOT = "/sys/fs/cgroup";
+/** The v1 controllers a sandbox needs (crun places the container in every mounted hierarchy). */
+export const REQUIRED_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"] as const;
+const OPTIONAL_CONTROLLERS = ["cpuset", "blkio"] as const;
+
+export type CgroupMode = "v1" | "v2" | "none";
+
+async function fsType(path: string): Promise<string | null> {
+  const mounts = await fs.readFile("/proc/self/mountinfo", "utf8");
+  let type: string | null = null;
+  for (const line of mounts.split("\n")) {
+    const [pre, post] = line.split(" - ");
+    if (!pre || !post) continue;
+    if (pre.split(" ")[4] === path) type = post.split(" ")[0] ?? null; // last mount wins
+  }
+  return type;
+}
+
+/** Which cgroup layout the host has at /sys/fs/cgroup. */
+export async function cgroupMode(): Promise<CgroupMode> {
+  const t = await fsType(CGROUP_ROOT);
+  if (t === "cgroup2") return "v2";
+  if (t === "tmpfs") return "v1";
+  return "none";
+}
+
+/**
+ * Makes sure the v1 hierarchies exist: mounts a tmpfs at /sys/fs/cgroup and each missing
+ * controller (crun fails without them). Throws on a pure cgroup v2 host (not supported yet).
+ */
+export async function ensureCgroupsV1(): Promise<void> {
+  let mode = await cgroupMode();
+  if (mode === "v2") {
+    throw new HangarError("not_configured", "the linux driver needs cgroup v1 controllers; this host runs pure cgroup v2");
+  }
+  if (mode === "none") {
+    await run("mount", ["-t", "tmpfs", "-o", "mode=755", "cgroup", CGROUP_ROOT]);
+    mode = "v1";
+  }
+  const available = new Set(
+    (await fs.readFile("/proc/cgroups", "utf8"))
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => l.split("\t"))
+      .filter((f) => f[3] === "1")
+      .map((f) => f[0]),
+  );
+  for (const c of [...REQUIRED_CONTROLLERS, ...OPTIONAL_CONTROLLERS]) {
+    const dir = `${CGROUP_ROOT}/${c}`;
+    if ((await fsType(dir)) === "cgroup") continue;
+    if (!available.has(c)) {
+      if ((REQUIRED_CONTROLLERS as readonly string[]).includes(c)) {
+        throw new HangarError("not_configured", `cgroup v1 controller ${c} is not available in this kernel`);
+      }
+      continue;
+    }
+    await fs.mkdir(dir, { recursive: true });
+    await run("mount", ["-t", "cgroup", "-o", c, "cgroup", dir]);
+  }
+}
+
+/** Directory of a sandbox's cgroup in one controller. `path` is the OCI cgroupsPath ("/hangar/<id>"). */
+export function cgDir(controller: string, path: string): string {
+  return `${CGROUP_ROOT}/${controller}${path}`;
+}
+
+async function readNum(file: string): Promise<number> {
+  return Number((await fs.readFile(file, "utf8")).trim());
+}
+
+export interface CgroupStats {
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  cpuNanos: number;
+  pids: number;
+}
+
+export async function readStats(path: string): Promise<CgroupStats> {
+  const [usage, limit, cpu, pids] = await Promise.all([
+    readNum(`${cgDir("memory", path)}/memory.usage_in_bytes`),
+    readNum(`${cgDir("memory", path)}/memory.limit_in_bytes`),
+    readNum(`${cgDir("cpuacct", path)}/cpuacct.usage`),
+    readNum(`${cgDir("pids", path)}/pids.current`),
+  ]);
+  return { memoryBytes: usage, memoryLimitBytes: limit, cpuNanos: cpu, pids };
+}
+
+export async function freezerState(path: string): Promise<string> {
+  return (await fs.readFile(`${cgDir("freezer", path)}/freezer.state`, "utf8")).trim();
+}
+
+/** Freezes every task of the cgroup; resolves once the kernel reports FROZEN. */
+export async function freeze(path: string, timeoutMs = 5000): Promise<void> {
+  const file = `${cgDir("freezer", path)}/freezer.state`;
+  await fs.writeFile(file, "FROZEN");
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 0; ; delay = Math.min(delay + 1, 10)) {
+    if ((await fs.readFile(file, "utf8")).trim() === "FROZEN") return;
+    if (Date.now() > deadline) {
+      await fs.writeFile(file, "THAWED").catch(() => {});
+      throw new HangarError("runtime_failed", `freezing ${path} timed out`);
+    }
+    await sleep(delay);
+  }
+}
+
+export async function thaw(path: string): Promise<void> {
+  await fs.writeFile(`${cgDir("freezer", path)}/freezer.state`, "THAWED");
+}
+
+/** Every controller hierarchy mounted under /sys/fs/cgroup (including named ones like name=systemd). */
+export async function mountedHierarchies(): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(CGROUP_ROOT, { withFileTypes: true })) {
+    if (!e.isDirectory() || e.name === "unified") continue;
+    if ((await fsType(`${CGROUP_ROOT}/${e.name}`)) === "cgroup") out.push(e.name);
+  }
+  return out;
+}
+
+/** Pids of every task still in the sandbox's cgroup (pids controller). */
+export async function cgroupPids(path: string): Promise<number[]> {
+  try {
+    const txt = await fs.readFile(`${cgDir("pids", path)}/cgroup.procs`, "utf8");
+    return txt.split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Removes a sandbox's cgroup directories in every hierarchy (children first); ignores missing ones. */
+export async function removeCgroup(path: string, hierarchies: string[]): Promise<void> {
+  for (const h of hierarchies) {
+    const dir = cgDir(h, path);
+    await rmdirTree(dir);
+  }
+}
+
+async function rmdirTree(dir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) await rmdirTree(`${dir}/${e.name}`);
+  for (let i = 0; ; i++) {
+    try {
+      await fs.rmdir(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY" || i >= 50) throw e;
+      await sleep(10);
+    }
+  }
+}

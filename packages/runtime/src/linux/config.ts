@@ -1,0 +1,187 @@
+// Builds the OCI runtime config (config.json) of a sandbox in-process.
+
+import { seccompProfile } from "./seccomp.js";
+
+/** Where the agent and its socket directory appear inside every sandbox. */
+export const AGENT_PATH = "/.hangar/bin/hangar-agent";
+export const AGENT_RUN_DIR = "/.hangar/run";
+
+/** Docker's default capability set minus NET_RAW, MKNOD and AUDIT_WRITE. */
+export const CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+];
+
+/** Docker's masked and read-only /proc and /sys paths. */
+export const MASKED_PATHS = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/proc/interrupts",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+  "/sys/kernel/debug",
+  "/sys/kernel/security",
+];
+export const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+export interface UserNsMapping {
+  /** First host uid/gid of the shared range mapped to 0 inside. */
+  hostId: number;
+  size: number;
+}
+
+export interface SandboxConfigInput {
+  hostname: string;
+  /** Rootfs mount point (the overlay). */
+  rootfs: string;
+  /** argv of PID 1 (the agent). */
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Host path of the static agent binary. */
+  agentBinary: string;
+  /** Host dir bind-mounted read-only at /.hangar/run (holds agent.sock). */
+  agentRunDir: string;
+  /** Host files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf. */
+  etcDir: string;
+  /** Network namespace file the sandbox joins. */
+  netnsPath: string | null;
+  /** OCI cgroupsPath, e.g. "/hangar/<id>". */
+  cgroupsPath: string;
+  memoryMb: number;
+  /** Host CPUs: the CPU quota never exceeds them. */
+  hostCpus: number;
+  pidsLimit: number;
+  /** Hard limits of the host (root lacks CAP_SYS_RESOURCE: rlimits must stay within them). */
+  nofile: number;
+  nproc: number;
+  /** Shared user-namespace range, or null to run without a user namespace. */
+  userns: UserNsMapping | null;
+  /** Mount the sandbox's own cgroup hierarchies read-only at /sys/fs/cgroup. */
+  cgroupMount: boolean;
+}
+
+/** CPU quota in microseconds per 100 ms period: memory/2048 vCPU, at least 1/4 vCPU, at most the host. */
+export function cpuQuota(memoryMb: number, hostCpus: number): { quota: number; period: number; shares: number } {
+  const period = 100_000;
+  const vcpu = Math.min(Math.max(memoryMb / 2048, 0.25), hostCpus);
+  return { quota: Math.round(vcpu * period), period, shares: Math.max(2, Math.round(vcpu * 1024)) };
+}
+
+export function buildConfig(c: SandboxConfigInput): object {
+  const mem = c.memoryMb * 1024 * 1024;
+  const cpu = cpuQuota(c.memoryMb, c.hostCpus);
+  const env = Object.entries(c.env).map(([k, v]) => `${k}=${v}`);
+  const namespaces: Array<{ type: string; path?: string }> = [
+    { type: "pid" },
+    { type: "ipc" },
+    { type: "uts" },
+    { type: "mount" },
+    c.netnsPath ? { type: "network", path: c.netnsPath } : { type: "network" },
+  ];
+  if (c.userns) namespaces.push({ type: "user" });
+  const mounts: object[] = [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...(c.userns ? [] : ["gid=5"])],
+    },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+    ...(c.cgroupMount
+      ? [{ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] }]
+      : []),
+    { destination: AGENT_PATH, type: "bind", source: c.agentBinary, options: ["bind", "ro", "nosuid", "nodev"] },
+    { destination: AGENT_RUN_DIR, type: "bind", source: c.agentRunDir, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    { destination: "/etc/hostname", type: "bind", source: `${c.etcDir}/hostname`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    { destination: "/etc/hosts", type: "bind", source: `${c.etcDir}/hosts`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    { destination: "/etc/resolv.conf", type: "bind", source: `${c.etcDir}/resolv.conf`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+  ];
+  const linux: Record<string, unknown> = {
+    namespaces,
+    cgroupsPath: c.cgroupsPath,
+    rootfsPropagation: "private",
+    resources: {
+      devices: [
+        { allow: false, access: "rwm" },
+        { allow: true, type: "c", major: 1, minor: 3, access: "rwm" }, // null
+        { allow: true, type: "c", major: 1, minor: 5, access: "rwm" }, // zero
+        { allow: true, type: "c", major: 1, minor: 7, access: "rwm" }, // full
+        { allow: true, type: "c", major: 1, minor: 8, access: "rwm" }, // random
+        { allow: true, type: "c", major: 1, minor: 9, access: "rwm" }, // urandom
+        { allow: true, type: "c", major: 5, minor: 0, access: "rwm" }, // tty
+        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" }, // ptmx
+        { allow: true, type: "c", major: 136, access: "rwm" }, // pts
+      ],
+      memory: { limit: mem, swap: mem, swappiness: 0, disableOOMKiller: false },
+      cpu: { shares: cpu.shares, quota: cpu.quota, period: cpu.period },
+      pids: { limit: c.pidsLimit },
+    },
+    maskedPaths: MASKED_PATHS,
+    readonlyPaths: READONLY_PATHS,
+    seccomp: seccompProfile(),
+    // a pre-built netns got these from the network pool (a user namespace may not write them)
+    ...(c.netnsPath
+      ? {}
+      : {
+          sysctl: {
+            // IPv4 only inside; unprivileged ICMP sockets so ping works without NET_RAW.
+            "net.ipv6.conf.all.disable_ipv6": "1",
+            "net.ipv6.conf.default.disable_ipv6": "1",
+            "net.ipv4.ping_group_range": c.userns ? `0 ${c.userns.size - 1}` : "0 2147483647",
+            "net.ipv4.ip_unprivileged_port_start": "0",
+          },
+        }),
+  };
+  if (c.userns) {
+    const map = [{ containerID: 0, hostID: c.userns.hostId, size: c.userns.size }];
+    linux.uidMappings = map;
+    linux.gidMappings = map;
+  }
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: c.args,
+      env,
+      cwd: c.cwd,
+      capabilities: {
+        bounding: CAPABILITIES,
+        effective: CAPABILITIES,
+        permitted: CAPABILITIES,
+        inheritable: [],
+      },
+      rlimits: [
+        { type: "RLIMIT_NOFILE", hard: c.nofile, soft: c.nofile },
+        { type: "RLIMIT_NPROC", hard: c.nproc, soft: c.nproc },
+      ],
+      noNewPrivileges: true,
+      oomScoreAdj: 500,
+    },
+    root: { path: c.rootfs, readonly: false },
+    hostname: c.hostname,
+    mounts,
+    linux,
+  };
+}

@@ -1,0 +1,200 @@
+// Lifecycle of the linux driver against the real kernel (root, crun, cgroup v1).
+
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { existsSync, promises as fs } from "node:fs";
+import { connect } from "node:net";
+import { lookup } from "node:dns/promises";
+import { LinuxDriver } from "./driver.js";
+import { CAPABILITIES } from "./config.js";
+import { linuxDriverAvailable, testDriverOptions, freshDriver, spec } from "./testkit.js";
+import { sleep } from "./proc.js";
+
+const opts = testDriverOptions("drv", 1);
+
+/** CapEff bitmask of the sandbox's capability set. */
+function capMask(): bigint {
+  const bits: Record<string, number> = {
+    CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_FOWNER: 3, CAP_FSETID: 4, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7,
+    CAP_SETPCAP: 8, CAP_NET_BIND_SERVICE: 10, CAP_SYS_CHROOT: 18, CAP_SETFCAP: 31,
+  };
+  return CAPABILITIES.reduce((m, c) => m | (1n << BigInt(bits[c]!)), 0n);
+}
+
+describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
+  let d: LinuxDriver;
+
+  beforeAll(async () => {
+    d = await freshDriver(opts);
+  }, 300_000);
+
+  afterAll(async () => {
+    await d?.purge();
+  }, 60_000);
+
+  const sh = async (id: string, script: string, o: { user?: string } = {}) => {
+    const r = await d.execRaw(id, ["sh", "-c", script], o);
+    return r;
+  };
+
+  it("creates a sandbox: hostname, env, agent as PID 1, address, limits, restrictions", async () => {
+    const h = await d.create(spec("d1", { envs: { FOO: "bar baz", HOME: "/override" }, memoryMb: 256 }));
+    expect(h.id).toBe("d1");
+    expect(h.address).toMatch(/^10\.89\.1\.\d+$/);
+    expect(h.env).toMatchObject({ FOO: "bar baz", HOME: "/override", PATH: expect.stringContaining("/usr/bin") });
+    expect(h.image.home).toBe("/root");
+
+    const r = await sh("d1", 'hostname; echo "$FOO"; tr "\\0" " " < /proc/1/cmdline; echo; cat /etc/hostname; grep -c nameserver /etc/resolv.conf');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toBe("sb-d1");
+    expect(lines[1]).toBe("bar baz");
+    expect(lines[2]).toContain("/.hangar/bin/hangar-agent --socket /.hangar/run/agent.sock --api-port 8080 --api-socket /.hangar/run/api.sock");
+    expect(lines[3]).toBe("sb-d1");
+
+    // PID 1 (the agent) is what every process inherits from
+    const st = await sh("d1", "grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/1/status; cat /proc/self/uid_map");
+    expect(st.stdout).toMatch(/NoNewPrivs:\s+1/);
+    expect(st.stdout).toMatch(/Seccomp:\s+2/);
+    const capEff = BigInt("0x" + /CapEff:\s+([0-9a-f]+)/.exec(st.stdout)![1]);
+    expect(capEff).toBe(capMask());
+    expect(st.stdout).toMatch(/^\s*0\s+1000000000\s+65536$/m);
+
+    const lim = await sh(
+      "d1",
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.swappiness; df -k / | tail -1",
+    );
+    const [mem, pids, quota, swappiness, df] = lim.stdout.trim().split("\n");
+    expect(Number(mem)).toBe(256 * 1024 * 1024);
+    expect(Number(pids)).toBe(1024);
+    expect(Number(quota)).toBe(25_000); // 256 MB → 1/8 vCPU, floored at 1/4
+    expect(Number(swappiness)).toBe(0);
+    expect(Number(df!.trim().split(/\s+/)[1])).toBe(128 * 1024); // upper tmpfs = half the memory
+
+    const stats = await d.stats("d1");
+    expect(stats.memoryLimitBytes).toBe(256 * 1024 * 1024);
+    expect(stats.pids).toBeGreaterThanOrEqual(1);
+    expect(stats.cpuNanos).toBeGreaterThan(0);
+    expect(await d.state("d1")).toBe("running");
+    expect(await d.list()).toContain("d1");
+  });
+
+  it("rejects a duplicate id, an unknown image and bad ids before creating anything", async () => {
+    await expect(d.create(spec("d1"))).rejects.toMatchObject({ code: "sandbox_already_exists" });
+    await expect(d.create(spec("d2", { image: "nope/nope:1" }))).rejects.toMatchObject({ code: "invalid_image" });
+    expect(existsSync(`${opts.runDir}/b/d2`)).toBe(false);
+    expect(() => d.create(spec("../x"))).toThrow();
+    expect(await d.state("nope")).toBe("missing");
+  });
+
+  it("restart applies the new env and keeps files", async () => {
+    expect((await sh("d1", "echo kept > /root/file && mkdir -p /data && echo top > /data/x")).code).toBe(0);
+    const pid1 = await d.hostPid("d1");
+    const h = await d.restart("d1", spec("d1", { envs: { FOO: "new" }, memoryMb: 256 }));
+    expect(h.env.FOO).toBe("new");
+    expect(await d.hostPid("d1")).not.toBe(pid1);
+    const r = await sh("d1", 'echo "$FOO"; cat /root/file /data/x');
+    expect(r.stdout).toBe("new\nkept\ntop\n");
+  });
+
+  it("freezes and thaws in milliseconds, keeping processes", async () => {
+    await sh("d1", "nohup sleep 1000 >/dev/null 2>&1 &");
+    await d.freeze("d1");
+    expect(await d.state("d1")).toBe("frozen");
+    await d.thaw("d1");
+    expect(await d.state("d1")).toBe("running");
+    const r = await sh("d1", "for p in /proc/[0-9]*; do cat $p/comm; done | sort | uniq -c");
+    expect(r.stdout).toMatch(/sleep/);
+  });
+
+  it("the host reaches a sandbox port at its address; DNS works inside", async () => {
+    const h = await d.create(spec("d3"));
+    // a TCP echo server inside (perl-base is in every Debian image)
+    void d.execRaw("d3", ["perl", "-MIO::Socket::INET", "-e", 'my $s=IO::Socket::INET->new(LocalPort=>7777,Listen=>5,ReuseAddr=>1) or die; while(my $c=$s->accept){print $c "hello from inside\\n"; close $c}'], { timeoutMs: 60_000 });
+    let got = "";
+    for (let i = 0; i < 100 && !got; i++) {
+      got = await new Promise<string>((resolve) => {
+        const c = connect(7777, h.address);
+        let buf = "";
+        c.on("data", (b) => (buf += b.toString()));
+        c.on("end", () => resolve(buf));
+        c.on("error", () => resolve(""));
+      });
+      if (!got) await sleep(50);
+    }
+    expect(got).toBe("hello from inside\n");
+
+    const hostResolves = await lookup("deb.debian.org").then(() => true, () => false);
+    if (hostResolves) {
+      const r = await sh("d3", "getent hosts deb.debian.org");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/deb\.debian\.org/);
+    }
+  });
+
+  it("adopts sandboxes after a server restart, restarting a dead container with its files", async () => {
+    await sh("d3", "echo survived > /root/mark");
+    // "restart" the server: a new driver instance over the same directories
+    await d.close();
+    const d2 = new LinuxDriver(opts);
+    await d2.preflight();
+    expect((await d2.list()).sort()).toEqual(["d1", "d3"]);
+    const h1 = await d2.adopt(spec("d1", { envs: { FOO: "new" } }));
+    expect(h1?.address).toMatch(/^10\.89\.1\./);
+    expect(await d2.state("d1")).toBe("running");
+
+    // d3's container dies while nobody watches; adopt starts it again with its files
+    const pid = await d2.hostPid("d3");
+    process.kill(pid!, "SIGKILL");
+    for (let i = 0; i < 100 && (await d2.state("d3")) !== "stopped"; i++) await sleep(20);
+    expect(await d2.state("d3")).toBe("stopped");
+    const h3 = await d2.adopt(spec("d3"));
+    expect(h3).not.toBeNull();
+    expect(await d2.state("d3")).toBe("running");
+    expect((await d2.execRaw("d3", ["cat", "/root/mark"])).stdout).toBe("survived\n");
+    expect(await d2.adopt(spec("zzzz"))).toBeNull();
+    d = d2;
+  });
+
+  it("destroy removes every trace", async () => {
+    const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/d3.json`, "utf8")) as { slot: number };
+    const slot = d.network!.slot(rec.slot);
+    const traces = [
+      `${opts.runDir}/b/d3`,
+      `${opts.runDir}/s/d3`,
+      `${opts.runDir}/crun/d3`,
+      `${opts.stateDir}/sandboxes/d3.json`,
+      slot.netnsPath,
+      ...["memory", "pids", "cpu", "freezer", "devices"].map((c) => `/sys/fs/cgroup/${c}/${opts.cgroupParent}/d3`),
+    ];
+    for (const t of traces) expect(existsSync(t), t).toBe(true);
+    await d.destroy("d3");
+    for (const t of traces) expect(existsSync(t), t).toBe(false);
+    const mounts = await fs.readFile("/proc/self/mountinfo", "utf8");
+    expect(mounts).not.toContain(`${opts.runDir}/b/d3`);
+    // the host veth goes away with the netns, asynchronously
+    for (let i = 0; i < 100 && existsSync(`/sys/class/net/${slot.hostIf}`); i++) await sleep(20);
+    expect(existsSync(`/sys/class/net/${slot.hostIf}`)).toBe(false);
+    expect(await d.state("d3")).toBe("missing");
+    await d.destroy("d3"); // idempotent
+  });
+});
+
+describe.skipIf(!linuxDriverAvailable())("LinuxDriver without a user namespace", () => {
+  const o = testDriverOptions("drvu", 2, { userns: false });
+  let d: LinuxDriver;
+  beforeAll(async () => {
+    d = await freshDriver(o);
+  }, 300_000);
+  afterAll(async () => {
+    await d?.purge();
+  }, 60_000);
+
+  it("runs with host uids and the same restrictions", async () => {
+    await d.create(spec("u1"));
+    const r = await d.execRaw("u1", ["sh", "-c", "cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; touch /etc/x && echo ok"]);
+    expect(r.stdout).toMatch(/^\s*0\s+0\s+4294967295$/m);
+    expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
+    expect(r.stdout).toContain("ok");
+    await d.destroy("u1");
+  });
+});

@@ -1,0 +1,684 @@
+// LinuxDriver: every sandbox is an OCI container run by crun — own mount/PID/IPC/UTS/network
+// (and user) namespaces, overlayfs root (shared read-only image + per-sandbox tmpfs upper sized to
+// half the memory limit), cgroup v1 limits, seccomp, no new privileges, a minimal capability set —
+// with the agent as PID 1, dialing the node over a unix socket.
+
+import { promises as fs, existsSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { availableParallelism, constants as osConstants } from "node:os";
+import { HangarError, silentLogger, type Logger } from "@hangar/common";
+import type { AgentClient } from "@hangar/sandbox-agent";
+import type {
+  DriverCapabilities,
+  ImageConfig,
+  RuntimeClass,
+  RuntimeSandboxSpec,
+  SandboxDriver,
+  SandboxHandle,
+  SandboxRunState,
+  SandboxStats,
+} from "../driver.js";
+import type { ImageStore } from "../images/types.js";
+import { buildConfig, AGENT_PATH, AGENT_RUN_DIR } from "./config.js";
+import * as cg from "./cgroups.js";
+import { Crun, mountTable } from "./crun.js";
+import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
+import { IdmappedLowers, DEFAULT_USERNS, type UserNsRange } from "./userns.js";
+import { defaultAgentBinary, noAgentClient, isNoAgent, type AgentListen } from "./agent.js";
+import { run, runRaw, sleep } from "./proc.js";
+import { ensureLauncher } from "./launcher.js";
+
+export interface LinuxDriverOptions {
+  /** Driver state (one small JSON file per sandbox) — survives restarts. */
+  stateDir: string;
+  /** Runtime files: agent socket dirs (`<runDir>/s/<id>`), bundles, crun state. Default /run/hangar. */
+  runDir?: string;
+  images: ImageStore;
+  /** Network options, or false for sandboxes with loopback only. */
+  network?: NetworkOptions | false;
+  logger?: Logger;
+  /** crun binary. Default "crun". */
+  crun?: string;
+  /** cgroup parent of every sandbox: `/<cgroupParent>/<id>`. Default "hangar". */
+  cgroupParent?: string;
+  /** Shared user-namespace range, or false to run sandboxes in the host's user namespace. */
+  userns?: UserNsRange | false;
+  /** pids.max of a sandbox. Default 1024. */
+  pidsLimit?: number;
+  /** Static agent binary mounted as PID 1. Default: @hangar/sandbox-agent's build. */
+  agentBinary?: string;
+  /** Listen factory of the agent client; without it sandboxes get a stand-in client. */
+  agentListen?: AgentListen;
+  /** How long create() waits for the agent. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Where the hangar-launch helper is built. Default <stateDir>/bin. */
+  launcherDir?: string;
+}
+
+interface SandboxRecord {
+  v: 1;
+  id: string;
+  spec: RuntimeSandboxSpec;
+  imageId: string;
+  /** Overlay lower actually used (the idmapped view under userns). */
+  lowerDir: string;
+  image: ImageConfig;
+  slot: number | null;
+  address: string;
+  userns: UserNsRange | null;
+  runtimeClass: RuntimeClass;
+  createdAt: string;
+}
+
+interface Live {
+  rec: SandboxRecord;
+  agent: AgentClient;
+  child: ChildProcess | null;
+  exited: Promise<void>;
+  handle: SandboxHandle;
+}
+
+const ID_RE = /^[a-z0-9]{1,32}$/;
+
+export class LinuxDriver implements SandboxDriver {
+  readonly name = "linux";
+  readonly capabilities: DriverCapabilities = { freeze: true, checkpoint: false, isolated: true };
+
+  readonly runDir: string;
+  readonly stateDir: string;
+  readonly cgroupParent: string;
+  readonly network: SandboxNetwork | null;
+  readonly crun: Crun;
+  private readonly images: ImageStore;
+  private readonly log: Logger;
+  private readonly userns: UserNsRange | null;
+  private readonly lowers: IdmappedLowers | null;
+  private readonly pidsLimit: number;
+  private readonly agentBinary: string;
+  private readonly agentListen: AgentListen | undefined;
+  private readonly connectTimeoutMs: number;
+  private readonly launcherDir: string;
+  private readonly live = new Map<string, Live>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private limits = { nofile: 20000, nproc: 32768 };
+  private hierarchies: string[] = [...cg.REQUIRED_CONTROLLERS];
+  private ready: Promise<void> | null = null;
+
+  constructor(opts: LinuxDriverOptions) {
+    this.runDir = opts.runDir ?? "/run/hangar";
+    this.stateDir = opts.stateDir;
+    this.images = opts.images;
+    this.log = opts.logger ?? silentLogger;
+    this.cgroupParent = opts.cgroupParent ?? "hangar";
+    this.userns = opts.userns === false ? null : (opts.userns ?? DEFAULT_USERNS);
+    this.lowers = this.userns ? new IdmappedLowers(`${this.runDir}/lower`, this.userns) : null;
+    this.pidsLimit = opts.pidsLimit ?? 1024;
+    this.agentBinary = opts.agentBinary ?? defaultAgentBinary();
+    this.agentListen = opts.agentListen;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
+    this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, [`${this.runDir}/b`, "/run/netns"]);
+    const netOpts: NetworkOptions | null = opts.network === false ? null : { ...(opts.network ?? {}) };
+    if (netOpts && this.userns && !netOpts.pingGroupRange) {
+      netOpts.pingGroupRange = [this.userns.hostId, this.userns.hostId + this.userns.size - 1];
+    }
+    this.network = netOpts ? new SandboxNetwork(netOpts, this.log) : null;
+  }
+
+  // ---- paths
+
+  private bundle(id: string): string {
+    return `${this.runDir}/b/${id}`;
+  }
+  /** Host dir bind-mounted read-only at /.hangar/run; holds agent.sock (and the sandbox API's api.sock). */
+  agentDir(id: string): string {
+    return `${this.runDir}/s/${id}`;
+  }
+  private recordFile(id: string): string {
+    return `${this.stateDir}/sandboxes/${id}.json`;
+  }
+  cgroupPath(id: string): string {
+    return `/${this.cgroupParent}/${id}`;
+  }
+
+  // ---- preflight
+
+  preflight(): Promise<void> {
+    this.ready ??= this.doPreflight().catch((e) => {
+      this.ready = null;
+      throw e;
+    });
+    return this.ready;
+  }
+
+  private async doPreflight(): Promise<void> {
+    if (process.getuid?.() !== 0) throw new HangarError("not_configured", "the linux driver must run as root");
+    for (const [cmd, pkg] of [[this.crun.binary, "crun"], ["nsenter", "util-linux"], ["ip", "iproute2"], ["nft", "nftables"], ["perl", "perl-base"]] as const) {
+      if (!findCommand(cmd)) throw new HangarError("not_configured", `${cmd} is missing (Debian package ${pkg})`);
+    }
+    if (!existsSync(this.agentBinary)) {
+      throw new HangarError("not_configured", `agent binary ${this.agentBinary} is missing (npm run build -w @hangar/sandbox-agent)`);
+    }
+    await cg.ensureCgroupsV1();
+    this.hierarchies = await cg.mountedHierarchies();
+    this.limits = await hostHardLimits();
+    await fs.mkdir(this.runDir, { recursive: true, mode: 0o711 });
+    await fs.chmod(this.runDir, 0o711);
+    for (const d of ["b", "s", "lower"]) await fs.mkdir(`${this.runDir}/${d}`, { recursive: true, mode: 0o711 });
+    await fs.mkdir(`${this.stateDir}/sandboxes`, { recursive: true, mode: 0o700 });
+    await this.crun.setup(await ensureLauncher(this.launcherDir));
+    await this.images.init();
+    const records = await this.readRecords();
+    await this.network?.init(records.flatMap((r) => (r.slot === null ? [] : [r.slot])));
+    await this.sweepStrays(new Set(records.map((r) => r.id)));
+  }
+
+  /** Removes containers, mounts and dirs of this driver that no record names (a crash mid-create). */
+  private async sweepStrays(known: Set<string>): Promise<void> {
+    const ids = new Set<string>();
+    for (const d of ["b", "s"]) for (const n of await fs.readdir(`${this.runDir}/${d}`).catch(() => [] as string[])) ids.add(n);
+    for (const n of await this.crun.list().catch(() => [] as string[])) ids.add(n);
+    for (const id of ids) {
+      if (known.has(id) || !ID_RE.test(id)) continue;
+      this.log.info({ id }, "removing leftovers of an unknown sandbox");
+      await this.teardown(id, null).catch((e) => this.log.warn({ err: e, id }, "sweep failed"));
+    }
+  }
+
+  private async readRecords(): Promise<SandboxRecord[]> {
+    const out: SandboxRecord[] = [];
+    for (const f of await fs.readdir(`${this.stateDir}/sandboxes`).catch(() => [] as string[])) {
+      if (!f.endsWith(".json")) continue;
+      const r = await this.readRecord(f.slice(0, -5));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  private async readRecord(id: string): Promise<SandboxRecord | null> {
+    try {
+      return JSON.parse(await fs.readFile(this.recordFile(id), "utf8")) as SandboxRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  private async writeRecord(rec: SandboxRecord): Promise<void> {
+    const f = this.recordFile(rec.id);
+    await fs.writeFile(`${f}.tmp`, JSON.stringify(rec), { mode: 0o600 });
+    await fs.rename(`${f}.tmp`, f);
+  }
+
+  // ---- images
+
+  async ensureImage(ref: string, onProgress?: (line: string) => void): Promise<ImageConfig> {
+    return (await this.images.resolve(ref, onProgress)).config;
+  }
+
+  // ---- lifecycle
+
+  /** Runs fn after every earlier operation on the same sandbox. */
+  private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.locks.set(id, next);
+    void next
+      .finally(() => {
+        if (this.locks.get(id) === next) this.locks.delete(id);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
+  private validate(spec: RuntimeSandboxSpec): void {
+    if (!ID_RE.test(spec.id)) throw new HangarError("validation_failed", `bad runtime id ${JSON.stringify(spec.id)}`);
+    if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 64 || spec.memoryMb > 1024 * 1024) {
+      throw new HangarError("validation_failed", `memory must be an integer number of MB, at least 64`);
+    }
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(spec.name)) throw new HangarError("invalid_name", `bad sandbox name ${JSON.stringify(spec.name)}`);
+    if ((spec.runtimeClass ?? "default") !== "default") {
+      throw new HangarError("not_configured", `runtime class ${spec.runtimeClass} is not available on this node`);
+    }
+    for (const k of Object.keys(spec.envs)) {
+      if (!k || k.includes("=") || k.includes("\0")) throw new HangarError("validation_failed", `bad environment variable name ${JSON.stringify(k)}`);
+    }
+  }
+
+  create(spec: RuntimeSandboxSpec): Promise<SandboxHandle> {
+    this.validate(spec);
+    return this.serialize(spec.id, async () => {
+      await this.preflight();
+      if (this.live.has(spec.id) || existsSync(this.recordFile(spec.id)) || existsSync(this.bundle(spec.id))) {
+        throw new HangarError("sandbox_already_exists", `sandbox ${spec.id} already exists on this node`);
+      }
+      const [image, slot] = await Promise.all([
+        this.images.resolve(spec.image),
+        this.network ? this.network.acquire() : Promise.resolve(null),
+      ]);
+      let rec: SandboxRecord | null = null;
+      try {
+        const lowerDir = this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
+        rec = {
+          v: 1,
+          id: spec.id,
+          spec,
+          imageId: image.id,
+          lowerDir,
+          image: image.config,
+          slot: slot?.index ?? null,
+          address: slot?.sandboxIp ?? "",
+          userns: this.userns,
+          runtimeClass: spec.runtimeClass ?? "default",
+          createdAt: new Date().toISOString(),
+        };
+        await this.writeRecord(rec);
+        return (await this.start(rec, "all")).handle;
+      } catch (e) {
+        await this.teardown(spec.id, slot).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "cleanup after failed create"));
+        throw e;
+      }
+    });
+  }
+
+  /** Environment of every process: HOME and PATH defaults, the image's env, then the spec's. */
+  private envOf(rec: SandboxRecord): Record<string, string> {
+    return {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOME: rec.image.home,
+      ...rec.image.env,
+      ...rec.spec.envs,
+    };
+  }
+
+  /**
+   * Writes the bundle and starts the container; `mounts` says which of the tmpfs and the overlay
+   * still need mounting. Resolves once the agent is connected.
+   */
+  private async start(rec: SandboxRecord, mounts: "all" | "overlay" | "none"): Promise<Live> {
+    const id = rec.id;
+    const B = this.bundle(id);
+    const A = this.agentDir(id);
+    const env = this.envOf(rec);
+    const slot = rec.slot === null || !this.network ? null : this.network.slot(rec.slot);
+    await Promise.all([fs.mkdir(`${B}/rootfs`, { recursive: true }), fs.mkdir(`${B}/rw`, { recursive: true }), fs.mkdir(`${B}/etc`, { recursive: true }), fs.mkdir(A, { recursive: true, mode: 0o755 })]);
+    await fs.rm(`${B}/pid`, { force: true });
+    const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot ? `${slot.sandboxIp}\t${rec.spec.name}\n` : `127.0.1.1\t${rec.spec.name}\n`}`;
+    const resolv = (this.network?.nameservers ?? []).map((n) => `nameserver ${n}\n`).join("");
+    const config = buildConfig({
+      hostname: rec.spec.name,
+      rootfs: `${B}/rootfs`,
+      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, "--api-port", "8080", "--api-socket", `${AGENT_RUN_DIR}/api.sock`],
+      env,
+      cwd: "/",
+      agentBinary: this.agentBinary,
+      agentRunDir: A,
+      etcDir: `${B}/etc`,
+      netnsPath: slot?.netnsPath ?? null,
+      cgroupsPath: this.cgroupPath(id),
+      memoryMb: rec.spec.memoryMb,
+      hostCpus: availableParallelism(),
+      pidsLimit: this.pidsLimit,
+      nofile: this.limits.nofile,
+      nproc: this.limits.nproc,
+      userns: rec.userns,
+      cgroupMount: true,
+    });
+    await Promise.all([
+      fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
+      fs.writeFile(`${B}/etc/hosts`, hosts),
+      fs.writeFile(`${B}/etc/resolv.conf`, resolv),
+      fs.writeFile(`${B}/config.json`, JSON.stringify(config)),
+    ]);
+    const agent = await this.listenAgent(id, rec.userns);
+    try {
+      const child = this.crun.spawnRun(id, B, this.mountOps(rec, mounts));
+      const live = await this.waitReady(rec, child, agent, env);
+      this.live.set(id, live);
+      return live;
+    } catch (e) {
+      await agent.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** hangar-launch operations that mount the writable tmpfs and/or the overlay root. */
+  private mountOps(rec: SandboxRecord, mounts: "all" | "overlay" | "none"): string[] {
+    const B = this.bundle(rec.id);
+    const owner = String(rec.userns?.hostId ?? 0);
+    const ops: string[] = [];
+    if (mounts === "all") {
+      const size = Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024;
+      ops.push("--mount-tmpfs", `${B}/rw`, String(size), owner, owner, `hangar-${rec.id}`);
+      ops.push("--mkdir", `${B}/rw/upper`, owner, owner, "--mkdir", `${B}/rw/work`, owner, owner);
+    }
+    if (mounts !== "none") {
+      ops.push("--mount-overlay", `${B}/rootfs`, rec.lowerDir, `${B}/rw/upper`, `${B}/rw/work`, `hangar-${rec.id}`);
+    }
+    return ops;
+  }
+
+  private async listenAgent(id: string, userns: UserNsRange | null): Promise<AgentClient> {
+    if (!this.agentListen) return noAgentClient();
+    const sock = `${this.agentDir(id)}/agent.sock`;
+    await fs.rm(sock, { force: true });
+    const client = await this.agentListen(sock);
+    // the agent runs as the range's root on the host: let it connect
+    if (userns) await fs.chown(sock, userns.hostId, userns.hostId);
+    return client;
+  }
+
+  private async waitReady(rec: SandboxRecord, child: ChildProcess, agent: AgentClient, env: Record<string, string>): Promise<Live> {
+    const id = rec.id;
+    const B = this.bundle(id);
+    let stderr = "";
+    child.stderr?.on("data", (b: Buffer) => {
+      if (stderr.length < 8192) stderr += b.toString();
+    });
+    let exitedEarly: ((e: Error) => void) | null = null;
+    const exited = new Promise<void>((resolve) => {
+      child.once("exit", (code, signal) => {
+        resolve();
+        if (exitedEarly) {
+          void fs.readFile(`${B}/crun.log`, "utf8").catch(() => "").then((log) => {
+            exitedEarly?.(new HangarError("runtime_failed", `sandbox ${id} failed to start (${code ?? signal}): ${(stderr + log).trim().slice(0, 2000)}`));
+          });
+        } else {
+          this.log.info({ id, code, signal }, "sandbox container exited");
+        }
+      });
+    });
+    const ready = isNoAgent(agent) ? this.waitPidFile(id) : agent.waitConnected(this.connectTimeoutMs).then(() => undefined);
+    try {
+      await Promise.race([ready, new Promise<never>((_, reject) => (exitedEarly = reject))]);
+    } catch (e) {
+      if (child.exitCode === null && child.signalCode === null) await this.stopContainer(id, { rec, child, exited } as Live);
+      throw e;
+    } finally {
+      exitedEarly = null;
+    }
+    const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env };
+    return { rec, agent, child, exited, handle };
+  }
+
+  /** Readiness without an agent client: crun wrote the init pid. */
+  private async waitPidFile(id: string): Promise<void> {
+    const f = `${this.bundle(id)}/pid`;
+    const deadline = Date.now() + this.connectTimeoutMs;
+    for (let d = 0; ; d = Math.min(d + 1, 5)) {
+      if (existsSync(f)) return;
+      if (Date.now() > deadline) throw new HangarError("runtime_failed", `sandbox ${id} did not start in time`);
+      await sleep(d);
+    }
+  }
+
+  restart(id: string, spec: RuntimeSandboxSpec): Promise<SandboxHandle> {
+    this.validate(spec);
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+      if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+      const live = this.live.get(id);
+      if (live) await live.agent.close().catch(() => {});
+      await this.stopContainer(id, live ?? null);
+      this.live.delete(id);
+      const mounts = await mountTable();
+      if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
+      const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
+      await this.writeRecord(next);
+      return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
+    });
+  }
+
+  adopt(spec: RuntimeSandboxSpec): Promise<SandboxHandle | null> {
+    return this.serialize(spec.id, async () => {
+      await this.preflight();
+      const id = spec.id;
+      const known = this.live.get(id);
+      if (known) return known.handle;
+      const rec = await this.readRecord(id);
+      if (!rec) {
+        await this.teardown(id, null);
+        return null;
+      }
+      const mounts = await mountTable();
+      const slot = rec.slot !== null && this.network ? this.network.slot(rec.slot) : null;
+      if (!mounts.has(`${this.bundle(id)}/rw`) || (slot && !this.network!.intact(slot))) {
+        // the writable layer (or the netns) is gone — after a reboot: nothing to re-attach to
+        this.log.info({ id }, "sandbox lost its files or network; removing it");
+        await this.teardown(id, slot);
+        return null;
+      }
+      if (slot) this.network!.hold(slot.index);
+      const pid = await this.initPid(id);
+      if (pid !== null) {
+        const agent = await this.listenAgent(id, rec.userns);
+        const env = this.envOf(rec);
+        const frozen = (await cg.freezerState(this.cgroupPath(id)).catch(() => "THAWED")) !== "THAWED";
+        // a frozen agent reconnects on thaw
+        if (!frozen && !isNoAgent(agent)) {
+          try {
+            await agent.waitConnected(this.connectTimeoutMs);
+          } catch (e) {
+            await agent.close().catch(() => {});
+            throw e;
+          }
+        }
+        const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env };
+        this.live.set(id, { rec, agent, child: null, exited: this.watchPid(pid), handle });
+        return handle;
+      }
+      // the container died but its files are there: start it again
+      await this.crun.delete(id);
+      const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
+      await this.writeRecord(next);
+      return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
+    });
+  }
+
+  /** Resolves when a process that is not our child exits. */
+  private async watchPid(pid: number): Promise<void> {
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      await sleep(50);
+    }
+  }
+
+  /** Host pid of the container's init, verified to be in the sandbox's cgroup (pid files go stale). */
+  private async initPid(id: string): Promise<number | null> {
+    let pid: number;
+    try {
+      pid = Number((await fs.readFile(`${this.bundle(id)}/pid`, "utf8")).trim());
+    } catch {
+      return null;
+    }
+    if (!Number.isInteger(pid) || pid <= 1) return null;
+    try {
+      const cgs = await fs.readFile(`/proc/${pid}/cgroup`, "utf8");
+      const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8");
+      if (/\) Z /.test(stat)) return null;
+      return cgs.split("\n").some((l) => l.endsWith(`:${this.cgroupPath(id)}`)) ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async list(): Promise<string[]> {
+    return (await this.readRecords()).map((r) => r.id);
+  }
+
+  async state(id: string): Promise<SandboxRunState> {
+    if (!this.live.has(id) && !existsSync(this.recordFile(id))) return "missing";
+    if ((await this.initPid(id)) === null) return "stopped";
+    const f = await cg.freezerState(this.cgroupPath(id)).catch(() => "THAWED");
+    return f === "THAWED" ? "running" : "frozen";
+  }
+
+  private async requireRunning(id: string): Promise<void> {
+    if (!this.live.has(id) && !existsSync(this.recordFile(id))) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+    if ((await this.initPid(id)) === null) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+  }
+
+  freeze(id: string): Promise<void> {
+    return this.serialize(id, async () => {
+      await this.requireRunning(id);
+      await cg.freeze(this.cgroupPath(id));
+    });
+  }
+
+  thaw(id: string): Promise<void> {
+    return this.serialize(id, async () => {
+      await this.requireRunning(id);
+      await cg.thaw(this.cgroupPath(id));
+    });
+  }
+
+  async checkpoint(_id: string): Promise<void> {
+    throw new HangarError("not_configured", "checkpoint/restore (CRIU) is not available in the linux driver yet");
+  }
+
+  async restore(_id: string): Promise<SandboxHandle> {
+    throw new HangarError("not_configured", "checkpoint/restore (CRIU) is not available in the linux driver yet");
+  }
+
+  async stats(id: string): Promise<SandboxStats> {
+    await this.requireRunning(id);
+    return cg.readStats(this.cgroupPath(id));
+  }
+
+  destroy(id: string): Promise<void> {
+    if (!ID_RE.test(id)) return Promise.reject(new HangarError("validation_failed", `bad runtime id ${JSON.stringify(id)}`));
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+      const slot = rec && rec.slot !== null && this.network ? this.network.slot(rec.slot) : null;
+      await this.teardown(id, slot);
+    });
+  }
+
+  /** Kills every process of the sandbox and waits until its cgroup is empty and crun forgot it. */
+  private async stopContainer(id: string, live: Live | null): Promise<void> {
+    const path = this.cgroupPath(id);
+    await cg.thaw(path).catch(() => {});
+    const deadline = Date.now() + 10_000;
+    for (let d = 0; ; d = Math.min(d + 1, 10)) {
+      const pids = await cg.cgroupPids(path);
+      if (!pids.length) break;
+      for (const p of pids) {
+        try {
+          process.kill(p, "SIGKILL");
+        } catch {}
+      }
+      if (Date.now() > deadline) throw new HangarError("runtime_failed", `processes of sandbox ${id} did not exit`);
+      await sleep(d);
+    }
+    // our foreground crun deletes the container when its init exits; otherwise delete it here
+    if (live?.child) {
+      await Promise.race([live.exited, sleep(2000)]);
+      if (live.child.exitCode === null && live.child.signalCode === null) {
+        live.child.kill("SIGKILL");
+        await this.crun.delete(id);
+      } else if (existsSync(`${this.crun.root}/${id}`)) await this.crun.delete(id);
+    } else if (existsSync(`${this.crun.root}/${id}`)) {
+      await this.crun.delete(id);
+    }
+  }
+
+  /** Removes every trace of a sandbox: processes, crun state, mounts, netns, cgroups, files. */
+  private async teardown(id: string, slot: NetSlot | null): Promise<void> {
+    const live = this.live.get(id) ?? null;
+    this.live.delete(id);
+    if (live) await live.agent.close().catch(() => {});
+    await this.stopContainer(id, live);
+    const B = this.bundle(id);
+    const mounts = await mountTable();
+    const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+    if (slot && this.network) ops.push(...this.network.releaseOps(slot));
+    if (ops.length) await run(this.crun.launcher, ops);
+    await Promise.all([
+      fs.rm(B, { recursive: true, force: true }),
+      fs.rm(this.agentDir(id), { recursive: true, force: true }),
+      cg.removeCgroup(this.cgroupPath(id), this.hierarchies),
+    ]);
+    await fs.rm(this.recordFile(id), { force: true });
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.live.values()) await l.agent.close().catch(() => {});
+    this.live.clear();
+    await this.network?.close();
+  }
+
+  // ---- helpers for tests and diagnostics (not part of SandboxDriver)
+
+  /** Runs a command inside a sandbox with `crun exec` (used before/alongside the agent). */
+  async execRaw(
+    id: string,
+    argv: string[],
+    opts: { env?: Record<string, string>; user?: string; cwd?: string; input?: string; timeoutMs?: number } = {},
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const live = this.live.get(id);
+    const env = opts.env ?? live?.handle.env ?? {};
+    // like children of the agent: no new privileges (crun exec does not take it from config.json)
+    const args = ["exec", "--no-new-privs", "--cwd", opts.cwd ?? "/"];
+    for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
+    if (opts.user) args.push("--user", opts.user);
+    args.push(id, ...argv);
+    const [cmd, a] = this.crun.argv(...args);
+    const r = await runRaw(cmd, a, { ...(opts.input !== undefined ? { input: opts.input } : {}), timeoutMs: opts.timeoutMs ?? 60_000 });
+    return { code: r.code ?? (r.signal ? 128 + (osConstants.signals[r.signal] ?? 0) : null), stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** The sandbox's init pid on the host (tests). */
+  hostPid(id: string): Promise<number | null> {
+    return this.initPid(id);
+  }
+
+  /** Destroys every sandbox of this driver (records and strays), then uninstalls (tests). */
+  async purge(): Promise<void> {
+    await this.preflight();
+    for (const r of await this.readRecords()) await this.destroy(r.id).catch((e) => this.log.warn({ err: e, id: r.id }, "purge: destroy failed"));
+    await this.sweepStrays(new Set());
+    await this.uninstall();
+  }
+
+  /**
+   * Removes what the driver keeps on the host besides sandboxes: the nft table and network pool,
+   * idmapped image views, the crun mount namespace, cgroup parents, the run dir. For tests and
+   * uninstall; destroy the sandboxes first.
+   */
+  async uninstall(): Promise<void> {
+    await this.close();
+    await this.network?.shutdown();
+    const mounts = await mountTable();
+    const lowers = [...mounts.keys()].filter((m) => m.startsWith(`${this.runDir}/lower/`));
+    for (const m of [...lowers, `${this.runDir}/b`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
+    await this.crun.teardown();
+    for (const h of this.hierarchies) await fs.rmdir(`${cg.CGROUP_ROOT}/${h}/${this.cgroupParent}`).catch(() => {});
+    await fs.rm(this.runDir, { recursive: true, force: true });
+    this.ready = null;
+  }
+}
+
+/** Absolute path of a command found in PATH (or the path itself), else null. */
+export function findCommand(cmd: string): string | null {
+  if (cmd.includes("/")) return existsSync(cmd) ? cmd : null;
+  for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+    if (dir && existsSync(`${dir}/${cmd}`)) return `${dir}/${cmd}`;
+  }
+  return null;
+}
+
+/** Hard limits of this process (root without CAP_SYS_RESOURCE cannot raise them for sandboxes). */
+async function hostHardLimits(): Promise<{ nofile: number; nproc: number }> {
+  const txt = await fs.readFile("/proc/self/limits", "utf8");
+  const hard = (name: string, dflt: number) => {
+    const line = txt.split("\n").find((l) => l.startsWith(name));
+    const v = line?.slice(26).trim().split(/\s+/)[1];
+    return !v || v === "unlimited" ? dflt : Number(v);
+  };
+  return { nofile: Math.min(hard("Max open files", 1 << 20), 1 << 20), nproc: Math.min(hard("Max processes", 1 << 22), 1 << 22) };
+}
