@@ -1,0 +1,4 @@
+// The image store: read-only root filesystems (EROFS) shared by every sandbox.
+export type { ImageStore, ResolvedImage } from "./types.js";
+export { LocalImageStore, buildBaseImage, DEFAULT_IMAGE_CACHE_DIR, type LocalImageStoreOptions, type ImageRecord } from "./store.js";
+export { parseImageRef, BASE_REF, type ParsedRef } from "./refs.js";
