@@ -6,7 +6,8 @@ import { connect } from "node:net";
 import { lookup } from "node:dns/promises";
 import { LinuxDriver } from "./driver.js";
 import { CAPABILITIES } from "./config.js";
-import { linuxDriverAvailable, testDriverOptions, freshDriver, spec } from "./testkit.js";
+import type { SandboxHandle } from "../driver.js";
+import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh, agentRun } from "./testkit.js";
 import { sleep } from "./proc.js";
 
 const opts = testDriverOptions("drv", 1);
@@ -22,6 +23,11 @@ function capMask(): bigint {
 
 describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
   let d: LinuxDriver;
+  const handles = new Map<string, SandboxHandle>();
+  const keep = (h: SandboxHandle | null) => {
+    if (h) handles.set(h.id, h);
+    return h!;
+  };
 
   beforeAll(async () => {
     d = await freshDriver(opts);
@@ -31,13 +37,13 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     await d?.purge();
   }, 60_000);
 
-  const sh = async (id: string, script: string, o: { user?: string } = {}) => {
-    const r = await d.execRaw(id, ["sh", "-c", script], o);
-    return r;
-  };
+  const sh = (id: string, script: string) => agentSh(handles.get(id)!, script);
 
   it("creates a sandbox: hostname, env, agent as PID 1, address, limits, restrictions", async () => {
-    const h = await d.create(spec("d1", { envs: { FOO: "bar baz", HOME: "/override" }, memoryMb: 256 }));
+    const h = keep(await d.create(spec("d1", { envs: { FOO: "bar baz", HOME: "/override" }, memoryMb: 256 })));
+    const info = await h.agent.info();
+    expect(info.pid).toBe(1);
+    expect(info.hostname).toBe("sb-d1");
     expect(h.id).toBe("d1");
     expect(h.address).toMatch(/^10\.89\.1\.\d+$/);
     expect(h.env).toMatchObject({ FOO: "bar baz", HOME: "/override", PATH: expect.stringContaining("/usr/bin") });
@@ -89,7 +95,7 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
   it("restart applies the new env and keeps files", async () => {
     expect((await sh("d1", "echo kept > /root/file && mkdir -p /data && echo top > /data/x")).code).toBe(0);
     const pid1 = await d.hostPid("d1");
-    const h = await d.restart("d1", spec("d1", { envs: { FOO: "new" }, memoryMb: 256 }));
+    const h = keep(await d.restart("d1", spec("d1", { envs: { FOO: "new" }, memoryMb: 256 })));
     expect(h.env.FOO).toBe("new");
     expect(await d.hostPid("d1")).not.toBe(pid1);
     const r = await sh("d1", 'echo "$FOO"; cat /root/file /data/x');
@@ -100,16 +106,18 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     await sh("d1", "nohup sleep 1000 >/dev/null 2>&1 &");
     await d.freeze("d1");
     expect(await d.state("d1")).toBe("frozen");
+    const t0 = performance.now();
     await d.thaw("d1");
-    expect(await d.state("d1")).toBe("running");
     const r = await sh("d1", "for p in /proc/[0-9]*; do cat $p/comm; done | sort | uniq -c");
+    expect(performance.now() - t0).toBeLessThan(100); // thaw + a round trip through the agent
+    expect(await d.state("d1")).toBe("running");
     expect(r.stdout).toMatch(/sleep/);
   });
 
   it("the host reaches a sandbox port at its address; DNS works inside", async () => {
-    const h = await d.create(spec("d3"));
+    const h = keep(await d.create(spec("d3")));
     // a TCP echo server inside (perl-base is in every Debian image)
-    void d.execRaw("d3", ["perl", "-MIO::Socket::INET", "-e", 'my $s=IO::Socket::INET->new(LocalPort=>7777,Listen=>5,ReuseAddr=>1) or die; while(my $c=$s->accept){print $c "hello from inside\\n"; close $c}'], { timeoutMs: 60_000 });
+    void agentRun(h, ["perl", "-MIO::Socket::INET", "-e", 'my $s=IO::Socket::INET->new(LocalPort=>7777,Listen=>5,ReuseAddr=>1) or die; while(my $c=$s->accept){print $c "hello from inside\\n"; close $c}'], { timeoutMs: 60_000 });
     let got = "";
     for (let i = 0; i < 100 && !got; i++) {
       got = await new Promise<string>((resolve) => {
@@ -138,7 +146,8 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     const d2 = new LinuxDriver(opts);
     await d2.preflight();
     expect((await d2.list()).sort()).toEqual(["d1", "d3"]);
-    const h1 = await d2.adopt(spec("d1", { envs: { FOO: "new" } }));
+    const h1 = keep(await d2.adopt(spec("d1", { envs: { FOO: "new" } })));
+    expect((await sh("d1", "cat /root/file")).stdout).toBe("kept\n");
     expect(h1?.address).toMatch(/^10\.89\.1\./);
     expect(await d2.state("d1")).toBe("running");
 
@@ -147,10 +156,10 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     process.kill(pid!, "SIGKILL");
     for (let i = 0; i < 100 && (await d2.state("d3")) !== "stopped"; i++) await sleep(20);
     expect(await d2.state("d3")).toBe("stopped");
-    const h3 = await d2.adopt(spec("d3"));
+    const h3 = keep(await d2.adopt(spec("d3")));
     expect(h3).not.toBeNull();
     expect(await d2.state("d3")).toBe("running");
-    expect((await d2.execRaw("d3", ["cat", "/root/mark"])).stdout).toBe("survived\n");
+    expect((await sh("d3", "cat /root/mark")).stdout).toBe("survived\n");
     expect(await d2.adopt(spec("zzzz"))).toBeNull();
     d = d2;
   });
@@ -190,8 +199,8 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver without a user namespace",
   }, 60_000);
 
   it("runs with host uids and the same restrictions", async () => {
-    await d.create(spec("u1"));
-    const r = await d.execRaw("u1", ["sh", "-c", "cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; touch /etc/x && echo ok"]);
+    const h = await d.create(spec("u1"));
+    const r = await agentRun(h, ["sh", "-c", "cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; touch /etc/x && echo ok"]);
     expect(r.stdout).toMatch(/^\s*0\s+0\s+4294967295$/m);
     expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
     expect(r.stdout).toContain("ok");

@@ -6,7 +6,7 @@
 import { promises as fs, existsSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import { availableParallelism, constants as osConstants } from "node:os";
-import { HangarError, silentLogger, type Logger } from "@hangar/common";
+import { HangarError, randomToken, silentLogger, type Logger } from "@hangar/common";
 import type { AgentClient } from "@hangar/sandbox-agent";
 import type {
   DriverCapabilities,
@@ -24,7 +24,8 @@ import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
 import { IdmappedLowers, DEFAULT_USERNS, type UserNsRange } from "./userns.js";
-import { defaultAgentBinary, noAgentClient, isNoAgent, type AgentListen } from "./agent.js";
+import { defaultAgentListen, type AgentListen } from "./agent.js";
+import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
 
@@ -47,7 +48,7 @@ export interface LinuxDriverOptions {
   pidsLimit?: number;
   /** Static agent binary mounted as PID 1. Default: @hangar/sandbox-agent's build. */
   agentBinary?: string;
-  /** Listen factory of the agent client; without it sandboxes get a stand-in client. */
+  /** Listen factory of the agent client. Default: listenForAgent of @hangar/sandbox-agent. */
   agentListen?: AgentListen;
   /** How long create() waits for the agent. Default 10 s. */
   connectTimeoutMs?: number;
@@ -67,6 +68,8 @@ interface SandboxRecord {
   address: string;
   userns: UserNsRange | null;
   runtimeClass: RuntimeClass;
+  /** The agent presents it when it connects (HANGAR_AGENT_TOKEN). */
+  agentToken: string;
   createdAt: string;
 }
 
@@ -95,7 +98,7 @@ export class LinuxDriver implements SandboxDriver {
   private readonly lowers: IdmappedLowers | null;
   private readonly pidsLimit: number;
   private readonly agentBinary: string;
-  private readonly agentListen: AgentListen | undefined;
+  private readonly agentListen: AgentListen;
   private readonly connectTimeoutMs: number;
   private readonly launcherDir: string;
   private readonly live = new Map<string, Live>();
@@ -113,8 +116,8 @@ export class LinuxDriver implements SandboxDriver {
     this.userns = opts.userns === false ? null : (opts.userns ?? DEFAULT_USERNS);
     this.lowers = this.userns ? new IdmappedLowers(`${this.runDir}/lower`, this.userns) : null;
     this.pidsLimit = opts.pidsLimit ?? 1024;
-    this.agentBinary = opts.agentBinary ?? defaultAgentBinary();
-    this.agentListen = opts.agentListen;
+    this.agentBinary = opts.agentBinary ?? agentBinaryPath();
+    this.agentListen = opts.agentListen ?? defaultAgentListen;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
     this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, [`${this.runDir}/b`, "/run/netns"]);
@@ -269,6 +272,7 @@ export class LinuxDriver implements SandboxDriver {
           address: slot?.sandboxIp ?? "",
           userns: this.userns,
           runtimeClass: spec.runtimeClass ?? "default",
+          agentToken: randomToken(24),
           createdAt: new Date().toISOString(),
         };
         await this.writeRecord(rec);
@@ -308,7 +312,7 @@ export class LinuxDriver implements SandboxDriver {
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
       args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, "--api-port", "8080", "--api-socket", `${AGENT_RUN_DIR}/api.sock`],
-      env,
+      env: { ...env, HANGAR_AGENT_TOKEN: rec.agentToken },
       cwd: "/",
       agentBinary: this.agentBinary,
       agentRunDir: A,
@@ -327,9 +331,9 @@ export class LinuxDriver implements SandboxDriver {
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
       fs.writeFile(`${B}/etc/hosts`, hosts),
       fs.writeFile(`${B}/etc/resolv.conf`, resolv),
-      fs.writeFile(`${B}/config.json`, JSON.stringify(config)),
+      fs.writeFile(`${B}/config.json`, JSON.stringify(config), { mode: 0o600 }),
     ]);
-    const agent = await this.listenAgent(id, rec.userns);
+    const agent = await this.listenAgent(rec);
     try {
       const child = this.crun.spawnRun(id, B, this.mountOps(rec, mounts));
       const live = await this.waitReady(rec, child, agent, env);
@@ -357,13 +361,11 @@ export class LinuxDriver implements SandboxDriver {
     return ops;
   }
 
-  private async listenAgent(id: string, userns: UserNsRange | null): Promise<AgentClient> {
-    if (!this.agentListen) return noAgentClient();
-    const sock = `${this.agentDir(id)}/agent.sock`;
-    await fs.rm(sock, { force: true });
-    const client = await this.agentListen(sock);
+  private async listenAgent(rec: SandboxRecord): Promise<AgentClient> {
+    const sock = `${this.agentDir(rec.id)}/agent.sock`;
+    const client = await this.agentListen(sock, rec.agentToken);
     // the agent runs as the range's root on the host: let it connect
-    if (userns) await fs.chown(sock, userns.hostId, userns.hostId);
+    if (rec.userns) await fs.chown(sock, rec.userns.hostId, rec.userns.hostId);
     return client;
   }
 
@@ -387,7 +389,7 @@ export class LinuxDriver implements SandboxDriver {
         }
       });
     });
-    const ready = isNoAgent(agent) ? this.waitPidFile(id) : agent.waitConnected(this.connectTimeoutMs).then(() => undefined);
+    const ready = agent.waitConnected(this.connectTimeoutMs);
     try {
       await Promise.race([ready, new Promise<never>((_, reject) => (exitedEarly = reject))]);
     } catch (e) {
@@ -398,17 +400,6 @@ export class LinuxDriver implements SandboxDriver {
     }
     const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env };
     return { rec, agent, child, exited, handle };
-  }
-
-  /** Readiness without an agent client: crun wrote the init pid. */
-  private async waitPidFile(id: string): Promise<void> {
-    const f = `${this.bundle(id)}/pid`;
-    const deadline = Date.now() + this.connectTimeoutMs;
-    for (let d = 0; ; d = Math.min(d + 1, 5)) {
-      if (existsSync(f)) return;
-      if (Date.now() > deadline) throw new HangarError("runtime_failed", `sandbox ${id} did not start in time`);
-      await sleep(d);
-    }
   }
 
   restart(id: string, spec: RuntimeSandboxSpec): Promise<SandboxHandle> {
@@ -451,11 +442,11 @@ export class LinuxDriver implements SandboxDriver {
       if (slot) this.network!.hold(slot.index);
       const pid = await this.initPid(id);
       if (pid !== null) {
-        const agent = await this.listenAgent(id, rec.userns);
+        const agent = await this.listenAgent(rec);
         const env = this.envOf(rec);
         const frozen = (await cg.freezerState(this.cgroupPath(id)).catch(() => "THAWED")) !== "THAWED";
         // a frozen agent reconnects on thaw
-        if (!frozen && !isNoAgent(agent)) {
+        if (!frozen) {
           try {
             await agent.waitConnected(this.connectTimeoutMs);
           } catch (e) {
