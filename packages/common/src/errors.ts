@@ -48,6 +48,7 @@ export const ERRORS = {
   stdin_closed: { status: 409, title: "Process stdin is not open" },
   payload_too_large: { status: 413, title: "Request body too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
+  range_not_satisfiable: { status: 416, title: "Range not satisfiable", hint: "Ask for bytes=start-end within the file size." },
   directory_not_empty: { status: 422, title: "Directory not empty", hint: "Pass recursive=true to remove a directory with its contents." },
   unprocessable: { status: 422, title: "Request could not be processed" },
   process_start_failed: { status: 422, title: "Process failed to start" },
@@ -57,6 +58,7 @@ export const ERRORS = {
   runtime_failed: { status: 500, title: "Sandbox runtime failed" },
   sandbox_unavailable: { status: 503, title: "Sandbox is not running" },
   not_configured: { status: 503, title: "Feature not configured" },
+  stdin_not_read: { status: 503, title: "Process stopped reading its stdin" },
   upstream_unreachable: { status: 502, title: "Upstream unreachable" },
   upstream_timeout: { status: 504, title: "Upstream timed out" },
 } as const satisfies Record<string, ErrorSpec>;

@@ -1,0 +1,60 @@
+// Types shared across the sandbox API.
+
+import type { Logger } from "@hangar/common";
+import type { AgentClient } from "@hangar/sandbox-agent";
+import type { LogStoreLimits } from "./managers/log-store.js";
+
+/** What the image says about how processes run (structurally a subset of runtime's ImageConfig). */
+export interface SandboxImage {
+  workingDir: string;
+  home: string;
+  uid: number;
+  gid: number;
+  shell: string;
+}
+
+export interface SandboxServicesOptions {
+  /** Runtime id of the sandbox. */
+  id: string;
+  /** Sandbox name (hostname). */
+  name: string;
+  agent: AgentClient;
+  image: SandboxImage;
+  /** Environment of every process: image env then spec envs. */
+  env: Record<string, string>;
+  /** Host directory (created if missing) for spilled process output and process metadata. */
+  logDir: string;
+  logger: Logger;
+  /** Tunables; defaults suit production. */
+  limits?: Partial<SandboxLimits>;
+}
+
+export interface SandboxLimits {
+  /** Per-process output limits. */
+  log: LogStoreLimits;
+  /** Finished processes kept in the table (oldest dropped first, logs deleted). */
+  maxFinishedProcesses: number;
+  /** Longest a request waits for completion or ports. */
+  waitCapMs: number;
+  /** Grace after SIGTERM before SIGKILL on stop. */
+  stopGraceMs: number;
+  /** Pause before a failed process restarts. */
+  restartDelayMs: number;
+  /** Interval of keepalive lines on NDJSON exec streams. */
+  execKeepaliveMs: number;
+  /** Interval of `[keepalive]` lines on log and watch streams. */
+  streamKeepaliveMs: number;
+  /** Interval of port polling (waitForPorts, monitors). */
+  portPollMs: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = {
+  log: { memoryLimit: 64 * 1024, fileLimit: 16 * 1024 * 1024 },
+  maxFinishedProcesses: 1000,
+  waitCapMs: 60_000,
+  stopGraceMs: 10_000,
+  restartDelayMs: 1_000,
+  execKeepaliveMs: 5_000,
+  streamKeepaliveMs: 30_000,
+  portPollMs: 100,
+};
