@@ -1,8 +1,10 @@
 // Test fixture: a small glibc-based OCI image made from host binaries (and their libraries, via
 // ldd) with umoci, without any registry. Driver and image tests create sandboxes from it.
 
-import { copyFile, lstat, lutimes, mkdir, readlink, realpath, rm, symlink, writeFile, readdir, chmod } from "node:fs/promises";
+import { copyFile, lstat, lutimes, mkdir, readFile, readlink, realpath, rm, symlink, writeFile, readdir, chmod } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
+import { existsSync } from "node:fs";
+import { withLock } from "./lock.js";
 import { run } from "./exec.js";
 
 export interface TestImageOptions {
@@ -67,12 +69,42 @@ async function pinTimes(path: string): Promise<void> {
   await lutimes(path, FIXED_TIME, FIXED_TIME);
 }
 
-/** Builds the test image in three forms: an OCI layout, an OCI archive and a docker-archive. */
+/**
+ * Builds the test image in three forms: an OCI layout, an OCI archive and a docker-archive.
+ * Reuses what an earlier call left in `dir` when the options are the same (safe across
+ * processes), so tests can share one fixture dir and the image store resolves it instantly.
+ */
 export async function buildTestImage(opts: TestImageOptions): Promise<TestImage> {
   const dir = opts.dir;
   const workingDir = opts.workingDir ?? "/app";
   const user = opts.user ?? "app";
   const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", ...(opts.env ?? {}) };
+  const binaries = (opts.binaries ?? TEST_IMAGE_BINARIES).filter((b) => opts.binaries || existsSync(b));
+  const isApp = user === "app" || user === "1000" || user.startsWith("app:") || user.startsWith("1000:");
+  const home = isApp ? "/home/app" : "/root";
+  const result: TestImage = {
+    layoutRef: `oci:${join(dir, "layout")}:test`,
+    ociArchiveRef: `oci-archive:${join(dir, "image-oci.tar")}`,
+    dockerArchiveRef: `docker-archive:${join(dir, "image-docker.tar")}`,
+    // What the store should derive (for the default user "app" or root).
+    expect: { env: { HOME: home, ...env }, workingDir, uid: isApp ? 1000 : 0, gid: isApp ? 1000 : 0, home },
+  };
+  const stamp = JSON.stringify({ v: 1, env, workingDir, user, binaries, files: opts.files ?? {} });
+  await mkdir(dirname(dir), { recursive: true });
+  return withLock(`${dir}.lock`, async () => {
+    const old = await readFile(join(dir, "stamp.json"), "utf8").catch(() => "");
+    if (old === stamp) return result;
+    await build(dir, { env, workingDir, user, binaries, files: opts.files ?? {} });
+    await writeFile(join(dir, "stamp.json"), stamp);
+    return result;
+  });
+}
+
+async function build(
+  dir: string,
+  opts: { env: Record<string, string>; workingDir: string; user: string; binaries: string[]; files: Record<string, string> },
+): Promise<void> {
+  const { env, workingDir, user } = opts;
   await rm(dir, { recursive: true, force: true });
   const rootfs = join(dir, "rootfs");
   await mkdir(rootfs, { recursive: true });
@@ -82,7 +114,7 @@ export async function buildTestImage(opts: TestImageOptions): Promise<TestImage>
     const st = await lstat(join("/", top)).catch(() => undefined);
     if (st?.isSymbolicLink()) await symlink(await readlink(join("/", top)), join(rootfs, top));
   }
-  for (const exe of opts.binaries ?? TEST_IMAGE_BINARIES) {
+  for (const exe of opts.binaries) {
     await copyHostFile(rootfs, exe);
     for (const lib of await libraries(exe)) await copyHostFile(rootfs, lib);
   }
@@ -97,7 +129,7 @@ export async function buildTestImage(opts: TestImageOptions): Promise<TestImage>
     "/etc/hostname": "",
     "/etc/hosts": "",
     "/etc/os-release": 'ID=hangar-test\nNAME="Hangar test image"\n',
-    ...(opts.files ?? {}),
+    ...opts.files,
   };
   for (const [p, content] of Object.entries(files)) {
     await mkdir(dirname(join(rootfs, p)), { recursive: true });
@@ -124,14 +156,4 @@ export async function buildTestImage(opts: TestImageOptions): Promise<TestImage>
   await run("skopeo", [...skopeo, "copy", "-q", `oci:${image}`, `oci-archive:${ociTar}:test`]);
   await run("skopeo", [...skopeo, "copy", "-q", `oci:${image}`, `docker-archive:${dockerTar}:hangar-test/image:test`]);
   await rm(rootfs, { recursive: true, force: true });
-
-  // What the store should derive (for the default user "app" or root).
-  const isApp = user === "app" || user === "1000" || user.startsWith("app:") || user.startsWith("1000:");
-  const home = isApp ? "/home/app" : "/root";
-  return {
-    layoutRef: `oci:${layout}:test`,
-    ociArchiveRef: `oci-archive:${ociTar}`,
-    dockerArchiveRef: `docker-archive:${dockerTar}`,
-    expect: { env: { HOME: home, ...env }, workingDir, uid: isApp ? 1000 : 0, gid: isApp ? 1000 : 0, home },
-  };
 }

@@ -12,6 +12,7 @@ import { mountAt, unmountTree } from "./erofs.js";
 import { LocalImageStore } from "./store.js";
 import { mountCount, mountsUnder, REGISTRY_BINARY, resolveInChild, startRegistry, type TestRegistry } from "./testing.js";
 import { run } from "./exec.js";
+import { acquireLock } from "./lock.js";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -96,6 +97,13 @@ describe.skipIf(!isRoot)("importing images", { timeout: 120_000 }, () => {
     const lines: string[] = [];
     expect((await other.resolve(img.dockerArchiveRef, (l) => lines.push(l))).id).toBe(docker.id);
     expect(lines).toEqual([]);
+  });
+
+  it("reuses a test fixture built earlier with the same options", async () => {
+    const t0 = performance.now();
+    const again = await buildTestImage({ dir: join(work, "fixture"), env: { FOO: "bar", GREETING: "hello world" } });
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(again).toEqual(img);
   });
 
   it("re-imports a local archive whose content changed", async () => {
@@ -203,6 +211,26 @@ describe.skipIf(!isRoot)("importing images", { timeout: 120_000 }, () => {
     registry = undefined;
     // Cached by reference: no registry needed any more, in this process or another.
     expect((await new LocalImageStore({ dir }).resolve(ref)).id).toBe(r.id);
+  });
+
+  it("init() removes staging left by a crashed builder, but not a live builder's", async () => {
+    await store.init();
+    const crashed = join(dir, "tmp", "img-0123abcd-AbCdEf");
+    const live = join(dir, "tmp", "ref-4567cdef-GhIjKl");
+    await mkdir(join(crashed, "rootfs/etc"), { recursive: true });
+    await mkdir(live, { recursive: true });
+    const lock = await acquireLock(join(dir, "locks", "ref-4567cdef.lock"));
+    try {
+      await new LocalImageStore({ dir }).init();
+      expect(existsSync(crashed)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      await lock.release();
+    }
+    await new LocalImageStore({ dir }).init();
+    expect(existsSync(live)).toBe(false);
+    await rm(join(dir, "locks", "img-0123abcd.lock"), { force: true });
+    await rm(join(dir, "locks", "ref-4567cdef.lock"), { force: true });
   });
 
   it("removes an image: unmounted, deleted, references gone", async () => {

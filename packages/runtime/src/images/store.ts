@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { HangarError, silentLogger, type Logger } from "@hangar/common";
+import { HangarError, isHangarError, silentLogger, type Logger } from "@hangar/common";
 import type { ImageConfig } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "./types.js";
 import { BASE_SUITE, baseImageId, BASE_CONFIG, debootstrap, finishBaseRootfs, hostAptMirror } from "./base.js";
@@ -158,8 +158,15 @@ export class LocalImageStore implements ImageStore {
     }
     const key = parsed.canonical;
     const running = this.inflight.get(key);
-    if (running) return running;
-    const p = this.resolveParsed(parsed, progress).finally(() => this.inflight.delete(key));
+    if (running) return running.then(copyImage);
+    const p = this.resolveParsed(parsed, progress)
+      .catch((err: unknown) => {
+        // Failures that are not the reference's fault (disk full, a broken mirror) are runtime errors.
+        if (isHangarError(err)) throw err;
+        this.log.error({ err, ref: key }, "image resolve failed");
+        throw new HangarError("runtime_failed", `image "${key}" could not be prepared: ${message(err)}`, undefined, { cause: err });
+      })
+      .finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
   }
