@@ -121,6 +121,7 @@ export function useSdkAgainst(h: Pick<RunningHangar, "url" | "apiKey">, workspac
     BL_DISABLE_H2: "true",
     BL_ENV: "local",
     DO_NOT_TRACK: "1",
+    // A region silences the SDK's warning; with H2 disabled it opens no connection to Blaxel.
+    BL_REGION: "local-1",
   });
-  delete process.env.BL_REGION;
 }

@@ -1,2 +1,3 @@
 export type * from "./driver.js";
 export * from "./linux/index.js";
+export * from "./images/index.js";

@@ -4,7 +4,7 @@ import { mkdirSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
 import { type Logger, createLogger } from "@hangar/common";
 import {
   ApiKeyService,
@@ -73,8 +73,8 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const edge = new Edge({ auth, sandboxes, node, api: sandboxApi, logger });
   let server!: Server;
   const app = Fastify({
-    loggerInstance: logger,
-    disableRequestLogging: true,
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     // The edge sees every request first; what it does not route goes to Fastify.
     serverFactory: (handler) => {

@@ -1,6 +1,6 @@
 // Fastify setup shared by the planes that use it: validation, problem bodies, not-found.
 
-import Ajv, { type ErrorObject } from "ajv";
+import { Ajv, type ErrorObject } from "ajv";
 import type { FastifyError, FastifyInstance } from "fastify";
 import { HangarError, type Logger, PROBLEM_CONTENT_TYPE, toProblem } from "@hangar/common";
 
