@@ -35,18 +35,19 @@ export function writeConfigFile(cfg: ClientConfig): string {
 /** Flags, then HANGAR_* variables, then the config file, then local defaults. */
 export function resolveClientConfig(flags: { url?: string; apiKey?: string; workspace?: string }): ClientConfig {
   const file = readConfigFile();
-  const url = (flags.url ?? process.env.HANGAR_URL ?? file.url ?? `http://127.0.0.1:${process.env.HANGAR_PORT ?? 8585}`).replace(/\/+$/, "");
-  let apiKey = flags.apiKey ?? process.env.HANGAR_API_KEY ?? file.apiKey;
+  const env = (name: string) => process.env[name] || undefined;
+  const url = (flags.url ?? env("HANGAR_URL") ?? file.url ?? `http://127.0.0.1:${env("HANGAR_PORT") ?? 8585}`).replace(/\/+$/, "");
+  let apiKey = flags.apiKey ?? env("HANGAR_API_KEY") ?? file.apiKey;
   if (!apiKey) {
     // On the server's own machine, the admin key written at first start.
-    const local = join(process.env.HANGAR_DATA_DIR ?? (process.getuid?.() === 0 ? "/var/lib/hangar" : join(homedir(), ".local", "share", "hangar")), "admin-key");
+    const local = join(env("HANGAR_DATA_DIR") ?? (process.getuid?.() === 0 ? "/var/lib/hangar" : join(homedir(), ".local", "share", "hangar")), "admin-key");
     try {
       apiKey = readFileSync(local, "utf8").trim() || undefined;
     } catch {
       /* not readable: the request will say a key is needed */
     }
   }
-  return { url, apiKey, workspace: flags.workspace ?? process.env.HANGAR_WORKSPACE ?? file.workspace ?? "default" };
+  return { url, apiKey, workspace: flags.workspace ?? env("HANGAR_WORKSPACE") ?? file.workspace ?? "default" };
 }
 
 /** An error the CLI prints as one line and exits non-zero with. */

@@ -44,6 +44,9 @@ function age(iso: string | undefined): string {
 
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
+/** Singular of each plural kind, for messages such as "sandbox/x deleted". */
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key" };
+
 const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys" };
 
 function kindOf(k: string): string {
@@ -193,7 +196,7 @@ program
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    process.stdout.write(`${kind.replace(/s$/, "")}/${name} deleted\n`);
+    process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
   });
 
 // ---- exec / logs / connect ---------------------------------------------------------------------

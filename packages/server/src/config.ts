@@ -15,6 +15,8 @@ export interface HangarConfig {
   bootstrapApiKey: string | undefined;
   /** Sandbox runtime: "linux" (isolated, default) or "unisolated-host" (development only). */
   runtime: string;
+  /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
+  importDirs: string[];
   /** Largest request body accepted by the control plane, in bytes. */
   bodyLimit: number;
 }
@@ -37,6 +39,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     publicUrl: pick(flags.publicUrl, "HANGAR_PUBLIC_URL")?.replace(/\/+$/, ""),
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
+    importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
   };
 }

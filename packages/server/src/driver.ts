@@ -6,7 +6,8 @@ import { LinuxDriver, LocalImageStore, type SandboxDriver } from "@hangar/runtim
 import type { HangarConfig } from "./config.js";
 
 export async function createDriver(config: HangarConfig, logger: Logger): Promise<SandboxDriver> {
-  const images = new LocalImageStore({ dir: config.imageDir, logger: logger.child({ component: "images" }) });
+  // Users may import local OCI layouts and archives only from the configured directories.
+  const images = new LocalImageStore({ dir: config.imageDir, localImportRoots: config.importDirs, logger: logger.child({ component: "images" }) });
   switch (config.runtime) {
     case "linux":
       return new LinuxDriver({ stateDir: join(config.dataDir, "runtime"), images, logger: logger.child({ component: "runtime" }) });
