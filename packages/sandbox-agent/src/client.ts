@@ -235,7 +235,10 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
           w.resolve(c.info!);
         }
       },
-      reject: () => {},
+      reject: (err) => {
+        this.warn(`agent handshake failed: ${err.message}`);
+        this.retire(c);
+      },
     });
     c.socket.write(new FrameWriter(Op.LIST, id, 0).done());
   }

@@ -1,7 +1,10 @@
 // Measures the agent: start-to-HELLO time, spawn+exit round trip of `true`, ping round trip and
 // RSS. Prints the numbers; asserts only generous bounds (machines differ, tests run in parallel).
-import { spawn as nodeSpawn } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { execFileSync, spawn as nodeSpawn } from "node:child_process";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentBinaryPath } from "./binary.js";
 import { ENV, rssKiB, startAgent, type AgentHarness } from "../test/harness.js";
@@ -25,8 +28,22 @@ describe("agent performance", () => {
   it("starts small and fast", async () => {
     const rss = await rssKiB(h.child.pid!);
     const size = (await stat(agentBinaryPath())).size;
-    console.log(`agent: binary ${(size / 1024).toFixed(0)} KiB, idle RSS ${rss} KiB, listen+exec+HELLO+LIST ${ms(startMs)}`);
+    console.log(`agent: binary ${(size / 1024).toFixed(0)} KiB, idle RSS ${rss} KiB, harness start (listen, spawn, HELLO, LIST) ${ms(startMs)}`);
     expect(rss).toBeLessThan(2048);
+  });
+
+  it("reaches HELLO about a millisecond after exec", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-bench-"));
+    try {
+      const bench = join(dir, "bench-start");
+      execFileSync("cc", ["-O2", "-o", bench, fileURLToPath(new URL("../test/bench-start.c", import.meta.url))]);
+      const out = execFileSync(bench, [agentBinaryPath(), join(dir, "s.sock"), "200"], { encoding: "utf8" });
+      console.log(out.trim());
+      const p50 = Number(/p50 ([\d.]+)/.exec(out)![1]);
+      expect(p50).toBeLessThan(10);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("round-trips spawn of `true` to its exit event quickly", async () => {

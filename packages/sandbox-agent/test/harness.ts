@@ -67,6 +67,7 @@ export async function startAgent(o: StartOptions = {}): Promise<AgentHarness> {
   const argv = [...(o.wrap ?? []), agentBinaryPath(), "--socket", agentSock, ...(o.chroot ? ["--chroot", o.chroot] : []), ...(o.args ?? [])];
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   if (o.token !== undefined) env.HANGAR_AGENT_TOKEN = o.token;
+  for (const k of ["ASAN_OPTIONS", "UBSAN_OPTIONS"]) if (process.env[k]) env[k] = process.env[k];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
