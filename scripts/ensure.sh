@@ -42,3 +42,9 @@ fi
 # build: the agent binary and the TypeScript packages (both incremental)
 log "building"
 npm run --silent build
+
+# The base image, built once per machine into the shared cache (tests and benchmarks use it).
+if [ "${1:-}" = "--with-images" ]; then
+  log "ensuring the base image (built once per machine, ~1 min the first time)"
+  node packages/runtime/dist/images/prebuild.js >/dev/null
+fi

@@ -70,8 +70,9 @@ export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort
     return next;
   }
 
+  /** Resolves an image; building progress goes to the caller, else to the log. */
   async ensureImage(ref: string, onProgress?: (line: string) => void): Promise<void> {
-    await this.driver.ensureImage(ref, onProgress);
+    await this.driver.ensureImage(ref, onProgress ?? ((line) => this.log.info({ image: ref }, line)));
   }
 
   start(spec: NodeSandboxSpec): Promise<void> {
