@@ -359,7 +359,7 @@ static void noop_handler(int sig) { (void)sig; }
 
 static void usage(void) {
   dprintf(2, "usage: hangar-agent --socket PATH [--chroot DIR] [--workdir DIR] [--api-port N --api-socket PATH]"
-             " [--stop-timeout MS]\n");
+             " [--stop-timeout MS] [--die-with-parent]\n");
   exit(2);
 }
 
@@ -394,8 +394,14 @@ static void ensure_stdio(void) {
 
 int main(int argc, char **argv) {
   const char *root = NULL, *workdir = NULL;
+  bool die_with_parent = false;
+  pid_t parent = getppid();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--die-with-parent")) {
+      die_with_parent = true;
+      continue;
+    }
     if (!v) usage();
     if (!strcmp(a, "--socket")) A.sock_path = v;
     else if (!strcmp(a, "--chroot")) root = v;
@@ -446,6 +452,8 @@ int main(int argc, char **argv) {
     sigaddset(&mask, sigs[i]);
   }
   sigprocmask(SIG_BLOCK, &mask, NULL);
+  /* For tests and dev drivers: stop (as on SIGTERM) when the process that started us dies. */
+  if (die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) || getppid() != parent)) raise(SIGTERM);
 
   A.ep = epoll_create1(EPOLL_CLOEXEC);
   sig_h.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

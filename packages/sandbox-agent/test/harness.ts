@@ -64,7 +64,15 @@ export async function startAgent(o: StartOptions = {}): Promise<AgentHarness> {
   const hostSock = o.chroot ? join(o.chroot, ".hangar/run/agent.sock") : join(dir, "run/agent.sock");
   const agentSock = o.chroot ? "/.hangar/run/agent.sock" : hostSock;
   let client = await listenForAgent(hostSock, o.listen);
-  const argv = [...(o.wrap ?? []), agentBinaryPath(), "--socket", agentSock, ...(o.chroot ? ["--chroot", o.chroot] : []), ...(o.args ?? [])];
+  const argv = [
+    ...(o.wrap ?? []),
+    agentBinaryPath(),
+    "--socket",
+    agentSock,
+    "--die-with-parent",
+    ...(o.chroot ? ["--chroot", o.chroot] : []),
+    ...(o.args ?? []),
+  ];
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   if (o.token !== undefined) env.HANGAR_AGENT_TOKEN = o.token;
   for (const k of ["ASAN_OPTIONS", "UBSAN_OPTIONS"]) if (process.env[k]) env[k] = process.env[k];
