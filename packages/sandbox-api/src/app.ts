@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { HangarError, PROBLEM_CONTENT_TYPE, type Logger, toProblem } from "@hangar/common";
 import { attachServices, hijack, sendRawProblem, svc, toHangarError } from "./http.js";
 import { handleMcpRequest } from "./mcp/server.js";
@@ -47,7 +47,7 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
   };
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024 * 1024,
     return503OnClosing: false,
     routerOptions: { maxParamLength: 64 * 1024, ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },

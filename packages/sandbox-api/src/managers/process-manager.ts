@@ -631,7 +631,8 @@ export class ProcessManager extends EventEmitter {
       logs,
       tag.key,
     );
-    record.pid = tag.pid;
+    // The first run's tag is written before its pid is known: that run's pid is the API pid.
+    record.pid = tag.pid || String(p.pid);
     record.osPid = p.pid;
     record.restartCount = tag.restartCount;
     record.runStartedAt = new Date(tag.runStartedAt);

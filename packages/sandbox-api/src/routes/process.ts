@@ -12,7 +12,7 @@ import { ChunkDecoder, execEventLine, execResultLine, KEEPALIVE_LINE, LogLineFor
 /** Output retained in full in GET /process/{id}; beyond it the response carries recent output only. */
 const FULL_LOGS_IN_GET = 1024 * 1024;
 const STDIN_LIMIT = 8 * 1024 * 1024;
-const PARTIAL_LINE_FLUSH_MS = 100;
+const PARTIAL_LINE_FLUSH_MS = 1000;
 
 async function waitPorts(s: SandboxServices, rec: ProcessRecord, ports: number[]): Promise<void> {
   const deadline = Date.now() + s.limits.waitCapMs;

@@ -34,8 +34,10 @@ export async function* walk(agent: AgentClient, root: string, opts: WalkOptions 
       (entries) => entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
       () => [],
     );
-  const keep = (e: AgentDirEntry): boolean => !(opts.excludeHidden && e.name.startsWith("."));
-  const descend = (e: AgentDirEntry): boolean => e.type === "directory" && !exclude.has(e.name);
+  // Hidden entries and excluded directories are skipped whole (neither listed nor entered).
+  const keep = (e: AgentDirEntry): boolean =>
+    !(opts.excludeHidden && e.name.startsWith(".")) && !(e.type === "directory" && exclude.has(e.name));
+  const descend = (e: AgentDirEntry): boolean => e.type === "directory";
 
   async function* visit(dir: string, entriesP: Promise<AgentDirEntry[]>): AsyncGenerator<WalkEntry> {
     const entries = (await entriesP).filter(keep);
