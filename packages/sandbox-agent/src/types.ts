@@ -109,6 +109,11 @@ export interface AgentClient extends EventEmitter {
   info(): Promise<AgentInfo>;
 
   // processes
+  /**
+   * Starts a process; resolves once exec succeeded (exec/chdir/setuid failures reject with their
+   * errno). Its `output`/`exit` events come no earlier than the macrotask after this resolves, so
+   * handlers registered right after `await spawn()` miss nothing.
+   */
   spawn(opts: SpawnOptions): Promise<{ id: number; pid: number }>;
   /** Signal the process group of process `id` (or only the process when group is false). Default group: true. */
   signal(id: number, signal: number | NodeJS.Signals, group?: boolean): Promise<void>;
