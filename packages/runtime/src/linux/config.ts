@@ -177,7 +177,6 @@ export function buildConfig(c: SandboxConfigInput): object {
         { type: "RLIMIT_NPROC", hard: c.nproc, soft: c.nproc },
       ],
       noNewPrivileges: true,
-      oomScoreAdj: 500,
     },
     root: { path: c.rootfs, readonly: false },
     hostname: c.hostname,

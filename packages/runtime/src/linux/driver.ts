@@ -378,11 +378,14 @@ export class LinuxDriver implements SandboxDriver {
     });
     let exitedEarly: ((e: Error) => void) | null = null;
     const exited = new Promise<void>((resolve) => {
-      child.once("exit", (code, signal) => {
+      // "close": after the exit and the end of stderr (launcher errors)
+      child.once("close", (code, signal) => {
         resolve();
         if (exitedEarly) {
+          const started = existsSync(`${B}/pid`);
           void fs.readFile(`${B}/crun.log`, "utf8").catch(() => "").then((log) => {
-            exitedEarly?.(new HangarError("runtime_failed", `sandbox ${id} failed to start (${code ?? signal}): ${(stderr + log).trim().slice(0, 2000)}`));
+            const why = (stderr + log).trim().slice(0, 2000) || (started ? "the agent exited" : "no message");
+            exitedEarly?.(new HangarError("runtime_failed", `sandbox ${id} failed to start (exit ${code ?? signal}): ${why}`));
           });
         } else {
           this.log.info({ id, code, signal }, "sandbox container exited");
