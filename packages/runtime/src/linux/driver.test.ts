@@ -47,7 +47,7 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     expect(h.id).toBe("d1");
     expect(h.address).toMatch(/^10\.89\.1\.\d+$/);
     expect(h.env).toMatchObject({ FOO: "bar baz", HOME: "/override", PATH: expect.stringContaining("/usr/bin") });
-    expect(h.image.home).toBe("/root");
+    expect(h.image.home).toBe("/blaxel");
 
     const r = await sh("d1", 'hostname; echo "$FOO"; tr "\\0" " " < /proc/1/cmdline; echo; cat /etc/hostname; grep -c nameserver /etc/resolv.conf');
     expect(r.code).toBe(0);
@@ -93,12 +93,12 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
   });
 
   it("restart applies the new env and keeps files", async () => {
-    expect((await sh("d1", "echo kept > /root/file && mkdir -p /data && echo top > /data/x")).code).toBe(0);
+    expect((await sh("d1", "echo kept > /blaxel/file && mkdir -p /data && echo top > /data/x")).code).toBe(0);
     const pid1 = await d.hostPid("d1");
     const h = keep(await d.restart("d1", spec("d1", { envs: { FOO: "new" }, memoryMb: 256 })));
     expect(h.env.FOO).toBe("new");
     expect(await d.hostPid("d1")).not.toBe(pid1);
-    const r = await sh("d1", 'echo "$FOO"; cat /root/file /data/x');
+    const r = await sh("d1", 'echo "$FOO"; cat /blaxel/file /data/x');
     expect(r.stdout).toBe("new\nkept\ntop\n");
   });
 
@@ -147,7 +147,7 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     await d2.preflight();
     expect((await d2.list()).sort()).toEqual(["d1", "d3"]);
     const h1 = keep(await d2.adopt(spec("d1", { envs: { FOO: "new" } })));
-    expect((await sh("d1", "cat /root/file")).stdout).toBe("kept\n");
+    expect((await sh("d1", "cat /blaxel/file")).stdout).toBe("kept\n");
     expect(h1?.address).toMatch(/^10\.89\.1\./);
     expect(await d2.state("d1")).toBe("running");
 

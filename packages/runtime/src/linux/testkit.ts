@@ -6,7 +6,8 @@ import type { ImageStore } from "../images/types.js";
 import type { RuntimeSandboxSpec, SandboxHandle } from "../driver.js";
 import type { ExitInfo } from "@hangar/sandbox-agent";
 import { LinuxDriver, findCommand, type LinuxDriverOptions } from "./driver.js";
-import { DevImageStore } from "./dev-image-store.js";
+import { LocalImageStore, DEFAULT_IMAGE_CACHE_DIR } from "../images/store.js";
+import { BASE_REF } from "../images/refs.js";
 
 /** True where the driver can run: root, crun, cgroup v1 controllers. */
 export function linuxDriverAvailable(): boolean {
@@ -20,10 +21,11 @@ export function linuxDriverAvailable(): boolean {
   );
 }
 
-export const TEST_IMAGE = "hangar/dev-bookworm";
+/** The built-in Debian base image, from the machine-wide image cache (built on first use). */
+export const TEST_IMAGE = BASE_REF;
 
 export function testImages(): ImageStore {
-  return new DevImageStore();
+  return new LocalImageStore({ dir: DEFAULT_IMAGE_CACHE_DIR });
 }
 
 /** Options of the test driver `name` (a-z, ≤ 5 chars) using 10.89.<net>.0/24. */
