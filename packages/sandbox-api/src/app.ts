@@ -118,6 +118,8 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
     ready,
     handle(req, res, services) {
       attachServices(req, services);
+      // The SDK builds `${forcedUrl}/filesystem/...` from a URL that may end in "/" ("//filesystem/...").
+      if (req.url?.startsWith("//")) req.url = req.url.replace(/^\/+/, "/");
       if (isReady) {
         app.routing(req, res);
         return;
