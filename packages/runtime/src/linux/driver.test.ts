@@ -164,6 +164,16 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     d = d2;
   });
 
+  it("creates and destroys sandboxes in parallel", async () => {
+    const ids = Array.from({ length: 8 }, (_, i) => `p${i}`);
+    const hs = await Promise.all(ids.map((id) => d.create(spec(id))));
+    expect(new Set(hs.map((h) => h.address)).size).toBe(8);
+    const outs = await Promise.all(hs.map((h) => agentSh(h, "hostname")));
+    expect(outs.map((o) => o.stdout.trim())).toEqual(ids.map((id) => `sb-${id}`));
+    await Promise.all(ids.map((id) => d.destroy(id)));
+    for (const id of ids) expect(await d.state(id)).toBe("missing");
+  });
+
   it("destroy removes every trace", async () => {
     const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/d3.json`, "utf8")) as { slot: number };
     const slot = d.network!.slot(rec.slot);
