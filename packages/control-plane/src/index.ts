@@ -7,3 +7,6 @@ export * from "./sandboxes/sandbox-view.js";
 export * from "./sandboxes/secrets.js";
 export * from "./node-port.js";
 export * from "./http/plugin.js";
+export * from "./previews/preview-service.js";
+export * from "./previews/preview-view.js";
+export * from "./sandboxes/expiry-reaper.js";

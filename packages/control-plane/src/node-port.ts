@@ -31,4 +31,6 @@ export interface SandboxNodePort {
   /** Removes the sandbox and every trace of it. Idempotent. */
   destroy(id: string): Promise<void>;
   state(id: string): NodeSandboxState;
+  /** Parks the sandbox in standby now (memory and processes kept). */
+  standby(id: string): Promise<void>;
 }

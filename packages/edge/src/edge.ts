@@ -1,12 +1,15 @@
-// The edge: the run plane's front door. It authenticates, finds the sandbox a request is for,
-// wakes it if needed and hands the request to the sandbox API or to a port inside the sandbox.
+// The edge: the run plane's front door. It finds what a request is for (a sandbox URL, a preview
+// host or path, a custom domain), authenticates it (API key or preview/session token), wakes the
+// sandbox and hands the request to the sandbox API or to a port inside the sandbox.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { HangarError, type Logger, asHangarError, sendProblem, silentLogger } from "@hangar/common";
-import type { AuthService, SandboxService } from "@hangar/control-plane";
-import type { LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
-import { proxyHttp, proxyUpgrade } from "./proxy.js";
+import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
+import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
+import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
+import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
+import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
 /** The sandbox API as the edge drives it. */
 export interface SandboxApiHandler<S> {
@@ -17,85 +20,242 @@ export interface SandboxApiHandler<S> {
 export interface EdgeOptions<S extends SandboxServicesLike> {
   auth: AuthService;
   sandboxes: SandboxService;
+  previews: PreviewService;
+  store: Store;
   node: LocalNode<S>;
   api: SandboxApiHandler<S>;
+  urls: EdgeUrls;
+  /** Hosts that are this server itself (never looked up as custom domains). */
+  selfHosts?: string[];
   logger?: Logger;
 }
 
-/** A request routed to one sandbox: what it targets inside it. */
-interface SandboxRoute {
-  workspace: string;
-  name: string;
-  /** Path inside the sandbox URL, with the query string. */
+/** What a run-plane request targets. */
+type Route =
+  | { kind: "sandbox"; workspace: string; name: string; rest: string }
+  | { kind: "sandbox-host"; code: string; name: string; rest: string }
+  | { kind: "preview"; label: string; rest: string }
+  | { kind: "domain"; host: string; rest: string };
+
+/** Where a resolved request goes. */
+interface Target<S> {
+  lease: Lease<S>;
+  /** Path (and query) inside the sandbox URL or on the port. */
   rest: string;
+  /** The preview, for preview routes. */
+  preview?: PreviewRecord;
+  /** Headers the client must not see forwarded (credentials of Hangar itself). */
+  drop: string[];
 }
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
-
-/** Path prefix of a sandbox's data-plane URL on this server. */
-export function sandboxPathPrefix(workspace: string, name: string): string {
-  return `/run/${encodeURIComponent(workspace)}/sandboxes/${encodeURIComponent(name)}`;
-}
+const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
+const TOKEN_QUERY = /([?&])bl_preview_token=([^&#]*)&?/;
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
+function hostOf(req: IncomingMessage): string {
+  return (header(req, "host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
+}
+
+/** Takes bl_preview_token out of a path+query, returning both. */
+function takeQueryToken(rest: string): { rest: string; token: string | undefined } {
+  const m = TOKEN_QUERY.exec(rest);
+  if (!m) return { rest, token: undefined };
+  let token: string | undefined;
+  try {
+    token = decodeURIComponent(m[2]!);
+  } catch {
+    token = m[2];
+  }
+  const stripped = rest.replace(TOKEN_QUERY, (_all, sep: string) => sep).replace(/[?&]$/, "");
+  return { rest: stripped, token };
+}
+
 export class Edge<S extends SandboxServicesLike> {
   private readonly log: Logger;
+  private readonly selfHosts: Set<string>;
+  /** Custom-domain lookups, cached briefly (null = not a preview domain). */
+  private readonly domainCache = new Map<string, { at: number; preview: PreviewRecord | null }>();
 
   constructor(private readonly opts: EdgeOptions<S>) {
     this.log = opts.logger ?? silentLogger;
+    this.selfHosts = new Set(["localhost", ...(opts.selfHosts ?? []).map((h) => h.toLowerCase())]);
   }
 
-  private route(url: string | undefined): SandboxRoute | null {
-    const m = SANDBOX_PATH.exec(url ?? "");
-    if (!m) return null;
+  /** Classifies a request: run-plane route, maybe a custom domain, or not the edge's. */
+  private route(req: IncomingMessage): Route | "maybe-domain" | null {
+    const url = req.url ?? "/";
+    const host = hostOf(req);
+    const { previewDomain, sandboxDomain } = this.opts.urls.config;
+    if (host.endsWith(`.${previewDomain}`)) {
+      const label = host.slice(0, -previewDomain.length - 1);
+      if (/^[a-z0-9-]{1,80}$/.test(label)) return { kind: "preview", label, rest: url };
+    }
+    if (sandboxDomain && host.endsWith(`.${sandboxDomain}`)) {
+      const m = /^sbx-([a-z0-9-]+)-([a-z0-9]{8})$/.exec(host.slice(0, -sandboxDomain.length - 1));
+      if (m) return { kind: "sandbox-host", name: m[1]!, code: m[2]!, rest: url };
+    }
+    let m = SANDBOX_PATH.exec(url);
+    if (m) {
+      try {
+        return { kind: "sandbox", workspace: decodeURIComponent(m[1]!), name: decodeURIComponent(m[2]!), rest: (m[3] || "/") + (m[4] ?? "") };
+      } catch {
+        return null;
+      }
+    }
+    m = PREVIEW_PATH.exec(url);
+    if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
+    if (host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".")) return "maybe-domain";
+    return null;
+  }
+
+  private async customDomainPreview(host: string): Promise<PreviewRecord | null> {
+    const hit = this.domainCache.get(host);
+    if (hit && Date.now() - hit.at < (hit.preview ? 5_000 : 1_000)) return hit.preview;
+    const preview = await this.opts.store.previews.getByCustomDomain(host);
+    if (this.domainCache.size > 10_000) this.domainCache.clear();
+    this.domainCache.set(host, { at: Date.now(), preview });
+    return preview;
+  }
+
+  /** An API key of the workspace, if the request carries one that reaches it. */
+  private async apiKeyReaches(req: IncomingMessage, workspaceId: string): Promise<boolean> {
+    const h = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
+    if (!h || !/^\s*bearer\s+hgr_/i.test(h)) return false;
     try {
-      return { workspace: decodeURIComponent(m[1]!), name: decodeURIComponent(m[2]!), rest: (m[3] || "/") + (m[4] ?? "") };
+      const p = await this.opts.auth.authenticate(h);
+      return p.workspaceIds.has(workspaceId);
     } catch {
-      return null;
+      return false;
     }
   }
 
-  /** Authenticates the request and finds the live sandbox it targets. */
-  private async resolve(req: IncomingMessage, r: SandboxRoute): Promise<LiveSandbox<S>> {
-    const principal = await this.opts.auth.authenticate(header(req, "x-blaxel-authorization") ?? header(req, "authorization"));
-    const ws = await this.opts.auth.resolveWorkspace(principal, r.workspace);
-    const rec = await this.opts.sandboxes.get(ws, r.name);
-    if (rec.status !== "DEPLOYED") throw new HangarError("sandbox_unavailable", `sandbox '${r.name}' is ${rec.status}`);
-    return this.opts.node.get(rec.id);
+  private async liveSandbox(rec: SandboxRecord, kind: "request" | "connection"): Promise<Lease<S>> {
+    if (rec.status !== "DEPLOYED") throw new HangarError("sandbox_unavailable", `sandbox '${rec.name}' is ${rec.status}`);
+    return this.opts.node.acquire(rec.id, kind);
   }
 
-  /** Handles run-plane requests; returns false for requests that belong elsewhere. */
-  handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const r = this.route(req.url);
-    if (!r) return false;
-    this.resolve(req, r).then(
-      (live) => this.dispatch(req, res, r, live),
+  /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
+  private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
+    if (r.kind === "sandbox" || r.kind === "sandbox-host") {
+      const principal = await this.opts.auth.authenticate(header(req, "x-blaxel-authorization") ?? header(req, "authorization"));
+      let ws: WorkspaceRecord;
+      if (r.kind === "sandbox") ws = await this.opts.auth.resolveWorkspace(principal, r.workspace);
+      else {
+        const found = (await this.opts.store.workspaces.list([...principal.workspaceIds])).find((w) => workspaceCode(w.id) === r.code);
+        if (!found) throw new HangarError("forbidden", "this API key has no access to the sandbox's workspace");
+        ws = found;
+      }
+      const rec = await this.opts.sandboxes.get(ws, r.name);
+      const drop = ["x-blaxel-authorization", "x-blaxel-workspace"];
+      if (!header(req, "x-blaxel-authorization")) drop.push("authorization");
+      return { lease: await this.liveSandbox(rec, kind), rest: r.rest, drop };
+    }
+
+    const preview = r.kind === "preview" ? await this.opts.store.previews.getByLabel(r.label) : await this.customDomainPreview(r.host);
+    if (!preview) throw new HangarError("preview_not_found", "no preview is published at this address");
+    if (preview.expiresAt && Date.parse(preview.expiresAt) <= Date.now()) throw new HangarError("invalid_token", "this preview has expired");
+    const { rest, token: queryToken } = takeQueryToken(r.rest);
+    const token = header(req, "x-blaxel-preview-token") ?? queryToken;
+    if (!preview.public) {
+      const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(req, preview.workspaceId));
+      if (!ok) throw new HangarError("invalid_token", token ? "the preview token is wrong or has expired" : "this preview is private: send X-Blaxel-Preview-Token or ?bl_preview_token=");
+    }
+    const rec = await this.opts.store.sandboxes.getById(preview.sandboxId);
+    if (!rec || rec.terminatedAt) throw new HangarError("preview_not_found", "the preview's sandbox no longer exists");
+    const drop = ["x-blaxel-preview-token", "x-blaxel-authorization", "x-blaxel-workspace"];
+    return { lease: await this.liveSandbox(rec, kind), rest, preview, drop };
+  }
+
+  /** CORS preflight of a preview with CORS response headers: answered here, without credentials. */
+  private preflight(req: IncomingMessage, res: ServerResponse, r: Route): boolean {
+    if (req.method !== "OPTIONS" || !header(req, "origin") || !header(req, "access-control-request-method")) return false;
+    if (r.kind !== "preview" && r.kind !== "domain") return false;
+    void (async () => {
+      const preview = r.kind === "preview" ? await this.opts.store.previews.getByLabel(r.label) : await this.customDomainPreview(r.host);
+      const cors = Object.entries(preview?.responseHeaders ?? {}).filter(([k]) => k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary");
+      if (!preview || cors.length === 0) return false;
+      res.writeHead(204, Object.fromEntries(cors));
+      res.end();
+      return true;
+    })().then(
+      (done) => {
+        if (!done) this.run(req, res, r);
+      },
       (e) => sendProblem(res, asHangarError(e)),
     );
     return true;
   }
 
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const r = this.route(req.url);
-    if (!r) return false;
-    this.resolve(req, r).then(
-      (live) => {
-        const port = PORT_PATH.exec(r.rest);
-        req.url = r.rest;
-        if (port) proxyUpgrade(req, socket, head, this.portTarget(live, port), { dropHeaders: ["x-blaxel-authorization"] });
-        else this.opts.api.handleUpgrade(req, socket, head, live.services);
+  /**
+   * Handles run-plane requests. Calls `next` for requests that are not the edge's (synchronously,
+   * or after a custom-domain lookup for unknown hosts).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    const r = this.route(req);
+    if (r === null) return next();
+    if (r === "maybe-domain") {
+      const host = hostOf(req);
+      this.customDomainPreview(host).then(
+        (p) => {
+          if (!p) return next();
+          const route: Route = { kind: "domain", host, rest: req.url ?? "/" };
+          if (!this.preflight(req, res, route)) this.run(req, res, route);
+        },
+        (e) => sendProblem(res, asHangarError(e)),
+      );
+      return;
+    }
+    if (!this.preflight(req, res, r)) this.run(req, res, r);
+  }
+
+  private run(req: IncomingMessage, res: ServerResponse, r: Route): void {
+    this.resolve(req, r, "request").then(
+      (t) => {
+        res.once("close", () => t.lease.release());
+        try {
+          this.dispatch(req, res, t);
+        } catch (e) {
+          sendProblem(res, asHangarError(e));
+        }
       },
-      (e) => {
-        const err = asHangarError(e);
-        socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      },
+      (e) => sendProblem(res, asHangarError(e)),
     );
-    return true;
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, t: Target<S>): void {
+    const { live } = t.lease;
+    const p = t.preview;
+    if (p && !API_PORTS.has(p.port)) {
+      proxyHttp(req, res, { host: live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
+      return;
+    }
+    const port = p ? null : PORT_PATH.exec(t.rest);
+    if (port) {
+      proxyHttp(req, res, this.portTarget(live, port), this.proxyOptions(t));
+      return;
+    }
+    for (const h of t.drop) delete req.headers[h];
+    if (p && Object.keys(p.responseHeaders).length) {
+      // Sessions: the preview's response headers (e.g. CORS) apply to the sandbox API too.
+      const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
+      res.writeHead = ((...a: unknown[]) => {
+        for (const [k, v] of Object.entries(p.responseHeaders)) res.setHeader(k, v);
+        return writeHead(...a);
+      }) as typeof res.writeHead;
+    }
+    req.url = t.rest;
+    this.opts.api.handle(req, res, live.services);
+  }
+
+  private proxyOptions(t: Target<S>): ProxyOptions {
+    return { dropHeaders: t.drop, addRequestHeaders: t.preview?.requestHeaders ?? {}, responseHeaders: t.preview?.responseHeaders ?? {} };
   }
 
   private portTarget(live: LiveSandbox<S>, m: RegExpExecArray) {
@@ -104,18 +264,53 @@ export class Edge<S extends SandboxServicesLike> {
     return { host: live.handle.address, port, path: (m[2] || "/") + (m[3] ?? "") };
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse, r: SandboxRoute, live: LiveSandbox<S>): void {
-    try {
-      const port = PORT_PATH.exec(r.rest);
-      if (port) {
-        proxyHttp(req, res, this.portTarget(live, port), { dropHeaders: ["x-blaxel-authorization"] });
-        return;
-      }
-      req.url = r.rest;
-      this.opts.api.handle(req, res, live.services);
-    } catch (e) {
-      this.log.error({ err: e }, "edge dispatch failed");
-      sendProblem(res, asHangarError(e));
+  /** WebSocket and other upgrades: the same routing, held as a long-lived connection. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next: () => void): void {
+    const r = this.route(req);
+    if (r === null) return next();
+    const go = (route: Route) =>
+      this.resolve(req, route, "connection").then(
+        (t) => this.upgrade(req, socket, head, t),
+        (e) => {
+          const err = asHangarError(e);
+          socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(err.message)}\r\n\r\n${err.message}`);
+        },
+      );
+    if (r === "maybe-domain") {
+      const host = hostOf(req);
+      void this.customDomainPreview(host).then((p) => (p ? go({ kind: "domain", host, rest: req.url ?? "/" }) : next()));
+      return;
+    }
+    void go(r);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, t: Target<S>): void {
+    const { lease } = t;
+    const idleMs = this.opts.node.standbyOptions.connectionIdleMs;
+    // Traffic in either direction keeps the sandbox awake (and wakes it); silence closes the socket.
+    const idle = setTimeout(() => socket.destroy(), idleMs);
+    const activity = () => {
+      lease.touch();
+      idle.refresh();
+    };
+    socket.on("data", activity);
+    const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+    socket.write = ((...a: unknown[]) => {
+      activity();
+      return write(...a);
+    }) as typeof socket.write;
+    socket.once("close", () => {
+      clearTimeout(idle);
+      lease.release();
+    });
+    const p = t.preview;
+    const port = p ? null : PORT_PATH.exec(t.rest);
+    if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
+    else if (port) proxyUpgrade(req, socket, head, this.portTarget(lease.live, port), this.proxyOptions(t));
+    else {
+      for (const h of t.drop) delete req.headers[h];
+      req.url = t.rest;
+      this.opts.api.handleUpgrade(req, socket, head, lease.live.services);
     }
   }
 }

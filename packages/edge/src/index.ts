@@ -1,2 +1,3 @@
 export * from "./edge.js";
 export * from "./proxy.js";
+export * from "./urls.js";

@@ -1,6 +1,7 @@
-// The node runtime of one machine: runs sandboxes through a driver and keeps, for each live
-// sandbox, the per-sandbox services the sandbox API needs (process table, watches, terminals).
+// The node runtime of one machine: runs sandboxes through a driver, keeps for each live sandbox the
+// per-sandbox services the sandbox API needs, parks idle sandboxes in standby and wakes them on use.
 
+import { EventEmitter } from "node:events";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
 import type { RuntimeSandboxSpec, SandboxDriver, SandboxHandle } from "@hangar/runtime";
@@ -8,6 +9,11 @@ import type { RuntimeSandboxSpec, SandboxDriver, SandboxHandle } from "@hangar/r
 /** What the node needs from per-sandbox services. */
 export interface SandboxServicesLike {
   dispose(): Promise<void> | void;
+  /** A process asked to keep the sandbox awake. */
+  keepAliveActive?(): boolean;
+  /** Called around standby so process timeouts do not run while the sandbox is frozen. */
+  pauseTimers?(): void;
+  resumeTimers?(): void;
 }
 
 export interface LiveSandbox<S> {
@@ -17,12 +23,48 @@ export interface LiveSandbox<S> {
   services: S;
 }
 
+/** Standby tiers: running, frozen (memory kept), checkpointed (memory on disk). */
+export type Tier = "running" | "frozen" | "checkpointed";
+
+export interface StandbyOptions {
+  /** Idle time without connections or keepAlive before standby (default 15 s). */
+  idleMs: number;
+  /** Idle time after which a frozen sandbox is checkpointed to disk, where the driver can (default 10 min). */
+  checkpointAfterMs: number;
+  /** An open WebSocket/TCP connection stops counting as activity after this much silence (default 15 min). */
+  connectionIdleMs: number;
+  /** How often idleness is checked (default: a quarter of idleMs, at most 1 s). */
+  tickMs: number;
+}
+
+export const DEFAULT_STANDBY: StandbyOptions = { idleMs: 15_000, checkpointAfterMs: 600_000, connectionIdleMs: 900_000, tickMs: 1_000 };
+
 export interface LocalNodeOptions<S> {
   driver: SandboxDriver;
   /** Builds the per-sandbox services once its agent is connected. */
   createServices: (handle: SandboxHandle, spec: NodeSandboxSpec) => S;
   logger?: Logger;
   nodeName?: string;
+  standby?: Partial<StandbyOptions>;
+}
+
+/** A claim on a sandbox by one request or one long-lived connection; it keeps the sandbox awake. */
+export interface Lease<S> {
+  readonly live: LiveSandbox<S>;
+  /** Marks traffic on a long-lived connection; wakes the sandbox if it went to standby meanwhile. */
+  touch(): void;
+  release(): void;
+}
+
+interface Slot<S> {
+  live: LiveSandbox<S>;
+  tier: Tier;
+  /** In-flight requests: standby waits for them. */
+  requests: number;
+  /** Open connections and when each last carried traffic. */
+  connections: Set<{ last: number }>;
+  lastActivity: number;
+  tierSince: number;
 }
 
 export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
@@ -39,20 +81,34 @@ export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
   return out;
 }
 
-export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort {
+export interface LocalNodeEvents {
+  /** A sandbox was used (request or connection traffic). */
+  activity: [id: string, at: number];
+  /** A sandbox changed standby tier. */
+  tier: [id: string, tier: Tier];
+}
+
+export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<LocalNodeEvents> implements SandboxNodePort {
   readonly nodeName: string;
+  readonly standbyOptions: StandbyOptions;
   private readonly driver: SandboxDriver;
   private readonly createServices: LocalNodeOptions<S>["createServices"];
   private readonly log: Logger;
-  private readonly live = new Map<string, LiveSandbox<S>>();
-  /** Per-sandbox operation chain: start/restart/destroy of one sandbox never overlap. */
+  private readonly slots = new Map<string, Slot<S>>();
+  /** Per-sandbox operation chain: lifecycle and tier changes of one sandbox never overlap. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly timer: NodeJS.Timeout;
 
   constructor(opts: LocalNodeOptions<S>) {
+    super();
     this.driver = opts.driver;
     this.createServices = opts.createServices;
     this.log = opts.logger ?? silentLogger;
     this.nodeName = opts.nodeName ?? "local";
+    const idleMs = opts.standby?.idleMs ?? DEFAULT_STANDBY.idleMs;
+    this.standbyOptions = { ...DEFAULT_STANDBY, tickMs: Math.min(1_000, Math.max(50, idleMs / 4)), ...opts.standby, idleMs };
+    this.timer = setInterval(() => this.tick(), this.standbyOptions.tickMs);
+    this.timer.unref();
   }
 
   get driverName(): string {
@@ -64,10 +120,24 @@ export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort
     const prev = this.locks.get(id) ?? Promise.resolve();
     const next = prev.catch(() => undefined).then(fn);
     this.locks.set(id, next);
-    void next.finally(() => {
-      if (this.locks.get(id) === next) this.locks.delete(id);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.locks.get(id) === next) this.locks.delete(id);
+      })
+      .catch(() => undefined);
     return next;
+  }
+
+  private install(spec: NodeSandboxSpec, handle: SandboxHandle): void {
+    const now = Date.now();
+    this.slots.set(spec.id, {
+      live: { id: spec.id, spec, handle, services: this.createServices(handle, spec) },
+      tier: "running",
+      requests: 0,
+      connections: new Set(),
+      lastActivity: now,
+      tierSince: now,
+    });
   }
 
   /** Resolves an image; building progress goes to the caller, else to the log. */
@@ -77,47 +147,196 @@ export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort
 
   start(spec: NodeSandboxSpec): Promise<void> {
     return this.serialize(spec.id, async () => {
-      const handle = await this.driver.create(toRuntimeSpec(spec));
-      this.live.set(spec.id, { id: spec.id, spec, handle, services: this.createServices(handle, spec) });
+      this.install(spec, await this.driver.create(toRuntimeSpec(spec)));
     });
   }
 
   restart(spec: NodeSandboxSpec): Promise<void> {
     return this.serialize(spec.id, async () => {
-      const cur = this.live.get(spec.id);
-      if (cur) await cur.services.dispose();
-      const handle = await this.driver.restart(spec.id, toRuntimeSpec(spec));
-      this.live.set(spec.id, { id: spec.id, spec, handle, services: this.createServices(handle, spec) });
+      const cur = this.slots.get(spec.id);
+      if (cur) {
+        await this.wakeLocked(cur);
+        await cur.live.services.dispose();
+      }
+      this.install(spec, await this.driver.restart(spec.id, toRuntimeSpec(spec)));
     });
   }
 
   async updateNetwork(spec: NodeSandboxSpec): Promise<void> {
-    const cur = this.live.get(spec.id);
-    if (cur) cur.spec = spec;
+    const cur = this.slots.get(spec.id);
+    if (cur) cur.live.spec = spec;
   }
 
   destroy(id: string): Promise<void> {
     return this.serialize(id, async () => {
-      const cur = this.live.get(id);
-      this.live.delete(id);
-      if (cur) await Promise.resolve(cur.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
+      const cur = this.slots.get(id);
+      this.slots.delete(id);
+      if (cur) await Promise.resolve(cur.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
       await this.driver.destroy(id);
     });
   }
 
   state(id: string): NodeSandboxState {
-    return this.live.has(id) ? "RUNNING" : "STOPPED";
+    const slot = this.slots.get(id);
+    if (!slot) return "STOPPED";
+    return slot.tier === "running" ? "RUNNING" : "STANDBY";
   }
 
-  /** The live sandbox for a request; 503 when it is not running on this node. */
-  get(id: string): LiveSandbox<S> {
-    const cur = this.live.get(id);
-    if (!cur) throw new HangarError("sandbox_unavailable", "sandbox is not running on this node");
-    return cur;
+  tier(id: string): Tier | null {
+    return this.slots.get(id)?.tier ?? null;
   }
 
   has(id: string): boolean {
-    return this.live.has(id);
+    return this.slots.has(id);
+  }
+
+  /** Last time the sandbox was used, in ms since the epoch (null when not on this node). */
+  lastActivity(id: string): number | null {
+    const slot = this.slots.get(id);
+    if (!slot) return null;
+    return this.busy(slot, Date.now()) ? Date.now() : slot.lastActivity;
+  }
+
+  private slotOf(id: string): Slot<S> {
+    const slot = this.slots.get(id);
+    if (!slot) throw new HangarError("sandbox_unavailable", "sandbox is not running on this node");
+    return slot;
+  }
+
+  private markActivity(id: string, slot: Slot<S>): void {
+    slot.lastActivity = Date.now();
+    this.emit("activity", id, slot.lastActivity);
+  }
+
+  /**
+   * Claims a sandbox for a request ("request": standby waits until it is released) or a long-lived
+   * connection ("connection": counts while it carries traffic). Wakes the sandbox first if needed.
+   */
+  async acquire(id: string, kind: "request" | "connection" = "request"): Promise<Lease<S>> {
+    const slot = this.slotOf(id);
+    if (kind === "request") slot.requests++;
+    const conn = { last: Date.now() };
+    if (kind === "connection") slot.connections.add(conn);
+    this.markActivity(id, slot);
+    try {
+      if (slot.tier !== "running" || this.locks.has(id)) await this.wake(id);
+    } catch (e) {
+      if (kind === "request") slot.requests--;
+      slot.connections.delete(conn);
+      throw e;
+    }
+    let released = false;
+    const current = this.slots.get(id) ?? slot;
+    return {
+      live: current.live,
+      touch: () => {
+        conn.last = Date.now();
+        this.markActivity(id, current);
+        if (current.tier !== "running") void this.wake(id).catch((e) => this.log.warn({ err: e, id }, "wake on traffic failed"));
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        if (kind === "request") current.requests--;
+        else current.connections.delete(conn);
+        this.markActivity(id, current);
+      },
+    };
+  }
+
+  /** Brings a sandbox back to running (thaw or restore). */
+  wake(id: string): Promise<void> {
+    return this.serialize(id, async () => {
+      const slot = this.slots.get(id);
+      if (slot) await this.wakeLocked(slot);
+    });
+  }
+
+  private async wakeLocked(slot: Slot<S>): Promise<void> {
+    if (slot.tier === "running") return;
+    const id = slot.live.id;
+    const t0 = performance.now();
+    if (slot.tier === "frozen") {
+      await this.driver.thaw(id);
+    } else {
+      await slot.live.services.dispose();
+      const handle = await this.driver.restore(id);
+      slot.live.handle = handle;
+      slot.live.services = this.createServices(handle, slot.live.spec);
+    }
+    const from = slot.tier;
+    slot.tier = "running";
+    slot.tierSince = Date.now();
+    slot.live.services.resumeTimers?.();
+    this.emit("tier", id, "running");
+    this.log.debug({ id, from, ms: Math.round((performance.now() - t0) * 10) / 10 }, "sandbox resumed");
+  }
+
+  /** Parks a sandbox in standby now, unless requests are in flight (409). */
+  standby(id: string): Promise<void> {
+    const slot = this.slotOf(id);
+    if (slot.requests > 0) return Promise.reject(new HangarError("conflict", "the sandbox has requests in flight"));
+    return this.serialize(id, async () => {
+      const s = this.slots.get(id);
+      if (s && s.tier === "running" && s.requests === 0) await this.freezeLocked(s);
+    });
+  }
+
+  private async freezeLocked(slot: Slot<S>): Promise<void> {
+    slot.live.services.pauseTimers?.();
+    try {
+      await this.driver.freeze(slot.live.id);
+    } catch (e) {
+      slot.live.services.resumeTimers?.();
+      throw e;
+    }
+    slot.tier = "frozen";
+    slot.tierSince = Date.now();
+    this.emit("tier", slot.live.id, "frozen");
+  }
+
+  private async checkpointLocked(slot: Slot<S>): Promise<void> {
+    await this.driver.checkpoint(slot.live.id);
+    slot.tier = "checkpointed";
+    slot.tierSince = Date.now();
+    this.emit("tier", slot.live.id, "checkpointed");
+  }
+
+  /** True while requests are in flight, a connection carried traffic recently, or keepAlive holds. */
+  private busy(slot: Slot<S>, now: number): boolean {
+    if (slot.requests > 0) return true;
+    for (const c of slot.connections) if (now - c.last < this.standbyOptions.connectionIdleMs) return true;
+    return slot.live.services.keepAliveActive?.() ?? false;
+  }
+
+  /** Moves idle sandboxes down the standby tiers. */
+  private tick(): void {
+    const now = Date.now();
+    const { idleMs, checkpointAfterMs } = this.standbyOptions;
+    for (const [id, slot] of this.slots) {
+      if (this.locks.has(id)) continue;
+      if (slot.tier === "running") {
+        if (this.busy(slot, now)) {
+          if (slot.requests > 0 || slot.connections.size > 0) slot.lastActivity = now;
+          continue;
+        }
+        if (now - slot.lastActivity < idleMs || !this.driver.capabilities.freeze) continue;
+        void this.serialize(id, async () => {
+          const s = this.slots.get(id);
+          if (s && s.tier === "running" && !this.busy(s, Date.now()) && Date.now() - s.lastActivity >= idleMs) await this.freezeLocked(s);
+        }).catch((e) => this.log.warn({ err: e, id }, "standby failed"));
+      } else if (slot.tier === "frozen" && this.driver.capabilities.checkpoint && now - slot.tierSince >= checkpointAfterMs) {
+        void this.serialize(id, async () => {
+          const s = this.slots.get(id);
+          if (s && s.tier === "frozen") await this.checkpointLocked(s);
+        }).catch((e) => this.log.warn({ err: e, id }, "checkpoint failed; the sandbox stays frozen"));
+      }
+    }
+  }
+
+  /** The live sandbox, without waking it (internal use and tests). */
+  get(id: string): LiveSandbox<S> {
+    return this.slotOf(id).live;
   }
 
   /**
@@ -132,13 +351,15 @@ export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort
       specs.map((spec) =>
         this.serialize(spec.id, async () => {
           try {
+            // A sandbox frozen by the previous server is thawed first: the agent must reconnect.
+            if ((await this.driver.state(spec.id)) === "frozen") await this.driver.thaw(spec.id);
             let handle = await this.driver.adopt(toRuntimeSpec(spec));
             if (handle) adopted.push(spec.id);
             else {
               handle = await this.driver.create(toRuntimeSpec(spec));
               restarted.push(spec.id);
             }
-            this.live.set(spec.id, { id: spec.id, spec, handle, services: this.createServices(handle, spec) });
+            this.install(spec, handle);
           } catch (e) {
             this.log.error({ err: e, sandbox: spec.name }, "could not adopt sandbox");
           }
@@ -157,8 +378,9 @@ export class LocalNode<S extends SandboxServicesLike> implements SandboxNodePort
 
   /** Drops node-side state without stopping sandboxes (they are adopted on the next start). */
   async close(): Promise<void> {
-    await Promise.all([...this.live.values()].map((l) => Promise.resolve(l.services.dispose()).catch(() => undefined)));
-    this.live.clear();
+    clearInterval(this.timer);
+    await Promise.all([...this.slots.values()].map((s) => Promise.resolve(s.live.services.dispose()).catch(() => undefined)));
+    this.slots.clear();
     await this.driver.close();
   }
 }

@@ -1,5 +1,6 @@
 // Composition root: builds every plane of one `hangar serve` process and wires them together.
 
+import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import { join } from "node:path";
@@ -9,12 +10,14 @@ import { type Logger, createLogger } from "@hangar/common";
 import {
   ApiKeyService,
   AuthService,
+  ExpiryReaper,
   type NodeSandboxSpec,
+  PreviewService,
   SandboxService,
   WorkspaceService,
   controlPlanePlugin,
 } from "@hangar/control-plane";
-import { Edge, sandboxPathPrefix } from "@hangar/edge";
+import { Edge, EdgeUrls } from "@hangar/edge";
 import { LocalNode } from "@hangar/node";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -52,6 +55,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const node = new LocalNode<SandboxServices>({
     driver,
     logger,
+    standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs },
     createServices: (handle, spec) =>
       new SandboxServices({
         id: spec.id,
@@ -68,9 +72,21 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const apiKeys = new ApiKeyService(store);
   const workspaces = new WorkspaceService(store);
   const sandboxes = new SandboxService({ store, node, secrets, logger });
+  const previews = new PreviewService(store, secrets);
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
-  const edge = new Edge({ auth, sandboxes, node, api: sandboxApi, logger });
+  const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
+  const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
+  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger });
+
+  // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
+  const touched = new Map<string, number>();
+  node.on("activity", (id, at) => {
+    if (at - (touched.get(id) ?? 0) < 5_000) return;
+    touched.set(id, at);
+    void sandboxes.touch(id, new Date(at)).catch(() => undefined);
+  });
+  const reaper = new ExpiryReaper({ store, node, lastActivity: (id) => node.lastActivity(id), logger });
   let server!: Server;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -78,12 +94,10 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
     bodyLimit: config.bodyLimit,
     // The edge sees every request first; what it does not route goes to Fastify.
     serverFactory: (handler) => {
-      server = createServer((req, res) => {
-        if (!edge.handle(req, res)) handler(req, res);
-      });
-      server.on("upgrade", (req, socket, head) => {
-        if (!edge.handleUpgrade(req, socket, head)) socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-      });
+      server = createServer((req, res) => edge.handle(req, res, () => handler(req, res)));
+      server.on("upgrade", (req, socket, head) =>
+        edge.handleUpgrade(req, socket, head, () => socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")),
+      );
       return server;
     },
   });
@@ -97,7 +111,8 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
     },
   });
 
-  const baseUrl = (req: FastifyRequest) => config.publicUrl ?? `${req.protocol}://${req.headers.host ?? `${config.host}:${config.port}`}`;
+  // URLs handed to clients are built on the public URL, else on the address the client used.
+  const baseUrl = (req: FastifyRequest) => new URL(config.publicUrl ?? `${req.protocol}://${req.headers.host ?? `${config.host}:${config.port}`}`);
   await app.register(controlPlanePlugin, {
     prefix: "/v0",
     store,
@@ -105,8 +120,11 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
     apiKeys,
     workspaces,
     sandboxes,
+    previews,
     node,
-    sandboxUrl: (req, ws, name) => `${baseUrl(req)}${sandboxPathPrefix(ws, name)}`,
+    sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name),
+    previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
+    lookupTxt: (host) => resolveTxt(host),
   });
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
@@ -137,6 +155,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 
   await app.ready();
+  reaper.start();
 
   return {
     config,
@@ -153,6 +172,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
       return typeof addr === "object" && addr ? addr.port : config.port;
     },
     async close() {
+      await reaper.stop();
       await app.close();
       await node.close();
       await store.close();

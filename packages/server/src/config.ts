@@ -2,6 +2,7 @@
 
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { parseDuration } from "@hangar/common";
 
 export interface HangarConfig {
   port: number;
@@ -17,6 +18,14 @@ export interface HangarConfig {
   runtime: string;
   /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
   importDirs: string[];
+  /** Previews are served as <label>.<previewDomain> (default preview.localhost, which browsers resolve). */
+  previewDomain: string;
+  /** When set, sandboxes are also served as sbx-<name>-<ws>.<sandboxDomain>. */
+  sandboxDomain: string | undefined;
+  /** Idle time before a sandbox goes to standby, in ms (HANGAR_STANDBY_IDLE, e.g. "15s"). */
+  standbyIdleMs: number;
+  /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
+  checkpointAfterMs: number;
   /** Largest request body accepted by the control plane, in bytes. */
   bodyLimit: number;
 }
@@ -39,6 +48,10 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     publicUrl: pick(flags.publicUrl, "HANGAR_PUBLIC_URL")?.replace(/\/+$/, ""),
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
+    previewDomain: (pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN") ?? "preview.localhost").toLowerCase(),
+    sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
+    standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
+    checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
   };

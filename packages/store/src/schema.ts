@@ -57,9 +57,50 @@ export interface SandboxTable {
   version: Generated<number>;
 }
 
+export interface PreviewTable {
+  id: string;
+  workspace_id: string;
+  sandbox_id: string;
+  name: string;
+  label: string;
+  port: number;
+  public: number;
+  prefix_url: string | null;
+  custom_domain: string | null;
+  request_headers: string;
+  response_headers: string;
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PreviewTokenTable {
+  id: string;
+  preview_id: string;
+  name: string;
+  hash: string;
+  sealed: string;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface CustomDomainTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  status: string;
+  verification_token: string;
+  created_at: string;
+  updated_at: string;
+  verified_at: string | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
   api_key_workspaces: ApiKeyWorkspaceTable;
   sandboxes: SandboxTable;
+  previews: PreviewTable;
+  preview_tokens: PreviewTokenTable;
+  custom_domains: CustomDomainTable;
 }

@@ -4,6 +4,8 @@
 import { createHash } from "node:crypto";
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import type { Database, SandboxTable } from "./schema.js";
+import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
+import { mapConflict } from "./sql-util.js";
 import {
   type ApiKeyRecord,
   type ApiKeyRepo,
@@ -12,28 +14,12 @@ import {
   type SandboxRecord,
   type SandboxRepo,
   type Store,
-  StoreConflictError,
   StoreCursorError,
   type WorkspaceRecord,
   type WorkspaceRepo,
 } from "./store.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
-
-/** True for unique-constraint violations of SQLite and PostgreSQL. */
-function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "23505";
-}
-
-async function mapConflict<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (e) {
-    if (isUniqueViolation(e)) throw new StoreConflictError();
-    throw e;
-  }
-}
 
 const parseJson = <T>(s: string): T => JSON.parse(s) as T;
 
@@ -347,6 +333,15 @@ class SqlSandboxRepo implements SandboxRepo {
     return (await this.db.selectFrom("sandboxes").selectAll().orderBy("created_at").execute()).map(SqlSandboxRepo.toRecord);
   }
 
+  async listExpiring(before: string): Promise<SandboxRecord[]> {
+    const rows = await this.db.selectFrom("sandboxes").selectAll().where("terminated_at", "is", null).where("expires_at", "is not", null).where("expires_at", "<=", before).execute();
+    return rows.map(SqlSandboxRepo.toRecord);
+  }
+
+  async listTerminated(): Promise<SandboxRecord[]> {
+    return (await this.db.selectFrom("sandboxes").selectAll().where("terminated_at", "is not", null).execute()).map(SqlSandboxRepo.toRecord);
+  }
+
   async update(
     id: string,
     patch: Partial<Omit<SandboxRecord, "id" | "workspaceId" | "createdAt" | "version">>,
@@ -387,6 +382,8 @@ export class SqlStore implements Store {
   readonly workspaces: WorkspaceRepo;
   readonly apiKeys: ApiKeyRepo;
   readonly sandboxes: SandboxRepo;
+  readonly previews: SqlPreviewRepo;
+  readonly customDomains: SqlCustomDomainRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -396,6 +393,8 @@ export class SqlStore implements Store {
     this.workspaces = new SqlWorkspaceRepo(db);
     this.apiKeys = new SqlApiKeyRepo(db);
     this.sandboxes = new SqlSandboxRepo(db);
+    this.previews = new SqlPreviewRepo(db);
+    this.customDomains = new SqlCustomDomainRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -405,6 +404,8 @@ export class SqlStore implements Store {
         workspaces: new SqlWorkspaceRepo(trx),
         apiKeys: new SqlApiKeyRepo(trx),
         sandboxes: new SqlSandboxRepo(trx),
+        previews: new SqlPreviewRepo(trx),
+        customDomains: new SqlCustomDomainRepo(trx),
       }),
     );
   }

@@ -52,6 +52,45 @@ export interface SandboxRecord {
   version: number;
 }
 
+export interface PreviewRecord {
+  id: string;
+  workspaceId: string;
+  sandboxId: string;
+  name: string;
+  /** DNS label it is served under (unique across the node). */
+  label: string;
+  port: number;
+  public: boolean;
+  prefixUrl: string | null;
+  customDomain: string | null;
+  requestHeaders: Record<string, string>;
+  responseHeaders: Record<string, string>;
+  expiresAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PreviewTokenRecord {
+  id: string;
+  previewId: string;
+  name: string;
+  /** The token, sealed with the SecretBox. */
+  sealed: string;
+  expiresAt: string;
+  createdAt: string;
+}
+
+export interface CustomDomainRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  status: "PENDING" | "VERIFIED";
+  verificationToken: string;
+  createdAt: string;
+  updatedAt: string;
+  verifiedAt: string | null;
+}
+
 export type SortSpec = "createdAt:desc" | "createdAt:asc" | "name:asc" | "name:desc";
 
 export interface ListQuery {
@@ -121,6 +160,10 @@ export interface SandboxRepo {
   list(workspaceId: string, query: ListQuery): Promise<Page<SandboxRecord>>;
   /** Every record not yet deleted, across workspaces (adoption, reaper). */
   listAll(): Promise<SandboxRecord[]>;
+  /** Live records whose stored expiry is at or before `before`. */
+  listExpiring(before: string): Promise<SandboxRecord[]>;
+  /** Terminated records kept for retention. */
+  listTerminated(): Promise<SandboxRecord[]>;
   /**
    * Applies a patch; with expectedVersion, only if the record still has it (returns null otherwise).
    * Bumps version.
@@ -129,11 +172,41 @@ export interface SandboxRepo {
   delete(id: string): Promise<boolean>;
 }
 
+export interface PreviewRepo {
+  /** StoreConflictError when the name (per sandbox), label or custom domain is taken. */
+  insert(rec: PreviewRecord): Promise<PreviewRecord>;
+  get(sandboxId: string, name: string): Promise<PreviewRecord | null>;
+  getByLabel(label: string): Promise<PreviewRecord | null>;
+  getByCustomDomain(domain: string): Promise<PreviewRecord | null>;
+  list(sandboxId: string): Promise<PreviewRecord[]>;
+  update(id: string, patch: Partial<Omit<PreviewRecord, "id" | "workspaceId" | "sandboxId" | "createdAt">>): Promise<PreviewRecord | null>;
+  delete(id: string): Promise<boolean>;
+  deleteForSandbox(sandboxId: string): Promise<number>;
+  /** Previews whose expiry is at or before `before`. */
+  listExpired(before: string): Promise<PreviewRecord[]>;
+  insertToken(rec: PreviewTokenRecord, hash: string): Promise<PreviewTokenRecord>;
+  listTokens(previewId: string): Promise<PreviewTokenRecord[]>;
+  findTokenByHash(hash: string): Promise<PreviewTokenRecord | null>;
+  deleteToken(previewId: string, name: string): Promise<boolean>;
+}
+
+export interface CustomDomainRepo {
+  insert(rec: CustomDomainRecord): Promise<CustomDomainRecord>;
+  get(workspaceId: string, name: string): Promise<CustomDomainRecord | null>;
+  list(workspaceId: string): Promise<CustomDomainRecord[]>;
+  /** Verified domains of a workspace that cover `host` (the domain itself or a subdomain). */
+  findCovering(workspaceId: string, host: string): Promise<CustomDomainRecord | null>;
+  update(id: string, patch: Partial<Pick<CustomDomainRecord, "status" | "updatedAt" | "verifiedAt">>): Promise<CustomDomainRecord | null>;
+  delete(id: string): Promise<boolean>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
   readonly apiKeys: ApiKeyRepo;
   readonly sandboxes: SandboxRepo;
+  readonly previews: PreviewRepo;
+  readonly customDomains: CustomDomainRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

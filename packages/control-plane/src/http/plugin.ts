@@ -3,13 +3,15 @@
 import type {} from "@fastify/swagger";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HangarError } from "@hangar/common";
-import type { Store, WorkspaceRecord } from "@hangar/store";
+import type { PreviewRecord, Store, WorkspaceRecord } from "@hangar/store";
 import { type ApiKeyService, apiKeyView } from "../auth/api-key-service.js";
 import type { AuthService, Principal } from "../auth/auth-service.js";
 import type { SandboxNodePort } from "../node-port.js";
+import type { PreviewService } from "../previews/preview-service.js";
 import type { SandboxInput, SandboxService } from "../sandboxes/sandbox-service.js";
 import { sandboxView } from "../sandboxes/sandbox-view.js";
 import { type WorkspaceService, workspaceView } from "../workspaces/workspace-service.js";
+import { registerPreviewRoutes } from "./preview-routes.js";
 import * as S from "./schemas.js";
 
 declare module "fastify" {
@@ -30,9 +32,14 @@ export interface ControlPlaneOptions {
   apiKeys: ApiKeyService;
   workspaces: WorkspaceService;
   sandboxes: SandboxService;
+  previews: PreviewService;
   node: SandboxNodePort;
   /** metadata.url of a sandbox, given the request it is computed for. */
-  sandboxUrl: (req: FastifyRequest, workspace: string, name: string) => string;
+  sandboxUrl: (req: FastifyRequest, workspace: WorkspaceRecord, name: string) => string;
+  /** spec.url of a preview, given the request it is computed for. */
+  previewUrl: (req: FastifyRequest, preview: PreviewRecord, workspace: string) => string;
+  /** DNS TXT lookup used to verify custom domains. */
+  lookupTxt: (host: string) => Promise<string[][]>;
 }
 
 type ListQueryString = {
@@ -83,7 +90,7 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
   };
   const paginated = (req: FastifyRequest) => (req.apiVersion ?? "") >= PAGINATED_FROM;
   const view = (req: FastifyRequest, ws: WorkspaceRecord, lite = false) => (rec: Parameters<typeof sandboxView>[0]) =>
-    sandboxView(rec, { workspaceName: ws.name, url: (w, n) => opts.sandboxUrl(req, w, n), state: opts.node.state(rec.id), lite });
+    sandboxView(rec, { workspaceName: ws.name, url: (_w, n) => opts.sandboxUrl(req, ws, n), state: opts.node.state(rec.id), lite });
 
   // ---- sandboxes --------------------------------------------------------------------------
   app.get<{ Querystring: ListQueryString }>(
@@ -167,6 +174,27 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
       return view(req, ws)(await opts.sandboxes.delete(ws, req.params.name));
     },
   );
+
+  app.post<{ Params: { name: string } }>(
+    "/sandboxes/:name/standby",
+    { schema: { summary: "Park a sandbox in standby now (Hangar); the next request wakes it", tags: ["sandboxes"], params: S.NameParam, response: { 200: S.Sandbox, ...S.errors(401, 403, 404, 409) } } },
+    async (req) => {
+      const ws = await workspaceOf(req);
+      const rec = await opts.sandboxes.get(ws, req.params.name);
+      if (rec.status !== "DEPLOYED") throw new HangarError("conflict", `sandbox '${rec.name}' is ${rec.status}`);
+      await opts.node.standby(rec.id);
+      return view(req, ws)(rec);
+    },
+  );
+
+  await registerPreviewRoutes(app, {
+    previews: opts.previews,
+    sandboxes: opts.sandboxes,
+    workspaceOf,
+    principal,
+    previewUrl: opts.previewUrl,
+    lookupTxt: opts.lookupTxt,
+  });
 
   // ---- workspaces -------------------------------------------------------------------------
   app.get("/workspaces", { schema: { summary: "List the workspaces this key reaches", tags: ["workspaces"], response: { 200: { type: "array", items: S.Workspace } } } }, async (req) =>

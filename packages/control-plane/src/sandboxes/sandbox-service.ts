@@ -293,6 +293,7 @@ export class SandboxService {
   /** Destroys the runtime side and removes the record. */
   async purge(rec: SandboxRecord): Promise<void> {
     await this.node.destroy(rec.id);
+    await this.store.previews.deleteForSandbox(rec.id);
     await this.store.sandboxes.delete(rec.id);
   }
 

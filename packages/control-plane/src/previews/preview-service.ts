@@ -1,0 +1,253 @@
+// Previews: a port of a sandbox published on its own URL, public or behind tokens. Sessions are
+// previews of port 443, which serve the sandbox API itself. Custom domains route by Host header.
+
+import { HangarError, describeNameProblem, randomId, randomToken, sha256Hex } from "@hangar/common";
+import {
+  type CustomDomainRecord,
+  type PreviewRecord,
+  type PreviewTokenRecord,
+  type SandboxRecord,
+  type SecretBox,
+  type Store,
+  StoreConflictError,
+  type WorkspaceRecord,
+} from "@hangar/store";
+import type { SandboxSpecDoc } from "../sandboxes/sandbox-spec.js";
+
+/** Preview ports that serve the sandbox API itself (Blaxel's sessions use 443). */
+export const API_PREVIEW_PORTS = new Set([443, 8080]);
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+
+export interface PreviewInput {
+  metadata?: { name?: unknown; displayName?: unknown };
+  spec?: {
+    port?: unknown;
+    public?: unknown;
+    prefixUrl?: unknown;
+    customDomain?: unknown;
+    requestHeaders?: unknown;
+    responseHeaders?: unknown;
+    expires?: unknown;
+    ttl?: unknown;
+  };
+}
+
+export interface TokenInput {
+  metadata?: { name?: unknown };
+  spec?: { expiresAt?: unknown };
+}
+
+function headerMap(v: unknown, field: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== "object" || Array.isArray(v)) throw new HangarError("validation_failed", `${field}: must be an object of header names to string values`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new HangarError("validation_failed", `${field}: ${JSON.stringify(k)} is not a valid header name`);
+    if (typeof val !== "string" || /[\r\n]/.test(val)) throw new HangarError("validation_failed", `${field}.${k}: must be a single-line string`);
+    out[k] = val;
+  }
+  return out;
+}
+
+function isoDate(v: unknown, field: string): string {
+  if (typeof v !== "string" && !(v instanceof Date)) throw new HangarError("validation_failed", `${field}: must be an ISO-8601 date`);
+  const t = new Date(v).getTime();
+  if (Number.isNaN(t)) throw new HangarError("validation_failed", `${field}: must be an ISO-8601 date (got ${JSON.stringify(v)})`);
+  return new Date(t).toISOString();
+}
+
+export function hashPreviewToken(token: string): string {
+  return sha256Hex(`preview-token:${token}`);
+}
+
+export class PreviewService {
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: SecretBox,
+  ) {}
+
+  private normalize(ws: WorkspaceRecord, sbx: SandboxRecord, input: PreviewInput, existing?: PreviewRecord) {
+    const spec = input.spec ?? {};
+    if (typeof spec !== "object" || spec === null) throw new HangarError("validation_failed", "spec: must be an object");
+    const port = spec.port ?? existing?.port;
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65_535) throw new HangarError("invalid_port", "spec.port: must be an integer between 1 and 65535");
+    if (port === 80) throw new HangarError("invalid_port", "spec.port: port 80 is reserved for the platform");
+    if (!API_PREVIEW_PORTS.has(port)) {
+      const declared = ((sbx.spec as unknown as SandboxSpecDoc).runtime.ports ?? []).map((p) => p.target);
+      if (!declared.includes(port)) {
+        throw new HangarError("port_not_exposed", `spec.port: port ${port} was not exposed when sandbox '${sbx.name}' was created (exposed: ${declared.join(", ") || "none"})`);
+      }
+    }
+    let prefixUrl: string | null = existing?.prefixUrl ?? null;
+    if (spec.prefixUrl !== undefined) {
+      if (spec.prefixUrl === null || spec.prefixUrl === "") prefixUrl = null;
+      else if (typeof spec.prefixUrl !== "string" || !DNS_LABEL.test(spec.prefixUrl) || spec.prefixUrl.length > 40) {
+        throw new HangarError("validation_failed", "spec.prefixUrl: must be 1 to 40 of lowercase letters, digits and '-'");
+      } else prefixUrl = spec.prefixUrl;
+    }
+    let customDomain: string | null = existing?.customDomain ?? null;
+    if (spec.customDomain !== undefined) {
+      if (spec.customDomain === null || spec.customDomain === "") customDomain = null;
+      else if (typeof spec.customDomain !== "string" || !HOSTNAME.test(spec.customDomain.toLowerCase())) {
+        throw new HangarError("validation_failed", "spec.customDomain: must be a hostname such as app.example.com");
+      } else customDomain = spec.customDomain.toLowerCase();
+    }
+    let expiresAt: string | null = existing?.expiresAt ?? null;
+    if (spec.expires !== undefined) expiresAt = spec.expires === null || spec.expires === "" ? null : isoDate(spec.expires, "spec.expires");
+    return {
+      port,
+      public: spec.public === undefined ? (existing?.public ?? false) : spec.public === true,
+      prefixUrl,
+      customDomain,
+      requestHeaders: spec.requestHeaders === undefined && existing ? existing.requestHeaders : headerMap(spec.requestHeaders, "spec.requestHeaders"),
+      responseHeaders: spec.responseHeaders === undefined && existing ? existing.responseHeaders : headerMap(spec.responseHeaders, "spec.responseHeaders"),
+      expiresAt,
+      label: prefixUrl ? `${prefixUrl}-${ws.name}` : (existing?.label ?? randomId(20)),
+    };
+  }
+
+  private async checkDomain(ws: WorkspaceRecord, domain: string | null): Promise<void> {
+    if (!domain) return;
+    if (!(await this.store.customDomains.findCovering(ws.id, domain))) {
+      throw new HangarError("validation_failed", `spec.customDomain: ${domain} is not covered by a verified custom domain of workspace '${ws.name}'; register and verify it first`);
+    }
+  }
+
+  async create(ws: WorkspaceRecord, sbx: SandboxRecord, input: PreviewInput, opts: { force?: boolean } = {}): Promise<PreviewRecord> {
+    const md = input.metadata ?? {};
+    const name = md.name === undefined || md.name === null || md.name === "" ? `preview-${randomId(8)}` : md.name;
+    if (typeof name !== "string" || describeNameProblem(name)) throw new HangarError("invalid_name", `metadata.name: ${typeof name === "string" ? describeNameProblem(name) : "must be a string"}`);
+    const existing = await this.store.previews.get(sbx.id, name);
+    if (existing) {
+      if (!opts.force) throw new HangarError("already_exists", `preview '${name}' already exists on sandbox '${sbx.name}'`);
+      return this.update(ws, sbx, name, input);
+    }
+    const n = this.normalize(ws, sbx, input);
+    await this.checkDomain(ws, n.customDomain);
+    const now = new Date().toISOString();
+    try {
+      return await this.store.previews.insert({ id: `pv_${randomId(16)}`, workspaceId: ws.id, sandboxId: sbx.id, name, ...n, createdAt: now, updatedAt: now });
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("already_exists", `preview '${name}', its prefix or its custom domain is already in use`);
+      throw e;
+    }
+  }
+
+  async get(sbx: SandboxRecord, name: string): Promise<PreviewRecord> {
+    const p = await this.store.previews.get(sbx.id, name);
+    if (!p) throw new HangarError("preview_not_found", `preview '${name}' not found on sandbox '${sbx.name}'`);
+    return p;
+  }
+
+  list(sbx: SandboxRecord): Promise<PreviewRecord[]> {
+    return this.store.previews.list(sbx.id);
+  }
+
+  async update(ws: WorkspaceRecord, sbx: SandboxRecord, name: string, input: PreviewInput): Promise<PreviewRecord> {
+    const cur = await this.get(sbx, name);
+    const n = this.normalize(ws, sbx, input, cur);
+    await this.checkDomain(ws, n.customDomain);
+    try {
+      return (await this.store.previews.update(cur.id, { ...n, updatedAt: new Date().toISOString() }))!;
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("already_exists", "the preview's prefix or custom domain is already in use");
+      throw e;
+    }
+  }
+
+  async delete(sbx: SandboxRecord, name: string): Promise<PreviewRecord> {
+    const cur = await this.get(sbx, name);
+    await this.store.previews.delete(cur.id);
+    return cur;
+  }
+
+  // ---- tokens ---------------------------------------------------------------------------------
+  async createToken(preview: PreviewRecord, input: TokenInput): Promise<{ record: PreviewTokenRecord; token: string }> {
+    const md = input.metadata ?? {};
+    const name = md.name === undefined || md.name === null || md.name === "" ? `token-${Date.now()}` : md.name;
+    if (typeof name !== "string" || name.length > 100 || !/^[A-Za-z0-9._-]+$/.test(name)) throw new HangarError("validation_failed", "metadata.name: 1 to 100 of letters, digits, '.', '_' and '-'");
+    const expiresAt = input.spec?.expiresAt === undefined ? new Date(Date.now() + 3_600_000).toISOString() : isoDate(input.spec.expiresAt, "spec.expiresAt");
+    const token = `hpt_${randomToken(24)}`;
+    const record: PreviewTokenRecord = { id: `pt_${randomId(16)}`, previewId: preview.id, name, sealed: this.secrets.seal(token), expiresAt, createdAt: new Date().toISOString() };
+    try {
+      await this.store.previews.insertToken(record, hashPreviewToken(token));
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("already_exists", `token '${name}' already exists on preview '${preview.name}'`);
+      throw e;
+    }
+    return { record, token };
+  }
+
+  listTokens(preview: PreviewRecord): Promise<PreviewTokenRecord[]> {
+    return this.store.previews.listTokens(preview.id);
+  }
+
+  async deleteToken(preview: PreviewRecord, name: string): Promise<void> {
+    if (!(await this.store.previews.deleteToken(preview.id, name))) throw new HangarError("token_not_found", `token '${name}' not found on preview '${preview.name}'`);
+  }
+
+  revealToken(t: PreviewTokenRecord): string {
+    return this.secrets.open(t.sealed);
+  }
+
+  /** Whether `token` opens `preview`: issued for it and not expired. */
+  async tokenOpens(preview: PreviewRecord, token: string): Promise<boolean> {
+    const t = await this.store.previews.findTokenByHash(hashPreviewToken(token));
+    return !!t && t.previewId === preview.id && Date.parse(t.expiresAt) > Date.now();
+  }
+
+  // ---- custom domains -------------------------------------------------------------------------
+  async createDomain(ws: WorkspaceRecord, name: unknown): Promise<CustomDomainRecord> {
+    if (typeof name !== "string" || !HOSTNAME.test(name.toLowerCase())) throw new HangarError("validation_failed", "metadata.name: must be a domain such as example.com");
+    const now = new Date().toISOString();
+    try {
+      return await this.store.customDomains.insert({
+        id: `cd_${randomId(16)}`,
+        workspaceId: ws.id,
+        name: name.toLowerCase(),
+        status: "PENDING",
+        verificationToken: `hangar-verification=${randomToken(18)}`,
+        createdAt: now,
+        updatedAt: now,
+        verifiedAt: null,
+      });
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("already_exists", `custom domain ${name} is already registered`);
+      throw e;
+    }
+  }
+
+  listDomains(ws: WorkspaceRecord): Promise<CustomDomainRecord[]> {
+    return this.store.customDomains.list(ws.id);
+  }
+
+  async getDomain(ws: WorkspaceRecord, name: string): Promise<CustomDomainRecord> {
+    const d = await this.store.customDomains.get(ws.id, name.toLowerCase());
+    if (!d) throw new HangarError("not_found", `custom domain ${name} is not registered in workspace '${ws.name}'`);
+    return d;
+  }
+
+  /**
+   * Verifies a domain: its TXT record `_hangar-challenge.<domain>` must hold the verification token,
+   * or an admin attests ownership (`force`, for a single box without public DNS).
+   */
+  async verifyDomain(ws: WorkspaceRecord, name: string, lookupTxt: (host: string) => Promise<string[][]>, force: boolean): Promise<CustomDomainRecord> {
+    const d = await this.getDomain(ws, name);
+    if (d.status === "VERIFIED") return d;
+    if (!force) {
+      const records = await lookupTxt(`_hangar-challenge.${d.name}`).catch(() => [] as string[][]);
+      if (!records.some((r) => r.join("") === d.verificationToken)) {
+        throw new HangarError("unprocessable", `TXT record _hangar-challenge.${d.name} does not hold ${d.verificationToken} yet`);
+      }
+    }
+    const now = new Date().toISOString();
+    return (await this.store.customDomains.update(d.id, { status: "VERIFIED", verifiedAt: now, updatedAt: now }))!;
+  }
+
+  async deleteDomain(ws: WorkspaceRecord, name: string): Promise<CustomDomainRecord> {
+    const d = await this.getDomain(ws, name);
+    await this.store.customDomains.delete(d.id);
+    return d;
+  }
+}
