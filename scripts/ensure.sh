@@ -16,6 +16,7 @@ declare -A DEB=(
   [docker-registry]=docker-registry
   [nft]=nftables
   [ip]=iproute2
+  [runsc]=runsc
   [rg]=ripgrep
   [gcc]=gcc
   [make]=make

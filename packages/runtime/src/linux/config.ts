@@ -1,5 +1,6 @@
 // Builds the OCI runtime config (config.json) of a sandbox in-process.
 
+import { dirname } from "node:path";
 import { seccompProfile } from "./seccomp.js";
 
 /** Where the agent and its socket directory appear inside every sandbox. */
@@ -75,6 +76,12 @@ export interface SandboxConfigInput {
   userns: UserNsMapping | null;
   /** Mount the sandbox's own cgroup hierarchies read-only at /sys/fs/cgroup. */
   cgroupMount: boolean;
+  /**
+   * Config for gVisor (runsc): the agent's directory is bound (single-file binds are not
+   * supported there) and the soft nofile limit is small (without close_range in gVisor, a spawn
+   * marks every fd up to it close-on-exec one by one).
+   */
+  gvisor?: boolean;
 }
 
 /** CPU quota in microseconds per 100 ms period: memory/2048 vCPU, at least 1/4 vCPU, at most the host. */
@@ -111,7 +118,9 @@ export function buildConfig(c: SandboxConfigInput): object {
     ...(c.cgroupMount
       ? [{ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] }]
       : []),
-    { destination: AGENT_PATH, type: "bind", source: c.agentBinary, options: ["bind", "ro", "nosuid", "nodev"] },
+    c.gvisor
+      ? { destination: dirname(AGENT_PATH), type: "bind", source: dirname(c.agentBinary), options: ["bind", "ro", "nosuid", "nodev"] }
+      : { destination: AGENT_PATH, type: "bind", source: c.agentBinary, options: ["bind", "ro", "nosuid", "nodev"] },
     { destination: AGENT_RUN_DIR, type: "bind", source: c.agentRunDir, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     { destination: "/etc/hostname", type: "bind", source: `${c.etcDir}/hostname`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     { destination: "/etc/hosts", type: "bind", source: `${c.etcDir}/hosts`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
@@ -173,7 +182,7 @@ export function buildConfig(c: SandboxConfigInput): object {
         inheritable: [],
       },
       rlimits: [
-        { type: "RLIMIT_NOFILE", hard: c.nofile, soft: c.nofile },
+        { type: "RLIMIT_NOFILE", hard: c.nofile, soft: c.gvisor ? Math.min(1024, c.nofile) : c.nofile },
         { type: "RLIMIT_NPROC", hard: c.nproc, soft: c.nproc },
       ],
       noNewPrivileges: true,

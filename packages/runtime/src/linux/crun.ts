@@ -1,10 +1,12 @@
-// Running crun on this kind of host. crun 1.8 refuses "hybrid" cgroups (v1 controllers plus a
-// cgroup2 mount at /sys/fs/cgroup/unified), so every crun call runs in a private mount namespace,
-// made once and bound to a file, where that cgroup2 mount is unmounted. The namespace is a slave
-// of the bundle directory and of /run/netns, so the rootfs mounts and netns files the node
-// creates on the host afterwards show up inside it.
+// Running an OCI runtime (crun, or gVisor's runsc) on this kind of host. crun 1.8 refuses
+// "hybrid" cgroups (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified), so every crun
+// call runs in a private mount namespace, made once and bound to a file, where that cgroup2 mount
+// is unmounted. runsc gets its own namespace where an empty tmpfs hides /proc/sys/net: its check
+// for "am I in the root netns" reads /proc/sys/net/core/rmem_default, which every netns has on
+// new kernels (gVisor #10704). Each namespace is a slave of the bundle directory and of
+// /run/netns, so the rootfs mounts and netns files the node creates afterwards show up inside.
 
-import { promises as fs } from "node:fs";
+import { promises as fs, existsSync, readdirSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { HangarError } from "@hangar/common";
 import { run, runRaw, type RunResult } from "./proc.js";
@@ -31,6 +33,18 @@ export interface CrunState {
   pid: number;
 }
 
+export type RuntimeKind = "crun" | "runsc";
+
+/** Shell run in the fresh mount namespace of each runtime. */
+const NS_SCRIPT: Record<RuntimeKind, string> = {
+  crun: "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi",
+  runsc: "mount -t tmpfs -o size=4k,mode=0555 hangar-no-net-sysctl /proc/sys/net",
+};
+
+/** Global flags of runsc: host UDS connect (the agent socket), our seccomp profile inside the
+ * Sentry, writes go to our overlay (not to Sentry memory). */
+const RUNSC_FLAGS = ["--host-uds=open", "--oci-seccomp", "--overlay2=none"];
+
 export class Crun {
   /** File the private mount namespace is bound to. */
   readonly mntns: string;
@@ -39,19 +53,24 @@ export class Crun {
 
   constructor(
     readonly binary: string,
-    /** crun --root: Hangar's own state directory for crun. */
+    /** --root: Hangar's own state directory for this runtime. */
     readonly root: string,
     /** Directory holding the namespace file (made a private mount). */
     private readonly nsDir: string,
-    /** Directories whose later mounts must be visible to crun (made shared mounts). */
+    /** Directories whose later mounts must be visible to the runtime (made shared mounts). */
     private readonly sharedDirs: string[],
+    readonly kind: RuntimeKind = "crun",
   ) {
-    this.mntns = `${nsDir}/crun-mnt`;
+    this.mntns = `${nsDir}/${kind}-mnt`;
   }
 
-  /** Argv that runs crun inside the private mount namespace. */
+  private globalArgs(): string[] {
+    return ["--root", this.root, ...(this.kind === "runsc" ? RUNSC_FLAGS : [])];
+  }
+
+  /** Argv that runs the runtime inside its private mount namespace. */
   argv(...args: string[]): [string, string[]] {
-    return [this.launcher, ["--setns-mnt", this.mntns, "--exec", this.binary, "--root", this.root, ...args]];
+    return [this.launcher, ["--setns-mnt", this.mntns, "--exec", this.binary, ...this.globalArgs(), ...args]];
   }
 
   /** (Re)creates the private mount namespace. Running containers are not affected. */
@@ -74,14 +93,7 @@ export class Crun {
     mounts = await mountTable();
     if (mounts.get(this.mntns)?.type === "nsfs") await run("umount", ["-l", this.mntns]);
     await fs.writeFile(this.mntns, "");
-    await run("unshare", [
-      `--mount=${this.mntns}`,
-      "--propagation",
-      "slave",
-      "sh",
-      "-c",
-      "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi",
-    ]);
+    await run("unshare", [`--mount=${this.mntns}`, "--propagation", "slave", "sh", "-c", NS_SCRIPT[this.kind]]);
   }
 
   /** Removes the namespace file (tests). */
@@ -109,6 +121,17 @@ export class Crun {
     await this.exec(["delete", "--force", id]);
   }
 
+  /** Whether the runtime may still hold state for the container. */
+  hasState(id: string): boolean {
+    // crun keeps <root>/<id>/; runsc keeps files named after the id directly under <root>
+    if (this.kind === "crun") return existsSync(`${this.root}/${id}`);
+    try {
+      return readdirSync(this.root).some((f) => f.includes(id));
+    } catch {
+      return false;
+    }
+  }
+
   async list(): Promise<string[]> {
     const r = await this.exec(["list", "--quiet"]);
     return r.stdout.split("\n").map((s) => s.trim()).filter(Boolean);
@@ -120,11 +143,12 @@ export class Crun {
    * hangar-launch operations run first (the rootfs mounts); their errors arrive on stderr.
    */
   spawnRun(id: string, bundle: string, pre: string[]): ChildProcess {
+    const log = this.kind === "crun" ? ["--log", `file:${bundle}/runtime.log`] : ["--log", `${bundle}/runtime.log`, "--panic-log", `${bundle}/runtime.log`];
     const args = [
       ...pre,
       "--setns-mnt", this.mntns,
       "--null-stdio",
-      "--exec", this.binary, "--root", this.root, "--log", `file:${bundle}/crun.log`,
+      "--exec", this.binary, ...this.globalArgs(), ...log,
       "run", "--bundle", bundle, "--pid-file", `${bundle}/pid`, id,
     ];
     const child = spawn(this.launcher, args, { detached: true, stdio: ["ignore", "ignore", "pipe"] });

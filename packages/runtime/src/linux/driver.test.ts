@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { existsSync, promises as fs } from "node:fs";
 import { connect } from "node:net";
 import { lookup } from "node:dns/promises";
-import { LinuxDriver } from "./driver.js";
+import { LinuxDriver, findCommand } from "./driver.js";
 import { CAPABILITIES } from "./config.js";
 import type { SandboxHandle } from "../driver.js";
 import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh, agentRun } from "./testkit.js";
@@ -216,4 +216,41 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver without a user namespace",
     expect(r.stdout).toContain("ok");
     await d.destroy("u1");
   });
+});
+
+describe.skipIf(!linuxDriverAvailable() || !findCommand("runsc"))("LinuxDriver, runtime class gvisor (runsc)", () => {
+  const o = testDriverOptions("drvg", 4);
+  let d: LinuxDriver;
+  beforeAll(async () => {
+    d = await freshDriver(o);
+  }, 300_000);
+  afterAll(async () => {
+    await d?.purge();
+  }, 60_000);
+
+  it("runs the agent under gVisor's kernel with the same interface", async () => {
+    const h = await d.create(spec("g1", { runtimeClass: "gvisor", envs: { FOO: "g" } }));
+    expect((await h.agent.info()).hostname).toBe("sb-g1");
+    const r = await agentSh(h, 'uname -r; echo "$FOO"; mount -t tmpfs x /mnt; echo m=$?; unshare -U true; echo u=$?; echo kept > /blaxel/f');
+    expect(r.stdout).toMatch(/^4\.4\.0\ng\n/); // gVisor reports its own kernel
+    expect(r.stdout).toMatch(/m=[1-9]/);
+    expect(r.stdout).toMatch(/u=[1-9]/);
+    expect(await d.state("g1")).toBe("running");
+    expect((await d.stats("g1")).memoryLimitBytes).toBe(256 * 1024 * 1024);
+
+    // network policy is the host's: the sandbox cannot open connections to its gateway
+    const gw = h.address.replace(/\d+$/, (n) => String(Number(n) - 1));
+    const t = await agentRun(h, ["timeout", "2", "bash", "-c", `exec 3<>/dev/tcp/${gw}/22`]);
+    expect(t.code).not.toBe(0);
+
+    await d.freeze("g1");
+    expect(await d.state("g1")).toBe("frozen");
+    await d.thaw("g1");
+    const h2 = await d.restart("g1", spec("g1", { runtimeClass: "gvisor", envs: { FOO: "h" } }));
+    expect((await agentSh(h2, 'echo "$FOO"; cat /blaxel/f')).stdout).toBe("h\nkept\n");
+    await d.destroy("g1");
+    expect(await d.state("g1")).toBe("missing");
+    expect(existsSync(`${o.runDir}/b/g1`)).toBe(false);
+    for (const c of ["memory", "pids"]) expect(existsSync(`/sys/fs/cgroup/${c}/${o.cgroupParent}/g1`)).toBe(false);
+  }, 60_000);
 });

@@ -40,6 +40,8 @@ export interface LinuxDriverOptions {
   logger?: Logger;
   /** crun binary. Default "crun". */
   crun?: string;
+  /** runsc (gVisor) binary for runtimeClass "gvisor", or false. Default "runsc" when installed. */
+  runsc?: string | false;
   /** cgroup parent of every sandbox: `/<cgroupParent>/<id>`. Default "hangar". */
   cgroupParent?: string;
   /** Shared user-namespace range, or false to run sandboxes in the host's user namespace. */
@@ -92,6 +94,8 @@ export class LinuxDriver implements SandboxDriver {
   readonly cgroupParent: string;
   readonly network: SandboxNetwork | null;
   readonly crun: Crun;
+  /** gVisor, when runsc is installed (known after preflight). */
+  gvisor: Crun | null;
   private readonly images: ImageStore;
   private readonly log: Logger;
   private readonly userns: UserNsRange | null;
@@ -120,7 +124,9 @@ export class LinuxDriver implements SandboxDriver {
     this.agentListen = opts.agentListen ?? defaultAgentListen;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
-    this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, [`${this.runDir}/b`, "/run/netns"]);
+    const shared = [`${this.runDir}/b`, "/run/netns"];
+    this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, shared, "crun");
+    this.gvisor = opts.runsc === false ? null : new Crun(opts.runsc ?? "runsc", `${this.runDir}/runsc`, `${this.runDir}/ns`, shared, "runsc");
     const netOpts: NetworkOptions | null = opts.network === false ? null : { ...(opts.network ?? {}) };
     if (netOpts && this.userns && !netOpts.pingGroupRange) {
       netOpts.pingGroupRange = [this.userns.hostId, this.userns.hostId + this.userns.size - 1];
@@ -128,7 +134,19 @@ export class LinuxDriver implements SandboxDriver {
     this.network = netOpts ? new SandboxNetwork(netOpts, this.log) : null;
   }
 
-  // ---- paths
+  // ---- paths and runtimes
+
+  private runtimes(): Crun[] {
+    return this.gvisor ? [this.crun, this.gvisor] : [this.crun];
+  }
+
+  private runtimeOf(rec: SandboxRecord | null): Crun {
+    if (rec?.runtimeClass === "gvisor") {
+      if (!this.gvisor) throw new HangarError("not_configured", "runtime class gvisor needs runsc (Debian package runsc)");
+      return this.gvisor;
+    }
+    return this.crun;
+  }
 
   private bundle(id: string): string {
     return `${this.runDir}/b/${id}`;
@@ -169,7 +187,10 @@ export class LinuxDriver implements SandboxDriver {
     await fs.chmod(this.runDir, 0o711);
     for (const d of ["b", "s", "lower"]) await fs.mkdir(`${this.runDir}/${d}`, { recursive: true, mode: 0o711 });
     await fs.mkdir(`${this.stateDir}/sandboxes`, { recursive: true, mode: 0o700 });
-    await this.crun.setup(await ensureLauncher(this.launcherDir));
+    const launcher = await ensureLauncher(this.launcherDir);
+    await this.crun.setup(launcher);
+    if (this.gvisor && findCommand(this.gvisor.binary)) await this.gvisor.setup(launcher);
+    else this.gvisor = null;
     await this.images.init();
     const records = await this.readRecords();
     await this.network?.init(records.flatMap((r) => (r.slot === null ? [] : [r.slot])));
@@ -180,7 +201,7 @@ export class LinuxDriver implements SandboxDriver {
   private async sweepStrays(known: Set<string>): Promise<void> {
     const ids = new Set<string>();
     for (const d of ["b", "s"]) for (const n of await fs.readdir(`${this.runDir}/${d}`).catch(() => [] as string[])) ids.add(n);
-    for (const n of await this.crun.list().catch(() => [] as string[])) ids.add(n);
+    for (const rt of this.runtimes()) for (const n of await rt.list().catch(() => [] as string[])) ids.add(n);
     for (const id of ids) {
       if (known.has(id) || !ID_RE.test(id)) continue;
       this.log.info({ id }, "removing leftovers of an unknown sandbox");
@@ -239,8 +260,8 @@ export class LinuxDriver implements SandboxDriver {
       throw new HangarError("validation_failed", `memory must be an integer number of MB, at least 64`);
     }
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(spec.name)) throw new HangarError("invalid_name", `bad sandbox name ${JSON.stringify(spec.name)}`);
-    if ((spec.runtimeClass ?? "default") !== "default") {
-      throw new HangarError("not_configured", `runtime class ${spec.runtimeClass} is not available on this node`);
+    if (!["default", "gvisor"].includes(spec.runtimeClass ?? "default")) {
+      throw new HangarError("validation_failed", `unknown runtime class ${JSON.stringify(spec.runtimeClass)}`);
     }
     for (const k of Object.keys(spec.envs)) {
       if (!k || k.includes("=") || k.includes("\0")) throw new HangarError("validation_failed", `bad environment variable name ${JSON.stringify(k)}`);
@@ -254,13 +275,17 @@ export class LinuxDriver implements SandboxDriver {
       if (this.live.has(spec.id) || existsSync(this.recordFile(spec.id)) || existsSync(this.bundle(spec.id))) {
         throw new HangarError("sandbox_already_exists", `sandbox ${spec.id} already exists on this node`);
       }
+      const gvisor = spec.runtimeClass === "gvisor";
+      if (gvisor && !this.gvisor) throw new HangarError("not_configured", "runtime class gvisor needs runsc (Debian package runsc)");
+      // gVisor runs its own user namespace and kernel: no idmapped layer, no host-side userns
+      const userns = gvisor ? null : this.userns;
       const [image, slot] = await Promise.all([
         this.images.resolve(spec.image),
         this.network ? this.network.acquire() : Promise.resolve(null),
       ]);
       let rec: SandboxRecord | null = null;
       try {
-        const lowerDir = this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
+        const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
         rec = {
           v: 1,
           id: spec.id,
@@ -270,7 +295,7 @@ export class LinuxDriver implements SandboxDriver {
           image: image.config,
           slot: slot?.index ?? null,
           address: slot?.sandboxIp ?? "",
-          userns: this.userns,
+          userns,
           runtimeClass: spec.runtimeClass ?? "default",
           agentToken: randomToken(24),
           createdAt: new Date().toISOString(),
@@ -325,7 +350,8 @@ export class LinuxDriver implements SandboxDriver {
       nofile: this.limits.nofile,
       nproc: this.limits.nproc,
       userns: rec.userns,
-      cgroupMount: true,
+      cgroupMount: rec.runtimeClass !== "gvisor",
+      gvisor: rec.runtimeClass === "gvisor",
     });
     await Promise.all([
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
@@ -335,7 +361,7 @@ export class LinuxDriver implements SandboxDriver {
     ]);
     const agent = await this.listenAgent(rec);
     try {
-      const child = this.crun.spawnRun(id, B, this.mountOps(rec, mounts));
+      const child = this.runtimeOf(rec).spawnRun(id, B, this.mountOps(rec, mounts));
       const live = await this.waitReady(rec, child, agent, env);
       this.live.set(id, live);
       return live;
@@ -383,7 +409,7 @@ export class LinuxDriver implements SandboxDriver {
         resolve();
         if (exitedEarly) {
           const started = existsSync(`${B}/pid`);
-          void fs.readFile(`${B}/crun.log`, "utf8").catch(() => "").then((log) => {
+          void fs.readFile(`${B}/runtime.log`, "utf8").catch(() => "").then((log) => {
             const why = (stderr + log).trim().slice(0, 2000) || (started ? "the agent exited" : "no message");
             exitedEarly?.(new HangarError("runtime_failed", `sandbox ${id} failed to start (exit ${code ?? signal}): ${why}`));
           });
@@ -396,7 +422,7 @@ export class LinuxDriver implements SandboxDriver {
     try {
       await Promise.race([ready, new Promise<never>((_, reject) => (exitedEarly = reject))]);
     } catch (e) {
-      if (child.exitCode === null && child.signalCode === null) await this.stopContainer(id, { rec, child, exited } as Live);
+      if (child.exitCode === null && child.signalCode === null) await this.stopContainer(id, { rec, child, exited } as Live, rec);
       throw e;
     } finally {
       exitedEarly = null;
@@ -413,7 +439,7 @@ export class LinuxDriver implements SandboxDriver {
       if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
       const live = this.live.get(id);
       if (live) await live.agent.close().catch(() => {});
-      await this.stopContainer(id, live ?? null);
+      await this.stopContainer(id, live ?? null, rec);
       this.live.delete(id);
       const mounts = await mountTable();
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
@@ -462,7 +488,7 @@ export class LinuxDriver implements SandboxDriver {
         return handle;
       }
       // the container died but its files are there: start it again
-      await this.crun.delete(id);
+      await this.runtimeOf(rec).delete(id);
       const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
       await this.writeRecord(next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
@@ -554,7 +580,7 @@ export class LinuxDriver implements SandboxDriver {
   }
 
   /** Kills every process of the sandbox and waits until its cgroup is empty and crun forgot it. */
-  private async stopContainer(id: string, live: Live | null): Promise<void> {
+  private async stopContainer(id: string, live: Live | null, rec: SandboxRecord | null = live?.rec ?? null): Promise<void> {
     const path = this.cgroupPath(id);
     await cg.thaw(path).catch(() => {});
     const deadline = Date.now() + 10_000;
@@ -569,24 +595,21 @@ export class LinuxDriver implements SandboxDriver {
       if (Date.now() > deadline) throw new HangarError("runtime_failed", `processes of sandbox ${id} did not exit`);
       await sleep(d);
     }
-    // our foreground crun deletes the container when its init exits; otherwise delete it here
+    // our foreground runtime process deletes the container when its init exits; otherwise delete it here
     if (live?.child) {
       await Promise.race([live.exited, sleep(2000)]);
-      if (live.child.exitCode === null && live.child.signalCode === null) {
-        live.child.kill("SIGKILL");
-        await this.crun.delete(id);
-      } else if (existsSync(`${this.crun.root}/${id}`)) await this.crun.delete(id);
-    } else if (existsSync(`${this.crun.root}/${id}`)) {
-      await this.crun.delete(id);
+      if (live.child.exitCode === null && live.child.signalCode === null) live.child.kill("SIGKILL");
     }
+    for (const rt of rec ? [this.runtimeOf(rec)] : this.runtimes()) if (rt.hasState(id)) await rt.delete(id);
   }
 
   /** Removes every trace of a sandbox: processes, crun state, mounts, netns, cgroups, files. */
   private async teardown(id: string, slot: NetSlot | null): Promise<void> {
     const live = this.live.get(id) ?? null;
+    const rec = live?.rec ?? (await this.readRecord(id));
     this.live.delete(id);
     if (live) await live.agent.close().catch(() => {});
-    await this.stopContainer(id, live);
+    await this.stopContainer(id, live, rec);
     const B = this.bundle(id);
     const mounts = await mountTable();
     const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
@@ -621,7 +644,7 @@ export class LinuxDriver implements SandboxDriver {
     for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
     if (opts.user) args.push("--user", opts.user);
     args.push(id, ...argv);
-    const [cmd, a] = this.crun.argv(...args);
+    const [cmd, a] = this.runtimeOf(live?.rec ?? (await this.readRecord(id))).argv(...args);
     const r = await runRaw(cmd, a, { ...(opts.input !== undefined ? { input: opts.input } : {}), timeoutMs: opts.timeoutMs ?? 60_000 });
     return { code: r.code ?? (r.signal ? 128 + (osConstants.signals[r.signal] ?? 0) : null), stdout: r.stdout, stderr: r.stderr };
   }
@@ -650,7 +673,7 @@ export class LinuxDriver implements SandboxDriver {
     const mounts = await mountTable();
     const lowers = [...mounts.keys()].filter((m) => m.startsWith(`${this.runDir}/lower/`));
     for (const m of [...lowers, `${this.runDir}/b`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
-    await this.crun.teardown();
+    for (const rt of this.runtimes()) await rt.teardown();
     for (const h of this.hierarchies) await fs.rmdir(`${cg.CGROUP_ROOT}/${h}/${this.cgroupParent}`).catch(() => {});
     await fs.rm(this.runDir, { recursive: true, force: true });
     this.ready = null;
