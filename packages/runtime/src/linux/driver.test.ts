@@ -3,6 +3,8 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { existsSync, promises as fs } from "node:fs";
 import { connect } from "node:net";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { lookup } from "node:dns/promises";
 import { LinuxDriver, findCommand } from "./driver.js";
 import { CAPABILITIES } from "./config.js";
@@ -252,5 +254,38 @@ describe.skipIf(!linuxDriverAvailable() || !findCommand("runsc"))("LinuxDriver, 
     expect(await d.state("g1")).toBe("missing");
     expect(existsSync(`${o.runDir}/b/g1`)).toBe(false);
     for (const c of ["memory", "pids"]) expect(existsSync(`/sys/fs/cgroup/${c}/${o.cgroupParent}/g1`)).toBe(false);
+  }, 60_000);
+});
+
+describe.skipIf(!linuxDriverAvailable())("LinuxDriver after kill -9 of the server", () => {
+  const o = testDriverOptions("drvk", 5);
+  afterAll(async () => {
+    await new LinuxDriver(o).purge();
+  }, 60_000);
+
+  it("finds the sandbox again with its processes and files", async () => {
+    await freshDriver(o).then((d) => d.close());
+    const child = spawn(process.execPath, ["--conditions=hangar-source", "--import", "tsx", fileURLToPath(new URL("./kill9-child.ts", import.meta.url)), "drvk", "5", "k1"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve());
+      child.on("exit", (c) => reject(new Error(`child exited ${c}`)));
+    });
+    child.removeAllListeners("exit");
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+
+    const d = new LinuxDriver(o);
+    await d.preflight();
+    expect(await d.list()).toEqual(["k1"]);
+    expect(await d.state("k1")).toBe("running");
+    const h = await d.adopt(spec("k1"));
+    expect(h).not.toBeNull();
+    const r = await agentSh(h!, "cat /blaxel/mark; for p in /proc/[0-9]*; do cat $p/comm; done | grep -c sleep");
+    expect(r.stdout).toBe("before-kill\n1\n");
+    await d.destroy("k1");
+    expect(await d.list()).toEqual([]);
+    await d.close();
   }, 60_000);
 });

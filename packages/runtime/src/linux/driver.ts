@@ -155,6 +155,16 @@ export class LinuxDriver implements SandboxDriver {
   agentDir(id: string): string {
     return `${this.runDir}/s/${id}`;
   }
+
+  /**
+   * Host uid of the sandbox's root (its user-namespace range start; 0 without one, or under
+   * gVisor). A socket the node creates in agentDir(id) for the agent to connect to must be owned
+   * by this uid (or be world-writable) — e.g. api.sock.
+   */
+  async sandboxRootUid(id: string): Promise<number> {
+    const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+    return rec?.userns?.hostId ?? 0;
+  }
   private recordFile(id: string): string {
     return `${this.stateDir}/sandboxes/${id}.json`;
   }
