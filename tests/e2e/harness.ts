@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request as httpRequestRaw } from "node:http";
 import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dirname, "../..");
@@ -123,5 +124,39 @@ export function useSdkAgainst(h: Pick<RunningHangar, "url" | "apiKey">, workspac
     DO_NOT_TRACK: "1",
     // A region silences the SDK's warning; with H2 disabled it opens no connection to Blaxel.
     BL_REGION: "local-1",
+  });
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * An HTTP request that, like a browser, resolves *.localhost to the loopback address (Node's
+ * resolver does not) and sends the original Host header.
+ */
+export function httpRequest(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpResult> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequestRaw(
+      {
+        host: u.hostname.endsWith("localhost") ? "127.0.0.1" : u.hostname,
+        port: u.port || 80,
+        method: init.method ?? "GET",
+        path: u.pathname + u.search,
+        headers: { host: u.host, ...init.headers },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(init.body);
   });
 }

@@ -170,11 +170,15 @@ export class PreviewService {
     const expiresAt = input.spec?.expiresAt === undefined ? new Date(Date.now() + 3_600_000).toISOString() : isoDate(input.spec.expiresAt, "spec.expiresAt");
     const token = `hpt_${randomToken(24)}`;
     const record: PreviewTokenRecord = { id: `pt_${randomId(16)}`, previewId: preview.id, name, sealed: this.secrets.seal(token), expiresAt, createdAt: new Date().toISOString() };
-    try {
-      await this.store.previews.insertToken(record, hashPreviewToken(token));
-    } catch (e) {
-      if (e instanceof StoreConflictError) throw new HangarError("already_exists", `token '${name}' already exists on preview '${preview.name}'`);
-      throw e;
+    // The SDK names tokens "token-<ms>", so parallel creates collide: a taken name gets a suffix.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.previews.insertToken(record, hashPreviewToken(token));
+        break;
+      } catch (e) {
+        if (!(e instanceof StoreConflictError) || attempt >= 5) throw e;
+        record.name = `${name}-${randomId(4)}`;
+      }
     }
     return { record, token };
   }

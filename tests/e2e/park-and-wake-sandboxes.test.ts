@@ -1,0 +1,131 @@
+// Idle sandboxes park themselves in standby with memory and processes kept, and wake on the next
+// API call, preview hit or WebSocket — never losing a file, a process or a connection.
+
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWebApp } from "./fixtures.js";
+import { type RunningHangar, api, httpRequest, startHangar, useSdkAgainst } from "./harness.js";
+
+let h: RunningHangar;
+let SandboxInstance: typeof import("@blaxel/core").SandboxInstance;
+let sandbox: import("@blaxel/core").SandboxInstance;
+let previewUrl: string;
+
+const IDLE_MS = 1_000;
+
+async function state(name = "napper"): Promise<string> {
+  return ((await (await api(h, "GET", `/v0/sandboxes/${name}`)).json()) as { state: string }).state;
+}
+
+async function waitForState(want: string, name = "napper", withinMs = 10_000): Promise<number> {
+  const t0 = Date.now();
+  while ((await state(name)) !== want) {
+    if (Date.now() - t0 > withinMs) throw new Error(`${name} did not reach ${want} within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - t0;
+}
+
+beforeAll(async () => {
+  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: `${IDLE_MS / 1000}s` } });
+  useSdkAgainst(h);
+  ({ SandboxInstance } = await import("@blaxel/core"));
+  sandbox = await SandboxInstance.create({ name: "napper", memory: 512, ports: [{ target: 3000 }] });
+  await startWebApp(sandbox, 3000);
+  const p = await sandbox.previews.create({ metadata: { name: "app" }, spec: { port: 3000, public: true } });
+  previewUrl = p.spec.url!;
+});
+
+afterAll(async () => {
+  await h?.dispose();
+});
+
+describe("standby", () => {
+  it("parks an idle sandbox and wakes it on an API call with memory and processes intact", async () => {
+    expect((await httpRequest(`${previewUrl}/count`)).body).toBe("1");
+    await waitForState("STANDBY");
+    const r = await sandbox.process.exec({ command: "echo awake", waitForCompletion: true });
+    expect(r.stdout).toBe("awake\n");
+    expect(await state()).toBe("RUNNING");
+    expect((await sandbox.process.get("web-3000")).status).toBe("running");
+    expect((await httpRequest(`${previewUrl}/count`)).body).toBe("2");
+  });
+
+  it("wakes on a preview hit", async () => {
+    await waitForState("STANDBY");
+    const t0 = performance.now();
+    const res = await httpRequest(`${previewUrl}/count`);
+    const ms = performance.now() - t0;
+    expect(res.body).toBe("3");
+    expect(ms).toBeLessThan(1_000);
+    expect(await state()).toBe("RUNNING");
+  });
+
+  it("wakes on a WebSocket, and traffic on it keeps the sandbox awake", async () => {
+    await waitForState("STANDBY");
+    const u = new URL(previewUrl);
+    const ws = new WebSocket(`ws://127.0.0.1:${u.port}/ws`, { headers: { host: u.host } });
+    await new Promise((r, j) => ws.once("open", r).once("error", j));
+    const say = (m: string) => new Promise<string>((r) => { ws.once("message", (d) => r(String(d))); ws.send(m); });
+    expect(await say("hi")).toBe("echo:hi:3");
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, IDLE_MS / 2));
+      expect(await say(`tick${i}`)).toBe(`echo:tick${i}:3`);
+    }
+    expect(await state()).toBe("RUNNING");
+    ws.close();
+  });
+
+  it("stays awake while a keepAlive process runs, until its keep-alive timeout", async () => {
+    await sandbox.process.exec({ name: "guard", command: "sleep 600", keepAlive: true, timeout: 3 });
+    await new Promise((r) => setTimeout(r, IDLE_MS * 2));
+    expect(await state()).toBe("RUNNING");
+    await waitForState("STANDBY", "napper", 10_000);
+  });
+
+  it("does not run process timeouts while the sandbox is parked", async () => {
+    await sandbox.process.exec({ name: "timed", command: "sleep 600", timeout: 2 });
+    expect((await api(h, "POST", "/v0/sandboxes/napper/standby")).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const p = await sandbox.process.get("timed");
+    expect(p.status).toBe("running");
+    // Awake again (polling keeps it so), the remaining ~2 s of the timeout run out.
+    const t0 = Date.now();
+    while ((await sandbox.process.get("timed")).status === "running" && Date.now() - t0 < 6_000) await new Promise((r) => setTimeout(r, 200));
+    const ranFor = Date.now() - t0;
+    expect((await sandbox.process.get("timed")).status).not.toBe("running");
+    expect(ranFor).toBeGreaterThan(1_000);
+  });
+
+  it("survives 1,000 standby/resume cycles with its server process, connections and files intact", async () => {
+    await sandbox.fs.write("/tmp/cycles/marker.txt", "kept across standby");
+    const before = Number((await httpRequest(`${previewUrl}/count`)).body);
+    const u = new URL(previewUrl);
+    const ws = new WebSocket(`ws://127.0.0.1:${u.port}/ws`, { headers: { host: u.host } });
+    await new Promise((r, j) => ws.once("open", r).once("error", j));
+    const say = (m: string) => new Promise<string>((r) => { ws.once("message", (d) => r(String(d))); ws.send(m); });
+    const resumes: number[] = [];
+    for (let i = 1; i <= 1_000; i++) {
+      const parked = await api(h, "POST", "/v0/sandboxes/napper/standby");
+      expect(parked.status).toBe(200);
+      if (i % 100 === 0) expect(await state()).toBe("STANDBY");
+      const t0 = performance.now();
+      const res = await httpRequest(`${previewUrl}/count`);
+      resumes.push(performance.now() - t0);
+      expect(res.body).toBe(String(before + i));
+      if (i % 100 === 0) {
+        expect(await say(`cycle${i}`)).toBe(`echo:cycle${i}:${before + i}`);
+        expect(await sandbox.fs.read("/tmp/cycles/marker.txt")).toBe("kept across standby");
+      }
+    }
+    ws.close();
+    resumes.sort((a, b) => a - b);
+    console.log(`resume → response over 1,000 cycles: p50 ${resumes[500]!.toFixed(1)} ms, p90 ${resumes[900]!.toFixed(1)} ms`);
+    expect((await sandbox.process.get("web-3000")).status).toBe("running");
+    const fresh = new WebSocket(`ws://127.0.0.1:${u.port}/ws`, { headers: { host: u.host } });
+    await new Promise((r, j) => fresh.once("open", r).once("error", j));
+    fresh.close();
+    const ls = await sandbox.fs.ls("/tmp/cycles");
+    expect(ls.files.map((f) => f.name)).toEqual(["marker.txt"]);
+  }, 300_000);
+});
