@@ -6,14 +6,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[36m[ensure]\033[0m %s\n' "$*" >&2; }
 
-# Debian packages: command -> package
+mode="${1:-start}"   # start | test | bench
+
+# Debian packages: command -> package. The runtime's, then what tests and benchmarks add.
 declare -A DEB=(
   [crun]=crun
   [debootstrap]=debootstrap
   [mkfs.erofs]=erofs-utils
   [umoci]=umoci
   [skopeo]=skopeo
-  [docker-registry]=docker-registry
   [nft]=nftables
   [ip]=iproute2
   [runsc]=runsc
@@ -21,6 +22,15 @@ declare -A DEB=(
   [gcc]=gcc
   [make]=make
 )
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  DEB[chromium]=chromium
+  DEB[docker-registry]=docker-registry
+fi
+if [ "$mode" = bench ]; then
+  DEB[podman]=podman
+  DEB[nginx]=nginx
+  DEB[wrk]=wrk
+fi
 missing=()
 for cmd in "${!DEB[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${DEB[$cmd]}"); done
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
@@ -45,7 +55,7 @@ log "building"
 npm run --silent build
 
 # The base image, built once per machine into the shared cache (tests and benchmarks use it).
-if [ "${1:-}" = "--with-images" ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
   log "ensuring the base image (built once per machine, ~1 min the first time)"
   node packages/runtime/dist/images/prebuild.js >/dev/null
 fi
