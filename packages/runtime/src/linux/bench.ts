@@ -1,5 +1,5 @@
 // Measurements of the linux driver on this machine (root). Run:
-//   node --conditions=hangar-source --import tsx packages/runtime/src/linux/bench.ts [--n 30] [--capacity 300] [--json]
+//   node --conditions=hangar-source --import tsx packages/runtime/src/linux/bench.ts [--n 30] [--capacity 300] [--no-userns] [--json]
 // Uses its own run/state dirs, cgroup parent, netns prefix, nft table and 10.90.0.0/16, and
 // removes everything it created at the end (also after a crash, on the next run).
 
@@ -33,6 +33,7 @@ export interface LinuxBenchResult {
   freeze: Dist;
   thaw: Dist;
   thawToFirstByte: Dist;
+  gvisor: { createToAgent: Dist; execTrue: Dist; destroy: Dist } | null;
   idle: { sandboxes: number; cgroupMemoryKiB: number; crunParentPssKiB: number; hostMemoryKiB: number };
   capacity: { attempted: number; running: number; error: string | null; hostMemoryUsedMiB: number; createP50AtEnd: number };
 }
@@ -56,8 +57,11 @@ function pssKiB(pid: number): number {
   }
 }
 
+let usernsOff = false;
+
 function options(poolSize: number, images: ImageStore): LinuxDriverOptions {
   return {
+    ...(usernsOff ? { userns: false as const } : {}),
     stateDir: "/var/tmp/hangar-bench",
     runDir: "/run/hangar-bench",
     launcherDir: "/var/tmp/hangar-bench/bin",
@@ -67,7 +71,16 @@ function options(poolSize: number, images: ImageStore): LinuxDriverOptions {
   };
 }
 
-const spec = (id: string) => ({ id, name: `bench-${id}`, workspace: "bench", image: BASE_REF, memoryMb: 256, envs: {}, ports: [] });
+const spec = (id: string, runtimeClass: "default" | "gvisor" = "default") => ({
+  id,
+  name: `bench-${id}`,
+  workspace: "bench",
+  image: BASE_REF,
+  memoryMb: 256,
+  envs: {},
+  ports: [],
+  runtimeClass,
+});
 
 async function fresh(poolSize: number, images: ImageStore): Promise<LinuxDriver> {
   await new LinuxDriver(options(poolSize, images)).purge();
@@ -98,8 +111,9 @@ async function createSeries(d: LinuxDriver, n: number, tag: string): Promise<{ t
   return { toAgent, toTrue, destroy };
 }
 
-export async function runLinuxBench(o: { n?: number; capacity?: number; log?: (s: string) => void } = {}): Promise<LinuxBenchResult> {
+export async function runLinuxBench(o: { n?: number; capacity?: number; userns?: boolean; log?: (s: string) => void } = {}): Promise<LinuxBenchResult> {
   const n = o.n ?? 30;
+  usernsOff = o.userns === false;
   const log = o.log ?? (() => {});
   const images = new LocalImageStore({ dir: DEFAULT_IMAGE_CACHE_DIR });
   await images.resolve(BASE_REF, (l) => log(`image: ${l}`));
@@ -145,6 +159,29 @@ export async function runLinuxBench(o: { n?: number; capacity?: number; log?: (s
   }
   await d.destroy("x0");
 
+  // gVisor (runsc), when installed
+  let gvisor: LinuxBenchResult["gvisor"] = null;
+  if (d.gvisor) {
+    const ca: number[] = [];
+    const ex: number[] = [];
+    const de: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      let t = performance.now();
+      const g = await d.create(spec(`g${i}`, "gvisor"));
+      ca.push(performance.now() - t);
+      for (let j = 0; j < 5; j++) {
+        t = performance.now();
+        await agentRun(g, ["true"]);
+        ex.push(performance.now() - t);
+      }
+      t = performance.now();
+      await d.destroy(g.id);
+      de.push(performance.now() - t);
+    }
+    gvisor = { createToAgent: dist(ca), execTrue: dist(ex), destroy: dist(de) };
+    log(`gvisor: create→agent p50 ${gvisor.createToAgent.p50} ms`);
+  }
+
   // idle footprint and capacity: keep creating until `capacity` or the first failure
   const cap = o.capacity ?? 300;
   const before = memAvailableKiB();
@@ -185,6 +222,7 @@ export async function runLinuxBench(o: { n?: number; capacity?: number; log?: (s
     freeze: dist(fr),
     thaw: dist(th),
     thawToFirstByte: dist(fb),
+    gvisor,
     idle: {
       sandboxes: handles.length,
       cgroupMemoryKiB: Math.round(cgroupKiB / k),
@@ -211,7 +249,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const r = await runLinuxBench({ n: arg("--n"), capacity: arg("--capacity"), log: (s) => console.error(s) });
+  const r = await runLinuxBench({ n: arg("--n"), capacity: arg("--capacity"), userns: !process.argv.includes("--no-userns"), log: (s) => console.error(s) });
   if (process.argv.includes("--json")) console.log(JSON.stringify(r, null, 2));
   else {
     for (const [k, v] of Object.entries(r)) console.log(k.padEnd(26), JSON.stringify(v));

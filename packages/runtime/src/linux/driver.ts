@@ -649,12 +649,13 @@ export class LinuxDriver implements SandboxDriver {
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const live = this.live.get(id);
     const env = opts.env ?? live?.handle.env ?? {};
+    const rt = this.runtimeOf(live?.rec ?? (await this.readRecord(id)));
     // like children of the agent: no new privileges (crun exec does not take it from config.json)
-    const args = ["exec", "--no-new-privs", "--cwd", opts.cwd ?? "/"];
+    const args = ["exec", ...(rt.kind === "crun" ? ["--no-new-privs"] : []), "--cwd", opts.cwd ?? "/"];
     for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
     if (opts.user) args.push("--user", opts.user);
     args.push(id, ...argv);
-    const [cmd, a] = this.runtimeOf(live?.rec ?? (await this.readRecord(id))).argv(...args);
+    const [cmd, a] = rt.argv(...args);
     const r = await runRaw(cmd, a, { ...(opts.input !== undefined ? { input: opts.input } : {}), timeoutMs: opts.timeoutMs ?? 60_000 });
     return { code: r.code ?? (r.signal ? 128 + (osConstants.signals[r.signal] ?? 0) : null), stdout: r.stdout, stderr: r.stderr };
   }
