@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -116,6 +116,7 @@ export async function startSandbox(opts: HarnessOptions = {}): Promise<SandboxHa
     });
   const api = createSandboxApi({ logger: silentLogger });
   await api.ready();
+  const sockets = new Set<Socket>();
   const h = {
     base,
     root,
@@ -137,6 +138,7 @@ export async function startSandbox(opts: HarnessOptions = {}): Promise<SandboxHa
       await h.services.ready;
     },
     async stop() {
+      for (const s of sockets) s.destroy();
       h.server.closeAllConnections();
       await new Promise<void>((r) => h.server.close(() => r()));
       await h.services.dispose();
@@ -151,6 +153,10 @@ export async function startSandbox(opts: HarnessOptions = {}): Promise<SandboxHa
   };
   await h.services.ready;
   h.server = createServer((req, res) => api.handle(req, res, h.services));
+  h.server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
   h.server.on("upgrade", (req, socket, head) => api.handleUpgrade(req, socket, head, h.services));
   await new Promise<void>((r) => h.server.listen(0, "127.0.0.1", r));
   h.port = (h.server.address() as AddressInfo).port;

@@ -18,7 +18,7 @@ import {
   uploadIdParams,
   watchQuery,
 } from "../schemas.js";
-import { READ_CHUNK } from "../services/fs-service.js";
+import { assertRegular, READ_CHUNK } from "../services/fs-service.js";
 import { DEFAULT_EXCLUDE_DIRS } from "../services/walker.js";
 import { parseOctalMode } from "../util/go-format.js";
 import { splitList } from "../util/glob.js";
@@ -74,6 +74,14 @@ function maxResults(value: number | undefined, dflt: number, allowAll: boolean):
   return Math.min(value, 1000);
 }
 
+/** `attachment` with an ASCII filename, plus RFC 5987 filename* when the name is not plain ASCII. */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  if (ascii === name) return `attachment; filename="${name}"`;
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
 /** Streams a file (or a byte range of it) as the response body. */
 async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, size: number): Promise<void> {
   const s = svc(req);
@@ -98,7 +106,7 @@ async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, 
   const res = hijack(reply);
   const headers: Record<string, string> = {
     "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream",
-    "content-disposition": `attachment; filename="${name.replace(/["\\\r\n]/g, "_")}"`,
+    "content-disposition": contentDisposition(name),
     "content-length": String(size === 0 ? 0 : end - start + 1),
     "accept-ranges": "bytes",
   };
@@ -110,7 +118,12 @@ async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, 
     sendRawProblem(res, e);
     return;
   }
-  res.writeHead(status, headers);
+  try {
+    res.writeHead(status, headers);
+  } catch (e) {
+    sendRawProblem(res, e);
+    return;
+  }
   if (req.method === "HEAD" || size === 0) {
     res.end();
     return;
@@ -144,6 +157,7 @@ export async function filesystemRoutes(app: FastifyInstance): Promise<void> {
     const { kind, stat } = await s.files.kind(path);
     if (kind === "missing") throw new HangarError("file_not_found", `${path}: file or directory not found`);
     if (kind === "directory") return s.files.listDirectory(path);
+    assertRegular(path, stat!);
     if (wantsDownload(req, req.query.download)) return sendFile(req, reply, path, stat!.size);
     return s.files.readJson(path, stat!);
   });

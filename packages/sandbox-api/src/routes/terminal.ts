@@ -104,6 +104,13 @@ async function runTerminal(ws: WebSocket, s: SandboxServices, p: TerminalParams)
   const send = (m: Record<string, unknown>) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
   };
+  // Messages that arrive while the shell is starting are kept and handled once it runs.
+  const early: Array<[RawData, boolean]> = [];
+  let handle: ((raw: RawData, isBinary: boolean) => void) | null = null;
+  ws.on("message", (raw: RawData, isBinary: boolean) => {
+    if (handle) handle(raw, isBinary);
+    else early.push([raw, isBinary]);
+  });
   let opened;
   try {
     const cwd = p.workingDir ? resolvePath(p.workingDir, s.paths) : s.image.workingDir;
@@ -133,7 +140,7 @@ async function runTerminal(ws: WebSocket, s: SandboxServices, p: TerminalParams)
   };
   session.on("output", onOutput);
   session.once("exit", onExit);
-  ws.on("message", (raw: RawData, isBinary: boolean) => {
+  handle = (raw: RawData, isBinary: boolean) => {
     const buf = Array.isArray(raw) ? Buffer.concat(raw) : Buffer.isBuffer(raw) ? raw : Buffer.from(raw as ArrayBuffer);
     if (isBinary) {
       void session.input(buf).catch((e: unknown) => send({ type: "error", data: toHangarError(e).message }));
@@ -156,7 +163,8 @@ async function runTerminal(ws: WebSocket, s: SandboxServices, p: TerminalParams)
     } else if (m.type !== "ping") {
       send({ type: "error", data: `unknown message type ${JSON.stringify(m.type)}` });
     }
-  });
+  };
+  for (const [raw, isBinary] of early.splice(0)) handle(raw, isBinary);
   ws.once("close", () => {
     session.off("output", onOutput);
     session.off("exit", onExit);

@@ -90,6 +90,7 @@ export class FileService {
   async readJson(path: string, st?: AgentStat): Promise<FileWithContent> {
     const stat = st ?? (await agentCall(() => this.agent.stat(path), path));
     if (stat.type === "directory") throw new HangarError("is_a_directory", `${path} is a directory, not a file`);
+    assertRegular(path, stat);
     if (stat.size > MAX_JSON_READ) {
       throw new HangarError("payload_too_large", `${path} is ${stat.size} bytes; download files over ${MAX_JSON_READ} bytes with Accept: application/octet-stream`);
     }
@@ -171,9 +172,17 @@ export class FileService {
     return root;
   }
 
+  /** Refuses to write over devices, pipes and sockets (opening them could block or act on them). */
+  private async assertWritable(path: string): Promise<void> {
+    if (path === "/") throw new HangarError("is_a_directory", "/ is a directory");
+    const st = await this.statOrNull(path);
+    if (st?.type === "directory") throw new HangarError("is_a_directory", `${path} is a directory`);
+    if (st) assertRegular(path, st);
+  }
+
   /** Creates or replaces a file (parents created with 0755). */
   async writeFile(path: string, data: Buffer, mode = 0o644): Promise<void> {
-    if (path === "/") throw new HangarError("is_a_directory", "/ is a directory");
+    await this.assertWritable(path);
     await agentCall(() => this.agent.writeFile(path, data, { mode, mkdirs: true }), path);
   }
 
@@ -230,9 +239,16 @@ export class FileService {
 
   /** Opens `path` for streamed writing (parents created). */
   async openWriter(path: string, mode = 0o644): Promise<FileWriter> {
-    if (path === "/") throw new HangarError("is_a_directory", "/ is a directory");
+    await this.assertWritable(path);
     const handle = await agentCall(() => this.agent.openFile(path, { mode, mkdirs: true }), path);
     return new FileWriter(this.agent, handle, path);
+  }
+}
+
+/** Only regular files are read or written: devices, pipes and sockets could block or act on open. */
+export function assertRegular(path: string, st: AgentStat): void {
+  if (st.type !== "file") {
+    throw new HangarError("unprocessable", `${path} is not a regular file (device, pipe or socket); only regular files can be read or written`);
   }
 }
 
