@@ -53,11 +53,23 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
     routerOptions: { maxParamLength: 64 * 1024, ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },
   });
 
-  // Every request and stream counts as sandbox activity until its response closes.
+  // Every request and stream counts as sandbox activity until its response closes. Like Blaxel's
+  // sandbox-api, responses allow any origin (auth is by header, never by cookie) and are not cached;
+  // the headers go on the raw response so streamed (hijacked) replies carry them too.
   app.addHook("onRequest", async (req, reply) => {
     const done = svc(req).beginActivity();
     reply.raw.once("close", done);
+    reply.raw.setHeader("access-control-allow-origin", "*");
+    reply.raw.setHeader("cache-control", "no-cache");
   });
+  app.options("*", async (_req, reply) =>
+    reply
+      .status(204)
+      .header("access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+      .header("access-control-allow-headers", "*")
+      .header("access-control-max-age", "86400")
+      .send(),
+  );
 
   // JSON bodies: an empty body is null (Blaxel's handlers accept a missing optional body);
   // multipart bodies stay unread for the routes that stream them.
