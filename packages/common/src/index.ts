@@ -4,3 +4,4 @@ export * from "./ids.js";
 export * from "./duration.js";
 export * from "./http.js";
 export * from "./validation.js";
+export * from "./ttl-cache.js";

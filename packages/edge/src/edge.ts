@@ -152,7 +152,7 @@ export class Edge<S extends SandboxServicesLike> {
         if (!found) throw new HangarError("forbidden", "this API key has no access to the sandbox's workspace");
         ws = found;
       }
-      const rec = await this.opts.sandboxes.get(ws, r.name);
+      const rec = await this.opts.sandboxes.getForRequest(ws, r.name);
       const drop = ["x-blaxel-authorization", "x-blaxel-workspace"];
       if (!header(req, "x-blaxel-authorization")) drop.push("authorization");
       return { lease: await this.liveSandbox(rec, kind), rest: r.rest, drop };

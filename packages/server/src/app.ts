@@ -69,8 +69,8 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   });
 
   const auth = new AuthService(store);
-  const apiKeys = new ApiKeyService(store);
-  const workspaces = new WorkspaceService(store);
+  const apiKeys = new ApiKeyService(store, () => auth.invalidate());
+  const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger });
   const previews = new PreviewService(store, secrets);
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });

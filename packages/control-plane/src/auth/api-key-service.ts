@@ -21,7 +21,11 @@ export interface CreateApiKeyInput {
 }
 
 export class ApiKeyService {
-  constructor(private readonly store: Store) {}
+  /** `onChange` runs after keys are created or revoked (e.g. to drop cached keys). */
+  constructor(
+    private readonly store: Store,
+    private readonly onChange: () => void = () => {},
+  ) {}
 
   async create(input: CreateApiKeyInput): Promise<CreatedApiKey> {
     const key = input.key ?? newApiKey();
@@ -38,6 +42,7 @@ export class ApiKeyService {
       workspaceIds: input.workspaceIds,
     };
     await this.store.apiKeys.create(record, hashApiKey(key));
+    this.onChange();
     return { record, key };
   }
 
@@ -61,6 +66,7 @@ export class ApiKeyService {
       throw new HangarError("api_key_not_found", `no API key '${id}'`);
     }
     await this.store.apiKeys.revoke(id, new Date().toISOString());
+    this.onChange();
     return (await this.store.apiKeys.get(id))!;
   }
 

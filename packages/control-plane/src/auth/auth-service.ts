@@ -1,6 +1,6 @@
 // Authentication of API keys and selection of the workspace a request acts in.
 
-import { HangarError, randomToken, sha256Hex } from "@hangar/common";
+import { HangarError, TtlCache, randomToken, sha256Hex } from "@hangar/common";
 import type { ApiKeyRecord, Store, WorkspaceRecord } from "@hangar/store";
 
 export const API_KEY_PREFIX = "hgr_";
@@ -38,14 +38,28 @@ export function hashApiKey(key: string): string {
 export class AuthService {
   /** Last time each key's last_used_at was written; writes are throttled to one a minute. */
   private readonly touched = new Map<string, number>();
+  /** Keys seen in the last second, by hash; cleared whenever a key or grant changes here. */
+  private readonly keys = new TtlCache<string, ApiKeyRecord | null>(1_000);
+  private readonly workspacesByName = new TtlCache<string, WorkspaceRecord | null>(1_000);
 
   constructor(private readonly store: Store) {}
+
+  /** Forgets cached keys and workspaces (after a revocation, a grant or a workspace change). */
+  invalidate(): void {
+    this.keys.clear();
+    this.workspacesByName.clear();
+  }
 
   /** Resolves a key to a principal; 401 when missing, unknown, revoked or expired. */
   async authenticate(authorization: string | undefined): Promise<Principal> {
     const token = bearerToken(authorization);
     if (!token) throw new HangarError("unauthorized", "missing API key: send 'Authorization: Bearer <key>' or 'x-blaxel-authorization: Bearer <key>'");
-    const key = await this.store.apiKeys.findByHash(hashApiKey(token));
+    const hash = hashApiKey(token);
+    let key = this.keys.get(hash);
+    if (key === undefined) {
+      key = await this.store.apiKeys.findByHash(hash);
+      this.keys.set(hash, key);
+    }
     if (!key || key.revokedAt) throw new HangarError("unauthorized", key ? "API key has been revoked" : "unknown API key");
     if (key.expiresAt && Date.parse(key.expiresAt) <= Date.now()) throw new HangarError("unauthorized", "API key has expired");
     this.touch(key);
@@ -64,7 +78,11 @@ export class AuthService {
       }
       throw new HangarError("workspace_required", "select a workspace with the x-blaxel-workspace header or ?workspace=");
     }
-    const ws = await this.store.workspaces.getByName(name);
+    let ws = this.workspacesByName.get(name);
+    if (ws === undefined) {
+      ws = await this.store.workspaces.getByName(name);
+      this.workspacesByName.set(name, ws);
+    }
     if (!ws || !principal.workspaceIds.has(ws.id)) {
       throw new HangarError("forbidden", `this API key has no access to workspace '${name}'`);
     }

@@ -1,6 +1,6 @@
 // The sandbox resource: create/get/list/update/delete over the store and the node runtime.
 
-import { EXTERNAL_ID_PATTERN, HangarError, type Logger, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import { EXTERNAL_ID_PATTERN, HangarError, type Logger, TtlCache, describeNameProblem, randomId, silentLogger } from "@hangar/common";
 import {
   type ListQuery,
   type Page,
@@ -81,6 +81,8 @@ export class SandboxService {
   private readonly log: Logger;
   /** Creations in flight in this process, so concurrent createIfNotExist calls wait for the winner. */
   private readonly inflight = new Map<string, Promise<SandboxRecord>>();
+  /** Records read by data-plane requests in the last second; dropped on every change made here. */
+  private readonly recent = new TtlCache<string, SandboxRecord>(1_000);
 
   constructor(deps: SandboxServiceDeps) {
     this.store = deps.store;
@@ -206,6 +208,16 @@ export class SandboxService {
     return cur;
   }
 
+  /** Like get(), served from a one-second cache: for the data plane's per-request lookup. */
+  async getForRequest(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+    const key = `${ws.id}/${name}`;
+    const hit = this.recent.get(key);
+    if (hit) return hit;
+    const rec = await this.get(ws, name);
+    this.recent.set(key, rec);
+    return rec;
+  }
+
   async get(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
     const rec = await this.store.sandboxes.get(ws.id, name);
     if (!rec) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`, { sandbox_name: name });
@@ -232,6 +244,7 @@ export class SandboxService {
    * change in place (files kept); env or memory changes restart the processes (files kept).
    */
   async update(ws: WorkspaceRecord, name: string, input: SandboxInput): Promise<SandboxRecord> {
+    this.recent.clear();
     const rec = await this.get(ws, name);
     if (rec.status === "DELETING" || rec.status === "TERMINATED") {
       throw new HangarError("conflict", `sandbox '${name}' is ${rec.status} and cannot be updated`);
@@ -276,6 +289,7 @@ export class SandboxService {
 
   /** Marks the sandbox DELETING and removes it in the background; returns the DELETING record. */
   async delete(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+    this.recent.clear();
     const rec = await this.get(ws, name);
     if (rec.terminatedAt) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`);
     const deleting =
@@ -292,6 +306,7 @@ export class SandboxService {
 
   /** Destroys the runtime side and removes the record. */
   async purge(rec: SandboxRecord): Promise<void> {
+    this.recent.clear();
     await this.node.destroy(rec.id);
     await this.store.previews.deleteForSandbox(rec.id);
     await this.store.sandboxes.delete(rec.id);

@@ -12,14 +12,18 @@ export interface WorkspaceInput {
 }
 
 export class WorkspaceService {
-  constructor(private readonly store: Store) {}
+  /** `onChange` runs after workspaces or grants change (e.g. to drop cached keys). */
+  constructor(
+    private readonly store: Store,
+    private readonly onChange: () => void = () => {},
+  ) {}
 
   async create(input: WorkspaceInput): Promise<WorkspaceRecord> {
     const problem = describeNameProblem(input.name);
     if (problem) throw new HangarError("invalid_name", problem);
     const now = new Date().toISOString();
     try {
-      return await this.store.workspaces.create({
+      const created = await this.store.workspaces.create({
         id: `ws_${randomId(16)}`,
         name: input.name,
         displayName: input.displayName ?? input.name,
@@ -27,6 +31,8 @@ export class WorkspaceService {
         createdAt: now,
         updatedAt: now,
       });
+      this.onChange();
+      return created;
     } catch (e) {
       if (e instanceof StoreConflictError) throw new HangarError("already_exists", `workspace '${input.name}' already exists`);
       throw e;
@@ -38,6 +44,7 @@ export class WorkspaceService {
     if (!principal.admin) throw new HangarError("forbidden", "only an admin key can create workspaces");
     const ws = await this.create(input);
     await this.store.apiKeys.grant(principal.keyId, ws.id);
+    this.onChange();
     return ws;
   }
 
@@ -55,6 +62,7 @@ export class WorkspaceService {
     const page = await this.store.sandboxes.list(ws.id, { sort: "createdAt:desc", limit: 1, showTerminated: true });
     if (page.items.length) throw new HangarError("conflict", `workspace '${ws.name}' still has sandboxes; delete them first`);
     await this.store.workspaces.delete(ws.id);
+    this.onChange();
     return ws;
   }
 }

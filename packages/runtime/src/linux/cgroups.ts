@@ -111,6 +111,11 @@ export async function freeze(path: string, timeoutMs = 5000): Promise<void> {
   }
 }
 
+/** Lets the cgroup bank up to `burstUs` of unused CPU quota (cgroup v1 cpu.cfs_burst_us, kernel ≥ 5.14; skipped where absent). */
+export async function setCpuBurst(path: string, burstUs: number): Promise<void> {
+  await fs.writeFile(`${cgDir("cpu", path)}/cpu.cfs_burst_us`, String(burstUs)).catch(() => {});
+}
+
 export async function thaw(path: string): Promise<void> {
   await fs.writeFile(`${cgDir("freezer", path)}/freezer.state`, "THAWED");
 }

@@ -84,11 +84,16 @@ export interface SandboxConfigInput {
   gvisor?: boolean;
 }
 
-/** CPU quota in microseconds per 100 ms period: memory/2048 vCPU, at least 1/4 vCPU, at most the host. */
-export function cpuQuota(memoryMb: number, hostCpus: number): { quota: number; period: number; shares: number } {
+/**
+ * CPU quota in microseconds per 100 ms period: memory/2048 vCPU, at least 1/4 vCPU, at most the
+ * host. The burst lets a sandbox bank one period's unused quota, so short interactive work (an
+ * exec, a request) runs at full speed while the average stays capped.
+ */
+export function cpuQuota(memoryMb: number, hostCpus: number): { quota: number; period: number; shares: number; burst: number } {
   const period = 100_000;
   const vcpu = Math.min(Math.max(memoryMb / 2048, 0.25), hostCpus);
-  return { quota: Math.round(vcpu * period), period, shares: Math.max(2, Math.round(vcpu * 1024)) };
+  const quota = Math.round(vcpu * period);
+  return { quota, period, shares: Math.max(2, Math.round(vcpu * 1024)), burst: quota };
 }
 
 export function buildConfig(c: SandboxConfigInput): object {
@@ -143,7 +148,7 @@ export function buildConfig(c: SandboxConfigInput): object {
         { allow: true, type: "c", major: 136, access: "rwm" }, // pts
       ],
       memory: { limit: mem, swap: mem, swappiness: 0, disableOOMKiller: false },
-      cpu: { shares: cpu.shares, quota: cpu.quota, period: cpu.period },
+      cpu: { shares: cpu.shares, quota: cpu.quota, period: cpu.period, burst: cpu.burst },
       pids: { limit: c.pidsLimit },
     },
     maskedPaths: MASKED_PATHS,

@@ -19,7 +19,7 @@ import type {
   SandboxStats,
 } from "../driver.js";
 import type { ImageStore } from "../images/types.js";
-import { buildConfig, AGENT_PATH, AGENT_RUN_DIR } from "./config.js";
+import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR } from "./config.js";
 import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
@@ -437,6 +437,8 @@ export class LinuxDriver implements SandboxDriver {
     } finally {
       exitedEarly = null;
     }
+    // crun 1.8 does not apply the OCI cpu.burst on cgroup v1: set it here.
+    await cg.setCpuBurst(this.cgroupPath(id), cpuQuota(rec.spec.memoryMb, availableParallelism()).burst);
     const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env };
     return { rec, agent, child, exited, handle };
   }
