@@ -37,6 +37,8 @@ export interface SandboxApi {
 }
 
 export const SANDBOX_API_VERSION = "0.1.0";
+/** How long a request waits for a reconnecting agent before failing with 503. */
+const AGENT_WAIT_MS = 5_000;
 
 export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
   const logger = opts.logger;
@@ -57,10 +59,13 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
   // sandbox-api, responses allow any origin (auth is by header, never by cookie) and are not cached;
   // the headers go on the raw response so streamed (hijacked) replies carry them too.
   app.addHook("onRequest", async (req, reply) => {
-    const done = svc(req).beginActivity();
+    const s = svc(req);
+    const done = s.beginActivity();
     reply.raw.once("close", done);
     reply.raw.setHeader("access-control-allow-origin", "*");
     reply.raw.setHeader("cache-control", "no-cache");
+    // A request arriving while the agent reconnects (thaw, restore, server restart) waits for it.
+    if (!s.agent.connected) await s.agent.waitConnected(AGENT_WAIT_MS).catch(() => undefined);
   });
   app.options("*", async (_req, reply) =>
     reply
