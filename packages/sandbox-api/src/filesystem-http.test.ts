@@ -118,6 +118,20 @@ describe("read and write", () => {
     expect(r.json<{ error: string }>().error).toContain("file");
   });
 
+  it("reads and writes only regular files (FIFOs and devices are refused, never opened)", async () => {
+    expect((await raw(h.port, "POST", "/process", { command: "mkfifo /tmp/fifo", waitForCompletion: true })).json<{ exitCode: number }>().exitCode).toBe(0);
+    for (const [m, p, b, hd] of [
+      ["GET", "/filesystem/%2Ftmp%2Ffifo", undefined, {}],
+      ["GET", "/filesystem/%2Ftmp%2Ffifo", undefined, { accept: "application/octet-stream" }],
+      ["PUT", "/filesystem/%2Ftmp%2Ffifo", { content: "x" }, {}],
+      ["GET", "/filesystem/%2Fdev%2Fzero", undefined, {}],
+    ] as const) {
+      const r = await raw(h.port, m, p, b, hd);
+      expect(r.status, `${m} ${p}`).toBe(422);
+      expect(r.json<{ error: string }>().error).toContain("not a regular file");
+    }
+  });
+
   it("answers 404 problems with the SDK's fields", async () => {
     const r = await raw(h.port, "GET", `/filesystem/${enc("/tmp/nope.txt")}`);
     expect(r.status).toBe(404);

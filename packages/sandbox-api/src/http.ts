@@ -141,7 +141,7 @@ export class StreamWriter {
   }
 }
 
-/** Hijacks the reply for raw streaming; errors thrown before the first byte become problems. */
+/** Takes the raw response over from Fastify (streams, downloads, MCP); the caller answers errors itself. */
 export function hijack(reply: FastifyReply): ServerResponse {
   reply.hijack();
   return reply.raw;

@@ -25,7 +25,7 @@ async function waitPorts(s: SandboxServices, rec: ProcessRecord, ports: number[]
 }
 
 /** `POST /process` with `Accept: text/event-stream`: NDJSON of output, keepalives and the result. */
-async function execStream(req: FastifyRequest, reply: FastifyReply, s: SandboxServices, body: ExecRequest): Promise<void> {
+async function execStream(reply: FastifyReply, s: SandboxServices, body: ExecRequest): Promise<void> {
   const rec = await s.processes.exec(body);
   const out = new StreamWriter(hijack(reply), 200, { "content-type": "application/x-ndjson" });
   const decoder = new ChunkDecoder();
@@ -72,7 +72,7 @@ export async function processRoutes(app: FastifyInstance): Promise<void> {
   const exec = async (req: FastifyRequest<{ Body: ExecRequest }>, reply: FastifyReply) => {
     const s = svc(req);
     const body = req.body;
-    if (req.headers.accept?.includes("text/event-stream")) return execStream(req, reply, s, body);
+    if (req.headers.accept?.includes("text/event-stream")) return execStream(reply, s, body);
     const rec = await s.processes.exec(body);
     if (body.waitForPorts && body.waitForPorts.length > 0) await waitPorts(s, rec, body.waitForPorts);
     if (body.waitForCompletion) {
