@@ -85,7 +85,9 @@ export async function startSandbox(opts: HarnessOptions = {}): Promise<SandboxHa
     `mount --rbind /dev "$R/dev"`,
     `exec "$A" --socket /.hangar/run/agent.sock --chroot "$R"`,
   ].join("\n");
-  const child = spawn("unshare", ["--pid", "--fork", "--mount", "--propagation", "private", "sh", "-c", script], {
+  // setpriv --pdeathsig: unshare dies with this test process; --kill-child: the agent (PID 1 of the
+  // new namespace, so every sandbox process with it) dies with unshare.
+  const child = spawn("setpriv", ["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--propagation", "private", "sh", "-c", script], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { PATH: process.env.PATH, R: root, A: agentBinaryPath() },
   });
