@@ -104,10 +104,6 @@ export class LogStore {
     }
   }
 
-  get isEnded(): boolean {
-    return this.ended;
-  }
-
   append(stream: LogStream, data: Buffer): void {
     if (data.length === 0 || this.disposed) return;
     const chunk: LogChunk = { stream, data };

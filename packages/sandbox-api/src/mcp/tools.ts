@@ -3,6 +3,7 @@
 
 import { HangarError } from "@hangar/common";
 import { resolvePath } from "../paths.js";
+import type { ProcessRecord } from "../managers/process-manager.js";
 import type { SandboxServices } from "../services.js";
 import { DEFAULT_EXCLUDE_DIRS } from "../services/walker.js";
 import { globMatch } from "../util/glob.js";
@@ -33,6 +34,12 @@ function path(s: SandboxServices, a: Record<string, unknown>, key = "path"): str
   const p = str(a, key);
   if (p === undefined) throw new HangarError("validation_failed", `${key} is required`);
   return resolvePath(p, s.paths);
+}
+
+/** A process as the tools report it: the wire shape without its output (processGetLogs has that). */
+function withoutOutput(s: SandboxServices, r: ProcessRecord, nullCompletedAt = false) {
+  const { logs: _l, stdout: _o, stderr: _e, ...rest } = s.processes.shape(r, { logs: "", stdout: "", stderr: "" }, { nullCompletedAt });
+  return rest;
 }
 
 const identifier = {
@@ -103,9 +110,7 @@ export const TOOLS: ToolDef[] = [
     description: "Status of one process by name or PID: {pid, name, command, status, exitCode, startedAt, completedAt, workingDir, restartCount, keepAlive} (without output; use processGetLogs).",
     inputSchema: identifier,
     async run(s, a) {
-      const r = s.processes.get(str(a, "identifier") ?? "");
-      const { logs: _l, stdout: _o, stderr: _e, ...rest } = s.processes.shape(r, { logs: "", stdout: "", stderr: "" }, {});
-      return rest;
+      return withoutOutput(s, s.processes.get(str(a, "identifier") ?? ""));
     },
   },
   {
@@ -122,10 +127,7 @@ export const TOOLS: ToolDef[] = [
     description: "Every process started through this API (running and finished, oldest first) with pid, name, command, status, exitCode and times; no output.",
     inputSchema: { type: "object", properties: {}, additionalProperties: false },
     async run(s) {
-      return s.processes.list().map((r) => {
-        const { logs: _l, stdout: _o, stderr: _e, ...rest } = s.processes.shape(r, { logs: "", stdout: "", stderr: "" }, { nullCompletedAt: true });
-        return rest;
-      });
+      return s.processes.list().map((r) => withoutOutput(s, r, true));
     },
   },
   {

@@ -76,8 +76,8 @@ export async function processRoutes(app: FastifyInstance): Promise<void> {
     const rec = await s.processes.exec(body);
     if (body.waitForPorts && body.waitForPorts.length > 0) await waitPorts(s, rec, body.waitForPorts);
     if (body.waitForCompletion) {
+      // Stop waiting when the client goes away (the response closes before it is sent).
       const ac = new AbortController();
-      req.raw.once("close", () => ac.abort());
       reply.raw.once("close", () => ac.abort());
       const finished = await s.processes.waitForExit(rec, s.limits.waitCapMs, ac.signal);
       if (!finished && !ac.signal.aborted) {

@@ -95,10 +95,6 @@ export class CodegenService {
     return null;
   }
 
-  get applyConfigured(): boolean {
-    return this.provider() !== null;
-  }
-
   private requireProvider(): Provider {
     const p = this.provider();
     if (!p) {

@@ -88,10 +88,6 @@ export class TerminalService {
     private readonly env: () => Record<string, string>,
   ) {}
 
-  get count(): number {
-    return this.sessions.size;
-  }
-
   /** Re-attaches to a live detached session with this id, or starts a new shell. */
   async open(opts: OpenTerminalOptions): Promise<{ session: TerminalSession; reattached: boolean }> {
     const existing = opts.sessionId ? this.sessions.get(opts.sessionId) : undefined;
