@@ -605,6 +605,8 @@ export class ProcessManager extends EventEmitter {
     }
     for (const r of this.records.values()) {
       if (r.running && r.agentId !== null && !seen.has(r.key)) {
+        // A new agent instance may reuse the handle for another process.
+        this.deps.router.unregister(r.agentId);
         r.agentId = null;
         r.logs.append(0, Buffer.from("\n[Process lost: the sandbox agent restarted]\n"));
         r.exitCode = -1;
