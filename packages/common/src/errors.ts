@@ -29,6 +29,7 @@ export const ERRORS = {
   unauthorized: { status: 401, title: "Authentication required", hint: "Send 'Authorization: Bearer <api key>' or 'x-blaxel-authorization: Bearer <api key>'." },
   invalid_token: { status: 401, title: "Invalid or expired token" },
   forbidden: { status: 403, title: "Forbidden" },
+  egress_denied: { status: 403, title: "Destination not allowed by the sandbox's network policy" },
   // 404
   not_found: { status: 404, title: "Not found" },
   route_not_found: { status: 404, title: "No such route" },

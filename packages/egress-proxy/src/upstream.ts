@@ -1,0 +1,180 @@
+// How the proxy reaches destinations: names resolved with its own resolver (IPv4), every address
+// checked against ranges sandboxes may never reach through it (loopback, link-local, the host's own
+// addresses, private ranges unless allowed), TLS verified against a configurable trust store,
+// pooled HTTP/1.1 and HTTP/2 clients per sandbox.
+
+import { promises as dnsp } from "node:dns";
+import { readFileSync } from "node:fs";
+import { connect as netConnect, isIP, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
+import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from "node:tls";
+import { HangarError } from "@hangar/common";
+import { Agent } from "undici";
+import { ipv4ToInt } from "./policy.js";
+
+export interface UpstreamOptions {
+  /** Nameservers ("ip" or "ip:port") the proxy resolves destinations with. Default: the system resolver. */
+  dns?: string[];
+  /** Extra CA certificates (PEM) trusted for upstream TLS, besides Node's roots and the host's bundle. */
+  extraCa?: string[];
+  /** Let the proxy reach private ranges (RFC 1918, CGNAT). Default false. */
+  allowPrivate?: boolean;
+  /** More ranges never reached (e.g. the sandboxes' range). */
+  deniedCidrs?: string[];
+  /** TCP/TLS connect timeout. Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+const ALWAYS_DENIED = ["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32"];
+const PRIVATE = ["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "192.0.0.0/24", "198.18.0.0/15"];
+const HOST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+
+type Range = [number, number];
+
+function range(cidr: string): Range {
+  const [ip, b] = cidr.split("/");
+  const bits = Number(b ?? 32);
+  const base = ipv4ToInt(ip!);
+  if (base === null || !(bits >= 0 && bits <= 32)) throw new HangarError("validation_failed", `bad IPv4 range ${cidr}`);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return [(base & mask) >>> 0, ((base & mask) | (~mask >>> 0)) >>> 0];
+}
+
+export class Upstream {
+  readonly secureContext: SecureContext;
+  private readonly resolver: dnsp.Resolver | null;
+  private readonly denied: Range[];
+  private readonly cache = new Map<string, { ips: string[]; until: number }>();
+  private readonly agents = new Map<string, Agent>();
+  private readonly connectTimeoutMs: number;
+  private localAddrs = new Set<string>();
+  private localAddrsAt = 0;
+
+  constructor(private readonly opts: UpstreamOptions = {}) {
+    this.resolver = opts.dns?.length ? new dnsp.Resolver({ timeout: 3000, tries: 2 }) : null;
+    this.resolver?.setServers(opts.dns!);
+    this.denied = [...ALWAYS_DENIED, ...(opts.allowPrivate ? [] : PRIVATE), ...(opts.deniedCidrs ?? [])].map(range);
+    let bundle: string[] = [];
+    try {
+      bundle = [readFileSync(HOST_BUNDLE, "utf8")];
+    } catch {}
+    this.secureContext = createSecureContext({ ca: [...rootCertificates, ...bundle, ...(opts.extraCa ?? [])] });
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  }
+
+  /** Why the proxy may not connect to this IPv4 address, or null. */
+  deniedAddress(ip: string): string | null {
+    const n = ipv4ToInt(ip);
+    if (n === null) return "is not an IPv4 address";
+    if (this.denied.some(([a, b]) => n >= a && n <= b)) return "is a loopback, link-local, private or otherwise reserved address";
+    if (this.hostAddresses().has(ip)) return "is an address of the host";
+    return null;
+  }
+
+  private hostAddresses(): Set<string> {
+    if (Date.now() - this.localAddrsAt > 5_000) {
+      this.localAddrs = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
+      this.localAddrsAt = Date.now();
+    }
+    return this.localAddrs;
+  }
+
+  /** The destination's addresses the proxy may connect to; throws egress_denied or upstream_unreachable. */
+  async resolve(host: string): Promise<string[]> {
+    let ips: string[];
+    if (isIP(host) === 4) ips = [host];
+    else if (isIP(host) === 6) throw new HangarError("egress_denied", `${host}: IPv6 destinations are not supported`);
+    else {
+      const hit = this.cache.get(host);
+      if (hit && hit.until > Date.now()) ips = hit.ips;
+      else {
+        try {
+          if (this.resolver) {
+            const rr = await this.resolver.resolve4(host, { ttl: true });
+            ips = rr.map((r) => r.address);
+            this.cache.set(host, { ips, until: Date.now() + Math.min(30, Math.max(1, ...rr.map((r) => r.ttl))) * 1000 });
+          } else {
+            ips = (await dnsp.lookup(host, { family: 4, all: true })).map((r) => r.address);
+            this.cache.set(host, { ips, until: Date.now() + 10_000 });
+          }
+        } catch (e) {
+          throw new HangarError("upstream_unreachable", `${host} could not be resolved (${(e as NodeJS.ErrnoException).code ?? "DNS error"})`);
+        }
+        if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
+      }
+    }
+    const ok = ips.filter((ip) => this.deniedAddress(ip) === null);
+    if (!ips.length) throw new HangarError("upstream_unreachable", `${host} has no IPv4 address`);
+    if (!ok.length) throw new HangarError("egress_denied", `${host} resolves to ${ips[0]}, which ${this.deniedAddress(ips[0]!)}; sandboxes may not reach it`);
+    return ok;
+  }
+
+  /** A TCP connection to an allowed address of host:port. */
+  async connectTcp(host: string, port: number): Promise<Socket> {
+    const [ip] = await this.resolve(host);
+    return new Promise((resolve, reject) => {
+      const s = netConnect({ host: ip!, port, noDelay: true });
+      const timer = setTimeout(() => s.destroy(new Error("ETIMEDOUT")), this.connectTimeoutMs);
+      s.once("connect", () => {
+        clearTimeout(timer);
+        s.removeAllListeners("error");
+        resolve(s);
+      });
+      s.once("error", (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new HangarError(e.message === "ETIMEDOUT" ? "upstream_timeout" : "upstream_unreachable", `${host}:${port} is unreachable (${e.code ?? e.message})`));
+      });
+    });
+  }
+
+  /** A verified TLS connection to host:port (WebSocket upgrades through interception). */
+  async connectTls(host: string, port: number, alpn: string[]): Promise<TLSSocket> {
+    const raw = await this.connectTcp(host, port);
+    return new Promise((resolve, reject) => {
+      const s = tlsConnect({ socket: raw, servername: isIP(host) ? undefined : host, secureContext: this.secureContext, ALPNProtocols: alpn }, () => {
+        s.removeAllListeners("error");
+        resolve(s);
+      });
+      s.once("error", (e: NodeJS.ErrnoException) => {
+        raw.destroy();
+        reject(new HangarError("upstream_unreachable", `TLS to ${host}:${port} failed (${e.code ?? e.message})`));
+      });
+    });
+  }
+
+  /** The pooled HTTP client of one sandbox (HTTP/2 where the destination offers it). */
+  agentFor(sandboxId: string): Agent {
+    let a = this.agents.get(sandboxId);
+    if (!a) {
+      a = new Agent({
+        allowH2: true,
+        keepAliveTimeout: 30_000,
+        connectTimeout: this.connectTimeoutMs,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: {
+          secureContext: this.secureContext,
+          lookup: (hostname: string, options: { all?: boolean }, cb: (err: Error | null, address?: unknown, family?: number) => void) => {
+            this.resolve(hostname).then(
+              (ips) => (options.all ? cb(null, ips.map((address) => ({ address, family: 4 }))) : cb(null, ips[0], 4)),
+              (e: Error) => cb(e),
+            );
+          },
+        } as object,
+      });
+      this.agents.set(sandboxId, a);
+    }
+    return a;
+  }
+
+  /** Closes a sandbox's pooled connections. */
+  async drop(sandboxId: string): Promise<void> {
+    const a = this.agents.get(sandboxId);
+    this.agents.delete(sandboxId);
+    await a?.destroy().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.keys()].map((id) => this.drop(id)));
+  }
+}
