@@ -83,7 +83,7 @@ describe.skipIf(!root)("egress proxy", () => {
   beforeAll(async () => {
     net = await FakeInternet.start({
       name: "egpt",
-      subnet: "203.0.113",
+      subnet: "203.0.113.0/25",
       hosts: [
         { names: ["api.stripe.com"] },
         { names: ["api.openai.com"], h1only: true },

@@ -4,7 +4,7 @@
 import { EventEmitter } from "node:events";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
-import type { RuntimeSandboxSpec, SandboxDriver, SandboxHandle } from "@hangar/runtime";
+import { type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, runtimeNetworkOf } from "@hangar/runtime";
 
 /** What the node needs from per-sandbox services. */
 export interface SandboxServicesLike {
@@ -14,6 +14,15 @@ export interface SandboxServicesLike {
   /** Called around standby so process timeouts do not run while the sandbox is frozen. */
   pauseTimers?(): void;
   resumeTimers?(): void;
+  /** Replaces the environment of processes started from now on (egress policy changes). */
+  setEnvironment?(env: Record<string, string>): void;
+}
+
+/** The node's egress proxy as the node drives it: which policy serves each sandbox address. */
+export interface EgressPort {
+  /** Serves the sandbox at `address` under `network` (spec.network, secrets revealed; none: direct). */
+  setSandbox(id: string, address: string, network: unknown): void;
+  removeSandbox(id: string): void;
 }
 
 export interface LiveSandbox<S> {
@@ -46,6 +55,8 @@ export interface LocalNodeOptions<S> {
   logger?: Logger;
   nodeName?: string;
   standby?: Partial<StandbyOptions>;
+  /** The egress proxy sandboxes with a spec.network policy go through. */
+  egress?: EgressPort;
 }
 
 /** A claim on a sandbox by one request or one long-lived connection; it keeps the sandbox awake. */
@@ -78,6 +89,8 @@ export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
     ports: spec.ports,
   };
   if (spec.runtimeClass) out.runtimeClass = spec.runtimeClass;
+  const network = runtimeNetworkOf(spec.network);
+  if (network) out.network = network;
   return out;
 }
 
@@ -93,6 +106,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
   readonly standbyOptions: StandbyOptions;
   private readonly driver: SandboxDriver;
   private readonly createServices: LocalNodeOptions<S>["createServices"];
+  private readonly egress: EgressPort | undefined;
   private readonly log: Logger;
   private readonly slots = new Map<string, Slot<S>>();
   /** Per-sandbox operation chain: lifecycle and tier changes of one sandbox never overlap. */
@@ -103,6 +117,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     super();
     this.driver = opts.driver;
     this.createServices = opts.createServices;
+    this.egress = opts.egress;
     this.log = opts.logger ?? silentLogger;
     this.nodeName = opts.nodeName ?? "local";
     const idleMs = opts.standby?.idleMs ?? DEFAULT_STANDBY.idleMs;
@@ -130,6 +145,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
 
   private install(spec: NodeSandboxSpec, handle: SandboxHandle): void {
     const now = Date.now();
+    this.egress?.setSandbox(spec.id, handle.address, spec.network);
     this.slots.set(spec.id, {
       live: { id: spec.id, spec, handle, services: this.createServices(handle, spec) },
       tier: "running",
@@ -162,15 +178,33 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     });
   }
 
-  async updateNetwork(spec: NodeSandboxSpec): Promise<void> {
-    const cur = this.slots.get(spec.id);
-    if (cur) cur.live.spec = spec;
+  /**
+   * Replaces a running sandbox's egress policy in place: the proxy's policy first (it never lags
+   * behind a stricter firewall), then the driver's firewall; new processes get the new variables.
+   */
+  updateNetwork(spec: NodeSandboxSpec): Promise<void> {
+    return this.serialize(spec.id, async () => {
+      const cur = this.slots.get(spec.id);
+      if (!cur) return;
+      const network = runtimeNetworkOf(spec.network);
+      if (!this.driver.updateNetwork) {
+        if (network) throw new HangarError("not_configured", `the ${this.driver.name} runtime cannot apply network policies`);
+        cur.live.spec = spec;
+        return;
+      }
+      this.egress?.setSandbox(spec.id, cur.live.handle.address, spec.network);
+      const env = await this.driver.updateNetwork(spec.id, network);
+      cur.live.spec = spec;
+      cur.live.handle = { ...cur.live.handle, env };
+      cur.live.services.setEnvironment?.(env);
+    });
   }
 
   destroy(id: string): Promise<void> {
     return this.serialize(id, async () => {
       const cur = this.slots.get(id);
       this.slots.delete(id);
+      this.egress?.removeSandbox(id);
       if (cur) await Promise.resolve(cur.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
       await this.driver.destroy(id);
     });

@@ -20,6 +20,20 @@ export interface RuntimeSandboxSpec {
   ports: number[];
   /** Runtime class: "runc" (default OCI runtime, crun) or "gvisor". */
   runtimeClass?: RuntimeClass;
+  /** Egress through the node's egress proxy (from spec.network); absent: direct, as always. No secrets here. */
+  network?: RuntimeNetwork;
+}
+
+/**
+ * How a sandbox's traffic leaves (see runtimeNetworkOf):
+ * - "proxy": proxy variables and the Hangar CA are set; TCP 80/443 is redirected to the egress
+ *   proxy (so programs that ignore the variables are served too); other traffic goes direct.
+ * - "enforced": the same, and nothing else leaves: only DNS to the node's nameservers and the proxy.
+ */
+export interface RuntimeNetwork {
+  egress: "proxy" | "enforced";
+  /** NO_PROXY entries beyond the defaults (spec.network.proxy.bypass). */
+  bypass: string[];
 }
 
 export type RuntimeClass = "default" | "gvisor";
@@ -101,6 +115,12 @@ export interface SandboxDriver {
 
   /** Kills everything and removes every trace: processes, mounts, network devices, cgroups, files. */
   destroy(id: string): Promise<void>;
+
+  /**
+   * Applies a new egress mode to a running sandbox in place (firewall at once; processes started
+   * from now on get the returned environment). Drivers without egress control leave it out.
+   */
+  updateNetwork?(id: string, network: RuntimeNetwork | undefined): Promise<Record<string, string>>;
 
   /** Releases node-side resources (listeners) without touching running sandboxes. */
   close(): Promise<void>;

@@ -1,3 +1,4 @@
 export type * from "./driver.js";
 export * from "./linux/index.js";
 export * from "./images/index.js";
+export * from "./egress.js";

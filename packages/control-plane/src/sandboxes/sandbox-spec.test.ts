@@ -80,3 +80,49 @@ describe("secrets in a spec", () => {
     }
   });
 });
+
+describe("network spec", () => {
+  const docs = {
+    allowedDomains: ["api.stripe.com", "api.openai.com", "httpbin.org", "*.s3.amazonaws.com"],
+    proxy: {
+      routing: [
+        {
+          destinations: ["api.stripe.com"],
+          headers: { Authorization: "Bearer {{SECRET:stripe-key}}", "Stripe-Version": "2024-12-18.acacia" },
+          body: { api_key: "{{SECRET:stripe-key}}" },
+          secrets: { "stripe-key": "sk-live-abc123..." },
+        },
+      ],
+      bypass: ["*.s3.amazonaws.com"],
+    },
+  };
+
+  it("accepts the docs' example and keeps what it does not interpret", () => {
+    const net = { ...docs, subnet: "default", firewall: { rulesets: ["proxy"] } };
+    expect(normalizeSpec({ network: net }).network).toEqual(net);
+    expect(normalizeSpec({ network: { allowedDomains: [], proxy: { routing: [] } } }).network).toEqual({ allowedDomains: [], proxy: { routing: [] } });
+  });
+
+  it("refuses bad shapes with the field and the reason", () => {
+    expect(bad({ network: "open" })).toMatch(/spec.network: must be an object/);
+    expect(bad({ network: { allowedDomains: "x.com" } })).toMatch(/allowedDomains: must be an array/);
+    expect(bad({ network: { allowedDomains: ["https://x.com"] } })).toMatch(/allowedDomains\[0\]: "https:\/\/x.com" must be a domain name/);
+    expect(bad({ network: { forbiddenDomains: ["a.*.com"] } })).toMatch(/forbiddenDomains\[0\].*leading/);
+    expect(bad({ network: { proxy: { bypass: [3] } } })).toMatch(/bypass\[0\]: 3 must be a string/);
+    expect(bad({ network: { proxy: { routing: {} } } })).toMatch(/routing: must be an array/);
+    expect(bad({ network: { proxy: { routing: [{ headers: { A: "b" } }] } } })).toMatch(/routing\[0\].destinations: must list at least one domain/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], headers: { "Bad Header": "b" } }] } } })).toMatch(/not a valid header name/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], headers: { Host: "y.com" } }] } } })).toMatch(/headers.Host: cannot be injected/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], headers: { A: "a\r\nB: b" } }] } } })).toMatch(/without line breaks/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], secrets: { k: 1 } }] } } })).toMatch(/secrets.k: must be a string/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], body: ["a"] }] } } })).toMatch(/body: must be an object/);
+  });
+
+  it("refuses a placeholder its rule has no secret for", () => {
+    const other = { destinations: ["api.openai.com"], headers: { Authorization: "Bearer {{SECRET:stripe-key}}" }, secrets: { "openai-key": "x" } };
+    expect(bad({ network: { proxy: { routing: [docs.proxy.routing[0], other] } } })).toMatch(
+      /routing\[1\].headers.Authorization: uses \{\{SECRET:stripe-key\}\}, which this rule's secrets do not define/,
+    );
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], body: { nested: { k: "{{SECRET:nope}}" } } }] } } })).toMatch(/body.nested.k: uses/);
+  });
+});

@@ -2,6 +2,7 @@
 // (types, enums) happen in the route schema; this module checks meaning and fills defaults.
 
 import { ENV_NAME_PATTERN, HangarError, parseDuration } from "@hangar/common";
+import { patternError, placeholderNames } from "@hangar/egress-proxy/policy";
 
 export const DEFAULT_IMAGE = "blaxel/base-image:latest";
 export const DEFAULT_MEMORY_MB = 4096;
@@ -136,6 +137,81 @@ export function normalizeLifecycle(raw: unknown): LifecycleSpec | undefined {
   return out;
 }
 
+/** Request headers a routing rule may not set: the proxy derives them or they are hop-by-hop. */
+const RESERVED_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "proxy-authorization", "proxy-connection"]);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const SECRET_NAME = /^[A-Za-z0-9_.-]+$/;
+
+function domainList(raw: unknown, field: string): void {
+  if (raw === undefined || raw === null) return;
+  if (!Array.isArray(raw)) fail(field, "must be an array of domain names");
+  raw.forEach((d, i) => {
+    const err = typeof d === "string" ? patternError(d) : "must be a string";
+    if (err) fail(`${field}[${i}]`, `${JSON.stringify(d)} ${err}`);
+  });
+}
+
+/** Checks that every {{SECRET:name}} in the strings of `v` names one of the rule's secrets. */
+function placeholdersDefined(v: unknown, field: string, secrets: Set<string>): void {
+  if (typeof v === "string") {
+    for (const name of placeholderNames(v)) {
+      if (!secrets.has(name)) fail(field, `uses {{SECRET:${name}}}, which this rule's secrets do not define (a rule can only use its own secrets)`);
+    }
+  } else if (Array.isArray(v)) v.forEach((x, i) => placeholdersDefined(x, `${field}[${i}]`, secrets));
+  else if (isObj(v)) for (const [k, x] of Object.entries(v)) placeholdersDefined(x, `${field}.${k}`, secrets);
+}
+
+/**
+ * Validates spec.network (Blaxel's SandboxNetwork): domain lists, proxy routing rules with their
+ * headers, body fields and secrets, bypass. Other members (subnet, egress, firewall) are kept as
+ * given. Returns the network unchanged, or undefined when absent.
+ */
+export function normalizeNetwork(raw: unknown): Record<string, unknown> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) fail("spec.network", "must be an object");
+  domainList(raw.allowedDomains, "spec.network.allowedDomains");
+  domainList(raw.forbiddenDomains, "spec.network.forbiddenDomains");
+  if (raw.subnet !== undefined && raw.subnet !== null && typeof raw.subnet !== "string") fail("spec.network.subnet", "must be a string");
+  for (const k of ["egress", "firewall"] as const) if (raw[k] !== undefined && raw[k] !== null && !isObj(raw[k])) fail(`spec.network.${k}`, "must be an object");
+  const proxy = raw.proxy;
+  if (proxy === undefined || proxy === null) return raw;
+  if (!isObj(proxy)) fail("spec.network.proxy", "must be an object {routing?, bypass?, allowedDomains?, forbiddenDomains?}");
+  domainList(proxy.allowedDomains, "spec.network.proxy.allowedDomains");
+  domainList(proxy.forbiddenDomains, "spec.network.proxy.forbiddenDomains");
+  domainList(proxy.bypass, "spec.network.proxy.bypass");
+  if (proxy.routing === undefined || proxy.routing === null) return raw;
+  if (!Array.isArray(proxy.routing)) fail("spec.network.proxy.routing", "must be an array of rules {destinations, headers?, body?, secrets?}");
+  proxy.routing.forEach((r, i) => {
+    const f = `spec.network.proxy.routing[${i}]`;
+    if (!isObj(r)) fail(f, "must be an object {destinations, headers?, body?, secrets?}");
+    if (!Array.isArray(r.destinations) || r.destinations.length === 0) fail(`${f}.destinations`, 'must list at least one domain (["*"] for every destination)');
+    domainList(r.destinations, `${f}.destinations`);
+    const secrets = new Set<string>();
+    if (r.secrets !== undefined && r.secrets !== null) {
+      if (!isObj(r.secrets)) fail(`${f}.secrets`, "must be an object of name → value");
+      for (const [k, v] of Object.entries(r.secrets)) {
+        if (!SECRET_NAME.test(k)) fail(`${f}.secrets`, `${JSON.stringify(k)} is not a valid secret name (letters, digits, '_', '.', '-')`);
+        if (typeof v !== "string") fail(`${f}.secrets.${k}`, "must be a string");
+        secrets.add(k);
+      }
+    }
+    if (r.headers !== undefined && r.headers !== null) {
+      if (!isObj(r.headers)) fail(`${f}.headers`, "must be an object of header name → value");
+      for (const [k, v] of Object.entries(r.headers)) {
+        if (!HEADER_NAME.test(k)) fail(`${f}.headers`, `${JSON.stringify(k)} is not a valid header name`);
+        if (RESERVED_HEADERS.has(k.toLowerCase()) || k.toLowerCase().startsWith("proxy-")) fail(`${f}.headers.${k}`, "cannot be injected: the proxy sets it");
+        if (typeof v !== "string" || /[\r\n\0]/.test(v)) fail(`${f}.headers.${k}`, "must be a string without line breaks");
+        placeholdersDefined(v, `${f}.headers.${k}`, secrets);
+      }
+    }
+    if (r.body !== undefined && r.body !== null) {
+      if (!isObj(r.body)) fail(`${f}.body`, "must be an object of JSON field → value");
+      placeholdersDefined(r.body, `${f}.body`, secrets);
+    }
+  });
+  return raw;
+}
+
 /** Builds the stored spec from a request body's spec, filling defaults; throws validation_failed. */
 export function normalizeSpec(raw: unknown): SandboxSpecDoc {
   const spec = raw === undefined || raw === null ? {} : raw;
@@ -178,10 +254,8 @@ export function normalizeSpec(raw: unknown): SandboxSpecDoc {
   if (typeof spec.vpc === "string" && spec.vpc) out.vpc = spec.vpc;
   const lifecycle = normalizeLifecycle(spec.lifecycle);
   if (lifecycle) out.lifecycle = lifecycle;
-  if (spec.network !== undefined && spec.network !== null) {
-    if (!isObj(spec.network)) fail("spec.network", "must be an object");
-    out.network = spec.network;
-  }
+  const network = normalizeNetwork(spec.network);
+  if (network) out.network = network;
   if (spec.volumes !== undefined && spec.volumes !== null) {
     if (!Array.isArray(spec.volumes)) fail("spec.volumes", "must be an array");
     if (spec.volumes.length) out.volumes = spec.volumes;

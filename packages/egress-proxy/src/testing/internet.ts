@@ -23,7 +23,7 @@ export interface StandInHost {
 export interface FakeInternetOptions {
   /** Names the netns "<name>" and host veth "<name>h"; [a-z0-9], at most 12 characters. */
   name: string;
-  /** The first three octets of its /24, e.g. "203.0.113": the host side is .1, DNS and control .2, hosts from .10. */
+  /** Its IPv4 range, e.g. "203.0.113.0/25": the host side is the first address, DNS and control the second, hosts from the tenth. */
   subnet: string;
   hosts: StandInHost[];
 }
@@ -45,6 +45,8 @@ export class FakeInternet {
   readonly dns: string;
   readonly hostIp: string;
   private readonly ips = new Map<string, string>();
+  private readonly addr: (n: number) => string;
+  private readonly bits: number;
   private child: ChildProcess | null = null;
   private readonly dir: string;
   private readonly onExit = () => this.stopSync();
@@ -52,10 +54,15 @@ export class FakeInternet {
   private constructor(private readonly opts: FakeInternetOptions) {
     if (!/^[a-z][a-z0-9]{0,11}$/.test(opts.name)) throw new Error(`bad fake internet name ${opts.name}`);
     this.ca = CertificateAuthority.create("Hangar test internet CA");
-    this.dns = `${opts.subnet}.2`;
-    this.hostIp = `${opts.subnet}.1`;
+    const m = /^(\d+\.\d+\.\d+)\.(\d+)\/(\d+)$/.exec(opts.subnet);
+    if (!m || Number(m[3]) < 24 || Number(m[3]) > 28) throw new Error(`bad fake internet range ${opts.subnet} (a /24 to /28)`);
+    const at = (n: number) => `${m[1]}.${Number(m[2]) + n}`;
+    this.addr = at;
+    this.bits = Number(m[3]);
+    this.dns = at(2);
+    this.hostIp = at(1);
     opts.hosts.forEach((h, i) => {
-      for (const n of h.names) this.ips.set(n, `${opts.subnet}.${10 + i}`);
+      for (const n of h.names) this.ips.set(n, at(10 + i));
     });
     this.dir = mkdtempSync(join(tmpdir(), "hangar-internet-"));
   }
@@ -79,18 +86,20 @@ export class FakeInternet {
   }
 
   private async setup(): Promise<void> {
-    const { name, subnet } = this.opts;
+    const { name } = this.opts;
+    const at = this.addr;
+    const len = this.bits;
     purge(name);
     process.once("exit", this.onExit);
-    sh("ip", ["-batch", "-"], [`netns add ${name}`, `link add ${name}h type veth peer name eth0 netns ${name}`, `addr add ${subnet}.1/24 dev ${name}h`, `link set ${name}h up`, ""].join("\n"));
-    const inside = ["link set lo up", `addr add ${subnet}.2/24 dev eth0`, ...this.opts.hosts.map((_, i) => `addr add ${subnet}.${10 + i}/24 dev eth0`), "link set eth0 up", `route add default via ${subnet}.1`, ""];
+    sh("ip", ["-batch", "-"], [`netns add ${name}`, `link add ${name}h type veth peer name eth0 netns ${name}`, `addr add ${at(1)}/${len} dev ${name}h`, `link set ${name}h up`, ""].join("\n"));
+    const inside = ["link set lo up", `addr add ${at(2)}/${len} dev eth0`, ...this.opts.hosts.map((_, i) => `addr add ${at(10 + i)}/${len} dev eth0`), "link set eth0 up", `route add default via ${at(1)}`, ""];
     sh("ip", ["-n", name, "-batch", "-"], inside.join("\n"));
     const config: InternetConfig = {
       dnsIp: this.dns,
       controlIp: this.dns,
       hosts: this.opts.hosts.map((h, i) => {
         const leaf = this.ca.issue(h.names, 30);
-        return { names: h.names, ip: `${subnet}.${10 + i}`, certPem: leaf.certPem, keyPem: leaf.keyPem, h2: !h.h1only };
+        return { names: h.names, ip: at(10 + i), certPem: leaf.certPem, keyPem: leaf.keyPem, h2: !h.h1only };
       }),
     };
     const file = join(this.dir, "config.json");

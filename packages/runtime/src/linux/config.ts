@@ -2,10 +2,13 @@
 
 import { dirname } from "node:path";
 import { seccompProfile } from "./seccomp.js";
+import { SANDBOX_CA_DIR } from "../egress.js";
 
 /** Where the agent and its socket directory appear inside every sandbox. */
 export const AGENT_PATH = "/.hangar/bin/hangar-agent";
 export const AGENT_RUN_DIR = "/.hangar/run";
+/** The Debian trust store the egress CA bundle is bound over. */
+export const TRUST_STORE = "/etc/ssl/certs/ca-certificates.crt";
 
 /** Docker's default capability set minus NET_RAW, MKNOD and AUDIT_WRITE. */
 export const CAPABILITIES = [
@@ -77,6 +80,12 @@ export interface SandboxConfigInput {
   /** Mount the sandbox's own cgroup hierarchies read-only at /sys/fs/cgroup. */
   cgroupMount: boolean;
   /**
+   * Host dir with the egress CA files (ca.crt, bundle.crt) bound read-only at /.hangar/ca; with
+   * `trustStore`, its bundle.crt is also bound over the image's /etc/ssl/certs/ca-certificates.crt.
+   */
+  caDir?: string;
+  trustStore?: boolean;
+  /**
    * Config for gVisor (runsc): the agent's directory is bound (single-file binds are not
    * supported there) and the soft nofile limit is small (without close_range in gVisor, a spawn
    * marks every fd up to it close-on-exec one by one).
@@ -130,6 +139,10 @@ export function buildConfig(c: SandboxConfigInput): object {
     { destination: "/etc/hostname", type: "bind", source: `${c.etcDir}/hostname`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     { destination: "/etc/hosts", type: "bind", source: `${c.etcDir}/hosts`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     { destination: "/etc/resolv.conf", type: "bind", source: `${c.etcDir}/resolv.conf`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    ...(c.caDir ? [{ destination: SANDBOX_CA_DIR, type: "bind", source: c.caDir, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }] : []),
+    ...(c.caDir && c.trustStore
+      ? [{ destination: TRUST_STORE, type: "bind", source: `${c.caDir}/bundle.crt`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }]
+      : []),
   ];
   const linux: Record<string, unknown> = {
     namespaces,

@@ -3,6 +3,7 @@
 // half the memory limit), cgroup v1 limits, seccomp, no new privileges, a minimal capability set —
 // with the agent as PID 1, dialing the node over a unix socket.
 
+import { createHash } from "node:crypto";
 import { promises as fs, existsSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import { availableParallelism, constants as osConstants } from "node:os";
@@ -12,6 +13,7 @@ import type {
   DriverCapabilities,
   ImageConfig,
   RuntimeClass,
+  RuntimeNetwork,
   RuntimeSandboxSpec,
   SandboxDriver,
   SandboxHandle,
@@ -19,7 +21,8 @@ import type {
   SandboxStats,
 } from "../driver.js";
 import type { ImageStore } from "../images/types.js";
-import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR } from "./config.js";
+import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
+import { egressEnv } from "../egress.js";
 import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
@@ -56,6 +59,11 @@ export interface LinuxDriverOptions {
   connectTimeoutMs?: number;
   /** Where the hangar-launch helper is built. Default <stateDir>/bin. */
   launcherDir?: string;
+  /**
+   * The node's egress proxy: its port on the host (a sandbox reaches it at its gateway) and the CA
+   * certificates (PEM) sandboxes trust besides their image's: the Hangar CA and any extra CA.
+   */
+  egress?: { port: number; caPem: string };
 }
 
 interface SandboxRecord {
@@ -93,6 +101,7 @@ export class LinuxDriver implements SandboxDriver {
   readonly stateDir: string;
   readonly cgroupParent: string;
   readonly network: SandboxNetwork | null;
+  private readonly egress: { port: number; caPem: string } | null;
   readonly crun: Crun;
   /** gVisor, when runsc is installed (known after preflight). */
   gvisor: Crun | null;
@@ -131,6 +140,8 @@ export class LinuxDriver implements SandboxDriver {
     if (netOpts && this.userns && !netOpts.pingGroupRange) {
       netOpts.pingGroupRange = [this.userns.hostId, this.userns.hostId + this.userns.size - 1];
     }
+    this.egress = netOpts && opts.egress ? opts.egress : null;
+    if (netOpts && this.egress) netOpts.egressPort = this.egress.port;
     this.network = netOpts ? new SandboxNetwork(netOpts, this.log) : null;
   }
 
@@ -203,7 +214,10 @@ export class LinuxDriver implements SandboxDriver {
     else this.gvisor = null;
     await this.images.init();
     const records = await this.readRecords();
-    await this.network?.init(records.flatMap((r) => (r.slot === null ? [] : [r.slot])));
+    await this.network?.init(
+      records.flatMap((r) => (r.slot === null ? [] : [r.slot])),
+      records.flatMap((r) => (r.slot !== null && r.spec.network ? [{ slot: r.slot, mode: r.spec.network.egress }] : [])),
+    );
     await this.sweepStrays(new Set(records.map((r) => r.id)));
   }
 
@@ -276,6 +290,7 @@ export class LinuxDriver implements SandboxDriver {
     for (const k of Object.keys(spec.envs)) {
       if (!k || k.includes("=") || k.includes("\0")) throw new HangarError("validation_failed", `bad environment variable name ${JSON.stringify(k)}`);
     }
+    if (spec.network && !this.egress) throw new HangarError("not_configured", "this node has no egress proxy: spec.network policies cannot be enforced here");
   }
 
   create(spec: RuntimeSandboxSpec): Promise<SandboxHandle> {
@@ -311,6 +326,7 @@ export class LinuxDriver implements SandboxDriver {
           createdAt: new Date().toISOString(),
         };
         await this.writeRecord(rec);
+        if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
         return (await this.start(rec, "all")).handle;
       } catch (e) {
         await this.teardown(spec.id, slot).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "cleanup after failed create"));
@@ -321,12 +337,62 @@ export class LinuxDriver implements SandboxDriver {
 
   /** Environment of every process: HOME and PATH defaults, the image's env, then the spec's. */
   private envOf(rec: SandboxRecord): Record<string, string> {
+    const proxied = rec.spec.network && rec.slot !== null && this.network?.egress;
     return {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       HOME: rec.image.home,
       ...rec.image.env,
+      ...(proxied ? egressEnv(rec.spec.network!, this.network!.proxyUrl(this.network!.slot(rec.slot!))) : {}),
       ...rec.spec.envs,
     };
+  }
+
+  /**
+   * The egress CA files of an image, made once: ca.crt (the CAs sandboxes trust besides their
+   * image's) and bundle.crt (the image's Debian bundle, else the host's, plus those).
+   */
+  private async caDir(rec: SandboxRecord): Promise<{ caDir?: string; trustStore?: boolean }> {
+    if (!this.egress) return {};
+    const imageBundle = `${rec.lowerDir}${TRUST_STORE}`;
+    const own = await fs.lstat(imageBundle).then((st) => st.isFile(), () => false);
+    const dir = `${this.runDir}/ca/${rec.imageId}-${createHash("sha256").update(this.egress.caPem).digest("hex").slice(0, 12)}`;
+    if (!existsSync(`${dir}/bundle.crt`)) {
+      const base = await fs.readFile(own ? imageBundle : TRUST_STORE, "utf8").catch(() => "");
+      const tmp = `${dir}.${randomToken(6)}`;
+      await fs.mkdir(tmp, { recursive: true, mode: 0o755 });
+      await fs.writeFile(`${tmp}/ca.crt`, this.egress.caPem, { mode: 0o644 });
+      await fs.writeFile(`${tmp}/bundle.crt`, `${base.trimEnd()}\n${this.egress.caPem}`, { mode: 0o644 });
+      await fs.chmod(`${this.runDir}/ca`, 0o755);
+      await fs.rename(tmp, dir).catch(() => fs.rm(tmp, { recursive: true, force: true }));
+    }
+    // gVisor cannot bind single files; the variables point at /.hangar/ca there
+    return { caDir: dir, trustStore: own && rec.runtimeClass !== "gvisor" };
+  }
+
+  /** Moves a sandbox's address into the egress sets of its new spec when they differ. */
+  private async syncEgress(prev: SandboxRecord, next: SandboxRecord): Promise<void> {
+    if (next.slot === null || !this.network || prev.spec.network?.egress === next.spec.network?.egress) return;
+    await this.network.setEgress(this.network.slot(next.slot), next.spec.network?.egress ?? null);
+  }
+
+  updateNetwork(id: string, network: RuntimeNetwork | undefined): Promise<Record<string, string>> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+      if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+      if (network && (!this.egress || rec.slot === null)) throw new HangarError("not_configured", "this node has no egress proxy: spec.network policies cannot be enforced here");
+      const { network: _old, ...rest } = rec.spec;
+      const next: SandboxRecord = { ...rec, spec: network ? { ...rest, network } : rest };
+      await this.syncEgress(rec, next);
+      await this.writeRecord(next);
+      const live = this.live.get(id);
+      const env = this.envOf(next);
+      if (live) {
+        live.rec = next;
+        live.handle = { ...live.handle, env };
+      }
+      return env;
+    });
   }
 
   /**
@@ -362,6 +428,7 @@ export class LinuxDriver implements SandboxDriver {
       userns: rec.userns,
       cgroupMount: rec.runtimeClass !== "gvisor",
       gvisor: rec.runtimeClass === "gvisor",
+      ...(await this.caDir(rec)),
     });
     await Promise.all([
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
@@ -457,6 +524,7 @@ export class LinuxDriver implements SandboxDriver {
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
       const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
       await this.writeRecord(next);
+      await this.syncEgress(rec, next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
     });
   }
@@ -467,11 +535,14 @@ export class LinuxDriver implements SandboxDriver {
       const id = spec.id;
       const known = this.live.get(id);
       if (known) return known.handle;
-      const rec = await this.readRecord(id);
-      if (!rec) {
+      const stored = await this.readRecord(id);
+      if (!stored) {
         await this.teardown(id, null);
         return null;
       }
+      // the egress mode follows the spec the node passes (a change may not have reached the record)
+      const { network: _n, ...base } = stored.spec;
+      const rec: SandboxRecord = { ...stored, spec: spec.network ? { ...base, network: spec.network } : base };
       const mounts = await mountTable();
       const slot = rec.slot !== null && this.network ? this.network.slot(rec.slot) : null;
       if (!mounts.has(`${this.bundle(id)}/rw`) || (slot && !this.network!.intact(slot))) {
@@ -481,6 +552,10 @@ export class LinuxDriver implements SandboxDriver {
         return null;
       }
       if (slot) this.network!.hold(slot.index);
+      if (stored.spec.network?.egress !== rec.spec.network?.egress) {
+        await this.syncEgress(stored, rec);
+        await this.writeRecord(rec);
+      }
       const pid = await this.initPid(id);
       if (pid !== null) {
         const agent = await this.listenAgent(rec);
@@ -625,6 +700,7 @@ export class LinuxDriver implements SandboxDriver {
     const B = this.bundle(id);
     const mounts = await mountTable();
     const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+    if (slot && this.network && rec?.spec.network) await this.network.setEgress(slot, null).catch((e) => this.log.warn({ err: e, id }, "egress cleanup failed"));
     if (slot && this.network) ops.push(...this.network.releaseOps(slot));
     if (ops.length) await run(this.crun.launcher, ops);
     await Promise.all([

@@ -20,6 +20,11 @@ export interface NetworkOptions {
   poolSize?: number;
   /** TCP ports on the host a sandbox may open connections to (edge, egress proxy). Default none. */
   hostPorts?: number[];
+  /**
+   * Port of the node's egress proxy (listening on the host): every sandbox may connect to it, and
+   * the TCP 80/443 of sandboxes under an egress policy is redirected to it. Default none.
+   */
+  egressPort?: number;
   /** Nameservers given to sandboxes and allowed on port 53. Default: the host's /etc/resolv.conf. */
   dns?: string[];
   /** Also allow private ranges (RFC 1918, CGNAT) outside the sandbox range. Default false. */
@@ -29,6 +34,9 @@ export interface NetworkOptions {
   /** Delay before the pool is refilled after a slot was taken. Default 50 ms. */
   refillDelayMs?: number;
 }
+
+/** "proxy": TCP 80/443 to the egress proxy; "enforced": that and nothing else but DNS. */
+export type EgressMode = "proxy" | "enforced";
 
 export interface NetSlot {
   index: number;
@@ -85,11 +93,36 @@ function deniedRanges(sandboxCidr: string, allowPrivate: boolean): string[] {
   return allowPrivate ? always : [...always, ...priv];
 }
 
-/** The whole `inet <table>` ruleset; loaded atomically (add+delete+define in one transaction). */
-export function nftRuleset(o: { table: string; prefix: string; cidr: string; dns: string[]; hostPorts: number[]; allowPrivate: boolean }): string {
+/** Egress modes of sandboxes (by address) to load with the ruleset. */
+export interface EgressElements {
+  /** Sandboxes whose TCP 80/443 goes to the egress proxy. */
+  proxied: string[];
+  /** Sandboxes that may reach nothing but DNS and the egress proxy (a subset of proxied). */
+  enforced: string[];
+}
+
+/**
+ * The whole `inet <table>` ruleset; loaded atomically (add+delete+define in one transaction).
+ * Egress (with `egressPort`): set egress_proxy4 redirects a sandbox's TCP 80/443 to the proxy;
+ * set egress_enforce4 drops everything else it forwards, established flows included, so a policy
+ * applied to a running sandbox cuts its open direct connections too.
+ */
+export function nftRuleset(o: {
+  table: string;
+  prefix: string;
+  cidr: string;
+  dns: string[];
+  hostPorts: number[];
+  allowPrivate: boolean;
+  egressPort?: number | null;
+  egress?: EgressElements;
+}): string {
   const ifs = `"${o.prefix}v*"`;
   const dns = o.dns.length ? `{ ${o.dns.join(", ")} }` : null;
-  const ports = o.hostPorts.length ? `{ ${o.hostPorts.join(", ")} }` : null;
+  const egressPort = o.egressPort ?? null;
+  const open = [...o.hostPorts, ...(egressPort ? [egressPort] : [])];
+  const ports = open.length ? `{ ${open.join(", ")} }` : null;
+  const elements = (l: string[] | undefined) => (l?.length ? `\n    elements = { ${l.join(", ")} }` : "");
   // interval sets reject overlapping elements: the sandbox range may sit inside a private range
   const denied = mergeCidrs(deniedRanges(o.cidr, o.allowPrivate));
   return `add table inet ${o.table}
@@ -100,9 +133,16 @@ table inet ${o.table} {
     flags interval
     elements = { ${denied.join(", ")} }
   }
+  set egress_proxy4 {
+    type ipv4_addr${elements(o.egress?.proxied)}
+  }
+  set egress_enforce4 {
+    type ipv4_addr${elements(o.egress?.enforced)}
+  }
   chain input {
     type filter hook input priority filter - 10; policy accept;
     iifname ${ifs} jump sandbox_to_host
+    ${egressPort ? `iifname != "lo" tcp dport ${egressPort} counter drop` : "# no egress proxy"}
   }
   chain sandbox_to_host {
     ct state established,related accept
@@ -116,11 +156,20 @@ table inet ${o.table} {
     iifname ${ifs} jump sandbox_out
   }
   chain sandbox_out {
+    ip saddr @egress_enforce4 jump sandbox_enforced
     ct state established,related accept
     meta nfproto ipv6 counter drop
     ${dns ? `ip daddr ${dns} meta l4proto { tcp, udp } th dport 53 accept` : "# no nameservers"}
     ip daddr @denied4 counter drop
     accept
+  }
+  chain sandbox_enforced {
+    ${dns ? `ip daddr ${dns} meta l4proto { tcp, udp } th dport 53 accept` : "# no nameservers"}
+    counter drop
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ${egressPort ? `iifname ${ifs} ip saddr @egress_proxy4 tcp dport { 80, 443 } redirect to :${egressPort}` : "# no egress proxy"}
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
@@ -151,6 +200,7 @@ export class SandboxNetwork {
   private readonly maxSlots: number;
   private readonly poolSize: number;
   private readonly hostPorts: number[];
+  private readonly egressPort: number | null;
   private readonly allowPrivate: boolean;
   private readonly pingRange: [number, number];
   private dnsServers: string[] = [];
@@ -175,6 +225,7 @@ export class SandboxNetwork {
     this.maxSlots = 2 ** (32 - bits) / 4;
     this.poolSize = opts.poolSize ?? 4;
     this.hostPorts = opts.hostPorts ?? [];
+    this.egressPort = opts.egressPort ?? null;
     this.allowPrivate = opts.allowPrivate ?? false;
     this.pingRange = opts.pingGroupRange ?? [0, 2147483647];
     this.dnsOverride = opts.dns;
@@ -199,9 +250,10 @@ export class SandboxNetwork {
 
   /**
    * Turns forwarding on, loads the nft table, deletes slots of this prefix that no sandbox holds
-   * (`keep`: slot indices of adopted sandboxes), then fills the pool in the background.
+   * (`keep`: slot indices of adopted sandboxes), then fills the pool in the background. `egress`:
+   * the egress modes of kept slots, loaded with the table (no window without them).
    */
-  async init(keep: Iterable<number>): Promise<void> {
+  async init(keep: Iterable<number>, egress: { slot: number; mode: EgressMode }[] = []): Promise<void> {
     for (const i of keep) this.inUse.add(i);
     if (this.dnsOverride) this.dnsServers = this.dnsOverride;
     else {
@@ -221,6 +273,11 @@ export class SandboxNetwork {
         dns: this.dnsServers,
         hostPorts: this.hostPorts,
         allowPrivate: this.allowPrivate,
+        egressPort: this.egressPort,
+        egress: {
+          proxied: egress.map((e) => this.slot(e.slot).sandboxIp),
+          enforced: egress.filter((e) => e.mode === "enforced").map((e) => this.slot(e.slot).sandboxIp),
+        },
       }),
     });
     await this.sweep();
@@ -320,6 +377,28 @@ export class SandboxNetwork {
     }, this.refillDelayMs);
     this.refillTimer.unref?.();
     return s;
+  }
+
+  /** True when this network can send sandboxes' traffic to an egress proxy. */
+  get egress(): boolean {
+    return this.egressPort !== null;
+  }
+
+  /** The proxy URL a sandbox on this slot uses (its gateway, the egress port). */
+  proxyUrl(s: NetSlot): string {
+    return `http://${s.hostIp}:${this.egressPort ?? 0}`;
+  }
+
+  /** Puts the slot's sandbox under an egress mode (null: direct) at once, in one nft transaction. */
+  async setEgress(s: NetSlot, mode: EgressMode | null): Promise<void> {
+    if (mode && !this.egressPort) throw new HangarError("not_configured", "this node has no egress proxy; spec.network policies need one");
+    const lines: string[] = [];
+    for (const [set, on] of [["egress_proxy4", mode !== null], ["egress_enforce4", mode === "enforced"]] as const) {
+      // adding first makes the delete idempotent
+      lines.push(`add element inet ${this.table} ${set} { ${s.sandboxIp} }`);
+      if (!on) lines.push(`delete element inet ${this.table} ${set} { ${s.sandboxIp} }`);
+    }
+    await run("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
   }
 
   /** Marks a slot as held by an adopted sandbox. */
