@@ -61,11 +61,21 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
  */
 export function injectHeaders(headers: HeaderMap, rules: CompiledRule[]): boolean {
   let used = false;
-  for (const [k, v] of Object.entries(headers)) {
-    const r = Array.isArray(v) ? v.map((x) => resolveFromRules(x, rules)) : resolveFromRules(v, rules);
-    if (JSON.stringify(r) !== JSON.stringify(v)) {
-      headers[k] = r;
-      used = true;
+  if (rules.some((r) => r.secrets.size > 0)) {
+    for (const [k, v] of Object.entries(headers)) {
+      if (Array.isArray(v)) {
+        const r = v.map((x) => resolveFromRules(x, rules));
+        if (r.some((x, i) => x !== v[i])) {
+          headers[k] = r;
+          used = true;
+        }
+      } else {
+        const r = resolveFromRules(v, rules);
+        if (r !== v) {
+          headers[k] = r;
+          used = true;
+        }
+      }
     }
   }
   for (const rule of rules) {
@@ -168,6 +178,25 @@ export function redactionNeedles(secrets: string[]): Buffer[] {
   return [...out].map((s) => Buffer.from(s)).sort((a, b) => b.length - a.length);
 }
 
+/** Replaces every needle in a buffer. */
+export function scrub(buf: Buffer, needles: Buffer[]): Buffer {
+  let out = buf;
+  for (const n of needles) {
+    let i = out.indexOf(n);
+    if (i < 0) continue;
+    const parts: Buffer[] = [];
+    let from = 0;
+    while (i >= 0) {
+      parts.push(out.subarray(from, i), Buffer.from(REDACTED));
+      from = i + n.length;
+      i = out.indexOf(n, from);
+    }
+    parts.push(out.subarray(from));
+    out = Buffer.concat(parts);
+  }
+  return out;
+}
+
 export function redactString(s: string, needles: Buffer[]): string {
   let out = s;
   for (const n of needles) out = out.split(n.toString()).join(REDACTED);
@@ -176,48 +205,41 @@ export function redactString(s: string, needles: Buffer[]): string {
 
 /** Replaces secret values in a byte stream, also across chunk boundaries. */
 export class Redactor extends Transform {
-  private tail = Buffer.alloc(0);
+  private tail: Buffer = EMPTY;
   private readonly keep: number;
 
   constructor(private readonly needles: Buffer[]) {
-    super();
+    super({ highWaterMark: 256 * 1024 });
     this.keep = Math.max(0, ...needles.map((n) => n.length)) - 1;
   }
 
-  private scrub(buf: Buffer): Buffer {
-    let out = buf;
-    for (const n of this.needles) {
-      let i = out.indexOf(n);
-      if (i < 0) continue;
-      const parts: Buffer[] = [];
-      let from = 0;
-      while (i >= 0) {
-        parts.push(out.subarray(from, i), Buffer.from(REDACTED));
-        from = i + n.length;
-        i = out.indexOf(n, from);
+  /** Length of the longest ending of `buf` that some needle starts with. */
+  private heldBack(buf: Buffer): number {
+    for (let k = Math.min(this.keep, buf.length); k > 0; k--) {
+      const from = buf.length - k;
+      for (const n of this.needles) {
+        let j = 0;
+        while (j < k && buf[from + j] === n[j]) j++;
+        if (j === k) return k;
       }
-      parts.push(out.subarray(from));
-      out = Buffer.concat(parts);
     }
-    return out;
+    return 0;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const buf = this.scrub(this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk);
+    const buf = scrub(this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk, this.needles);
     // hold back only an ending that could be the start of a secret (streams stay live)
-    let hold = 0;
-    for (let k = Math.min(this.keep, buf.length); k > 0 && hold === 0; k--) {
-      const end = buf.subarray(buf.length - k);
-      if (this.needles.some((n) => n.subarray(0, k).equals(end))) hold = k;
-    }
+    const hold = this.heldBack(buf);
     const cut = buf.length - hold;
-    this.tail = Buffer.from(buf.subarray(cut));
-    if (cut > 0) this.push(buf.subarray(0, cut));
+    this.tail = hold ? Buffer.from(buf.subarray(cut)) : EMPTY;
+    if (cut > 0) this.push(hold ? buf.subarray(0, cut) : buf);
     cb();
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.tail.length) this.push(this.scrub(this.tail));
+    if (this.tail.length) this.push(scrub(this.tail, this.needles));
     cb();
   }
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -121,6 +121,8 @@ export class EgressPolicy {
   private readonly rules: { match: Matcher; rule: CompiledRule }[];
   /** Every secret value of the policy (for redaction). */
   readonly secretValues: string[];
+  /** Decisions by host (a policy never changes; a new one replaces it). */
+  private readonly memo = new Map<string, Decision>();
 
   private constructor(spec: Record<string, unknown>) {
     const proxy = record(spec.proxy);
@@ -146,7 +148,15 @@ export class EgressPolicy {
   }
 
   decide(rawHost: string): Decision {
-    const host = normalizeHost(rawHost);
+    const hit = this.memo.get(rawHost);
+    if (hit) return hit;
+    const d = this.compute(normalizeHost(rawHost));
+    if (this.memo.size >= 1024) this.memo.delete(this.memo.keys().next().value!);
+    this.memo.set(rawHost, d);
+    return d;
+  }
+
+  private compute(host: string): Decision {
     const bypass = this.bypassed?.(host) ?? false;
     if (this.deny?.(host)) return { allowed: false, deniedBy: "forbiddenDomains", rules: [], bypass, intercept: false };
     // bypass entries are an explicit wish to reach those destinations: they count as allowed

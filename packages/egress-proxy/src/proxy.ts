@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { Duplex, pipeline, type Readable } from "node:stream";
+import { type Duplex, pipeline, type Readable } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
@@ -29,10 +29,11 @@ import {
   redactString,
   responseHeaders,
   rewriteBody,
+  scrub,
 } from "./inject.js";
 import { type Decision, EgressPolicy, normalizeHost } from "./policy.js";
 import { parseClientHello } from "./sni.js";
-import { Upstream, type UpstreamOptions } from "./upstream.js";
+import { Upstream, type UpstreamOptions, type UpstreamResponse } from "./upstream.js";
 
 export interface EgressProxyOptions extends UpstreamOptions {
   ca: CertificateAuthority;
@@ -84,37 +85,6 @@ export function parseAuthority(value: string, defaultPort: number): { host: stri
   if (!(port >= 1 && port <= 65535)) return null;
   const host = normalizeHost(m[1]!);
   return host ? { host, port } : null;
-}
-
-/** A socket with bytes already read from it put back in front (TLS after a peek). */
-class Prepended extends Duplex {
-  constructor(
-    private readonly sock: Socket,
-    head: Buffer,
-  ) {
-    super();
-    this.push(head);
-    sock.on("data", (d: Buffer) => {
-      if (!this.push(d)) sock.pause();
-    });
-    sock.on("end", () => this.push(null));
-    sock.on("error", (e) => this.destroy(e));
-    sock.on("close", () => this.destroy());
-  }
-  override _read(): void {
-    this.sock.resume();
-  }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.sock.write(chunk, cb);
-  }
-  override _final(cb: () => void): void {
-    this.sock.end();
-    cb();
-  }
-  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
-    this.sock.destroy();
-    cb(err);
-  }
 }
 
 export class EgressProxy {
@@ -289,7 +259,9 @@ export class EgressProxy {
     }
     if (d.intercept) {
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      this.intercept(head.length ? new Prepended(socket, head) : socket, sb, a.host, a.port, null);
+      // bytes already read go back in front; TLSSocket takes a socket's buffered data first
+      if (head.length) socket.unshift(head);
+      this.intercept(socket, sb, a.host, a.port, null);
     } else {
       void this.tunnel(socket, sb, a.host, a.port, { reply: true, head, id });
     }
@@ -323,9 +295,12 @@ export class EgressProxy {
         this.stats.denied++;
         this.log.info({ sandbox: sb.id, host, reason: d.deniedBy }, "egress denied");
         // answer over TLS so the client sees why, not a reset
-        this.intercept(new Prepended(sock, buf), sb, host, 443, this.denial(host, d));
-      } else if (d.intercept) this.intercept(new Prepended(sock, buf), sb, host, 443, null);
-      else void this.tunnel(sock, sb, host, 443, { reply: false, head: buf, id: randomUUID() });
+        sock.unshift(buf);
+        this.intercept(sock, sb, host, 443, this.denial(host, d));
+      } else if (d.intercept) {
+        sock.unshift(buf);
+        this.intercept(sock, sb, host, 443, null);
+      } else void this.tunnel(sock, sb, host, 443, { reply: false, head: buf, id: randomUUID() });
     };
     step();
   }
@@ -376,10 +351,10 @@ export class EgressProxy {
    * Terminates the sandbox's TLS with a certificate for `host` and serves its requests over
    * HTTP/1.1 or HTTP/2 (ALPN). With `deny`, every request gets that error.
    */
-  private intercept(client: Socket | Duplex, sb: SandboxEntry, host: string, port: number, deny: HangarError | null): void {
+  private intercept(client: Socket, sb: SandboxEntry, host: string, port: number, deny: HangarError | null): void {
     let tls: TLSSocket;
     try {
-      tls = new TLSSocket(client as Socket, { isServer: true, secureContext: this.ca.contextFor(host), ALPNProtocols: ["h2", "http/1.1"] });
+      tls = new TLSSocket(client, { isServer: true, secureContext: this.ca.contextFor(host), ALPNProtocols: ["h2", "http/1.1"] });
     } catch (e) {
       this.log.warn({ err: e, host }, "egress interception failed");
       client.destroy();
@@ -441,7 +416,7 @@ export class EgressProxy {
     const headers = forwardableHeaders(req.headers as Record<string, string | string[] | undefined>);
     headers["x-blaxel-request-id"] = requestId;
     injectHeaders(headers, d.rules);
-    const needles = redactionNeedles(d.rules.flatMap((r) => [...r.secrets.values()]));
+    const needles = needlesOf(d);
     if (needles.length) {
       // only encodings the proxy can decode, so the response can be checked for secrets
       const accepted = String(headers["accept-encoding"] ?? "")
@@ -476,17 +451,10 @@ export class EgressProxy {
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    let up: Awaited<ReturnType<ReturnType<Upstream["agentFor"]>["request"]>>;
+    let up: UpstreamResponse;
     try {
       await this.upstream.resolve(target.host);
-      up = await this.upstream.agentFor(sb.id).request({
-        origin: `${target.scheme}://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`,
-        path: path || "/",
-        method: method as "GET",
-        headers,
-        body,
-        signal: abort.signal,
-      });
+      up = await this.upstream.request(sb.id, { ...target, path: path || "/", method, headers: headers as Record<string, string | string[]>, body, signal: abort.signal });
     } catch (e) {
       this.log.info({ sandbox: sb.id, host: target.host, err: (e as Error).message, requestId }, "egress request failed");
       this.sendError(res, e instanceof HangarError ? e : new HangarError("upstream_unreachable", `${target.host}:${target.port} could not be reached (${errCode(e)})`), requestId);
@@ -508,6 +476,21 @@ export class EgressProxy {
         }
         stream = stream.pipe(dec()) as Readable;
         delete rh["content-encoding"];
+      }
+      const length = Number(up.headers["content-length"] ?? -1);
+      if (method !== "HEAD" && stream === up.body && length >= 0 && length <= SMALL_BODY) {
+        // a small body of known length: checked whole, sent with its length
+        let buf: Buffer;
+        try {
+          buf = scrub(await readAll(up.body, SMALL_BODY), needles);
+        } catch (e) {
+          this.sendError(res, e, requestId);
+          return;
+        }
+        rh["content-length"] = String(buf.length);
+        res.writeHead(up.statusCode, rh as Record<string, string | string[]>);
+        res.end(buf);
+        return;
       }
       if (method !== "HEAD") {
         stream = stream.pipe(new Redactor(needles));
@@ -560,7 +543,7 @@ export class EgressProxy {
     up.on("close", done);
     socket.on("error", done);
     up.on("error", done);
-    const needles = redactionNeedles(d.rules.flatMap((r) => [...r.secrets.values()]));
+    const needles = needlesOf(d);
     (needles.length ? up.pipe(new Redactor(needles)) : up).pipe(socket);
     socket.pipe(up);
   }
@@ -597,6 +580,20 @@ export class EgressProxy {
       `HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-hangar-egress-error: ${err.code}\r\nx-blaxel-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
     );
   }
+}
+
+/** Responses up to this size are redacted whole (kept streaming above it). */
+const SMALL_BODY = 1024 * 1024;
+
+/** Secret values a decision's responses are redacted of; cached with the decision. */
+const needleCache = new WeakMap<Decision, Buffer[]>();
+function needlesOf(d: Decision): Buffer[] {
+  let n = needleCache.get(d);
+  if (!n) {
+    n = redactionNeedles(d.rules.flatMap((r) => [...r.secrets.values()]));
+    needleCache.set(d, n);
+  }
+  return n;
 }
 
 function errCode(e: unknown): string {

@@ -1,12 +1,14 @@
 // How the proxy reaches destinations: names resolved with its own resolver (IPv4), every address
 // checked against ranges sandboxes may never reach through it (loopback, link-local, the host's own
 // addresses, private ranges unless allowed), TLS verified against a configurable trust store,
-// pooled HTTP/1.1 and HTTP/2 clients per sandbox.
+// pooled HTTP/1.1 (undici) and HTTP/2 (node:http2) clients per sandbox.
 
 import { promises as dnsp } from "node:dns";
 import { readFileSync } from "node:fs";
+import { type ClientHttp2Session, connect as h2connect } from "node:http2";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
+import { pipeline, type Readable } from "node:stream";
 import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from "node:tls";
 import { HangarError } from "@hangar/common";
 import { Agent } from "undici";
@@ -28,6 +30,7 @@ export interface UpstreamOptions {
 const ALWAYS_DENIED = ["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32"];
 const PRIVATE = ["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "192.0.0.0/24", "198.18.0.0/15"];
 const HOST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+const H2_WINDOW = 16 * 1024 * 1024;
 
 type Range = [number, number];
 
@@ -46,6 +49,10 @@ export class Upstream {
   private readonly denied: Range[];
   private readonly cache = new Map<string, { ips: string[]; until: number }>();
   private readonly agents = new Map<string, Agent>();
+  /** HTTP/2 sessions by "<sandbox> <origin>". */
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  /** What each origin negotiated. */
+  private readonly protocols = new Map<string, "h2" | "h1">();
   private readonly connectTimeoutMs: number;
   private localAddrs = new Set<string>();
   private localAddrsAt = 0;
@@ -142,12 +149,86 @@ export class Upstream {
     });
   }
 
-  /** The pooled HTTP client of one sandbox (HTTP/2 where the destination offers it). */
-  agentFor(sandboxId: string): Agent {
+  /**
+   * Sends a request to an origin for a sandbox, over that sandbox's own pooled connections: HTTP/2
+   * (node:http2, one multiplexed session) where the origin negotiates it, else HTTP/1.1 (undici,
+   * keep-alive). The protocol an origin speaks is learnt once, with an ALPN probe.
+   */
+  async request(sandboxId: string, o: UpstreamRequest): Promise<UpstreamResponse> {
+    const origin = `${o.scheme}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
+    if (o.scheme === "https") {
+      let proto = this.protocols.get(origin);
+      if (!proto) {
+        proto = await this.probe(o.host, o.port);
+        this.protocols.set(origin, proto);
+        if (this.protocols.size > 10_000) this.protocols.delete(this.protocols.keys().next().value!);
+      }
+      if (proto === "h2") return this.requestH2(sandboxId, origin, o);
+    }
+    const r = await this.h1For(sandboxId).request({
+      origin,
+      path: o.path,
+      method: o.method as "GET",
+      headers: o.headers,
+      body: o.body,
+      signal: o.signal,
+    });
+    return { statusCode: r.statusCode, headers: r.headers as Record<string, string | string[] | undefined>, body: r.body };
+  }
+
+  /** Which protocol an origin picks from ALPN h2 + http/1.1. */
+  private async probe(host: string, port: number): Promise<"h2" | "h1"> {
+    const s = await this.connectTls(host, port, ["h2", "http/1.1"]);
+    const proto = s.alpnProtocol === "h2" ? "h2" : "h1";
+    s.destroy();
+    return proto;
+  }
+
+  private async requestH2(sandboxId: string, origin: string, o: UpstreamRequest): Promise<UpstreamResponse> {
+    const key = `${sandboxId} ${origin}`;
+    let pending = this.sessions.get(key);
+    const alive = pending && (await pending.catch(() => null));
+    if (!alive || alive.closed || alive.destroyed) {
+      // one session per sandbox and origin, shared by concurrent requests while it connects
+      pending = this.connectTls(o.host, o.port, ["h2"]).then((socket) => {
+        // large windows: the default 64 KiB one caps a download at a few MB/s per round trip
+        const s = h2connect(origin, { createConnection: () => socket, settings: { initialWindowSize: H2_WINDOW } });
+        s.once("connect", () => s.setLocalWindowSize(H2_WINDOW));
+        const forget = () => {
+          if (this.sessions.get(key) === pending) this.sessions.delete(key);
+        };
+        s.on("close", forget);
+        s.on("goaway", forget);
+        s.on("error", () => s.destroy());
+        s.setTimeout(30_000, () => s.close());
+        return s;
+      });
+      this.sessions.set(key, pending);
+      pending.catch(() => this.sessions.get(key) === pending && this.sessions.delete(key));
+    }
+    const session = await pending!;
+    const stream = session.request(
+      { ":method": o.method, ":path": o.path, ":scheme": "https", ":authority": o.port === 443 ? o.host : `${o.host}:${o.port}`, ...o.headers },
+      { endStream: o.body === null, ...(o.signal ? { signal: o.signal } : {}) },
+    );
+    if (Buffer.isBuffer(o.body)) stream.end(o.body);
+    else if (o.body) pipeline(o.body, stream, () => undefined);
+    return new Promise((resolve, reject) => {
+      stream.once("response", (h) => {
+        stream.off("error", reject);
+        const headers: Record<string, string | string[] | undefined> = {};
+        for (const [k, v] of Object.entries(h)) if (!k.startsWith(":")) headers[k] = v as string | string[];
+        resolve({ statusCode: Number(h[":status"]), headers, body: stream });
+      });
+      stream.once("error", reject);
+    });
+  }
+
+  /** The pooled HTTP/1.1 client of one sandbox. */
+  private h1For(sandboxId: string): Agent {
     let a = this.agents.get(sandboxId);
     if (!a) {
       a = new Agent({
-        allowH2: true,
         keepAliveTimeout: 30_000,
         connectTimeout: this.connectTimeoutMs,
         headersTimeout: 0,
@@ -171,10 +252,34 @@ export class Upstream {
   async drop(sandboxId: string): Promise<void> {
     const a = this.agents.get(sandboxId);
     this.agents.delete(sandboxId);
+    for (const [k, s] of this.sessions) {
+      if (k.startsWith(`${sandboxId} `)) {
+        this.sessions.delete(k);
+        void s.then((x) => x.destroy(), () => undefined);
+      }
+    }
     await a?.destroy().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.agents.keys()].map((id) => this.drop(id)));
+    const ids = new Set([...this.agents.keys(), ...[...this.sessions.keys()].map((k) => k.split(" ")[0]!)]);
+    await Promise.all([...ids].map((id) => this.drop(id)));
   }
+}
+
+export interface UpstreamRequest {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  body: Readable | Buffer | null;
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
 }
