@@ -2,6 +2,7 @@
 // DNS). Clients run on the host and connect from 127.0.0.1, which the test registers as a sandbox.
 
 import { execFile } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
@@ -10,6 +11,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import * as dnsPacket from "dns-packet";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CertificateAuthority } from "./ca.js";
 import { EgressProxy } from "./proxy.js";
@@ -287,6 +289,34 @@ describe.skipIf(!root)("egress proxy", () => {
       s.on("error", () => resolve(got));
     });
     expect(result).toBe("");
+  });
+
+  it("answers DNS for the policy's names only, over UDP and TCP", async () => {
+    const ask = (name: string, tcp = false) =>
+      new Promise<dnsPacket.Packet>((resolve, reject) => {
+        const q = dnsPacket.encode({ type: "query", id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: "A", name }] });
+        if (tcp) {
+          const s = netConnect(port, "127.0.0.1", () => s.write(Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q])));
+          s.once("data", (d: Buffer) => {
+            resolve(dnsPacket.decode(d.subarray(2)));
+            s.destroy();
+          });
+          s.on("error", reject);
+        } else {
+          const u = createSocket("udp4");
+          u.once("message", (m) => {
+            resolve(dnsPacket.decode(m));
+            u.close();
+          });
+          u.send(q, port, "127.0.0.1");
+        }
+      });
+    const ok = await ask("api.stripe.com");
+    expect(ok.rcode).toBe("NOERROR");
+    expect(ok.answers?.map((a) => a.data)).toEqual([net.ipOf("api.stripe.com")]);
+    expect((await ask("evil.com")).rcode).toBe("NXDOMAIN");
+    expect((await ask("bucket.s3.amazonaws.com", true)).answers?.map((a) => a.data)).toEqual([net.ipOf("s3.amazonaws.com")]);
+    expect((await ask("evil.com", true)).rcode).toBe("NXDOMAIN");
   });
 
   it("keeps secrets out of its error messages", async () => {

@@ -7,9 +7,12 @@
 // TLS to a destination some routing rule applies to is intercepted with a certificate minted from
 // the Hangar CA (HTTP/1.1 or HTTP/2 to the sandbox, either to the destination); the request gets
 // the rules' headers, body fields and secrets, and secret values are redacted from the response.
-// Other TLS is tunnelled untouched. Forbidden destinations get a 403 that says why.
+// Other TLS is tunnelled untouched. Forbidden destinations get a 403 that says why. The same port
+// number over UDP (and TCP connections that start like DNS) answers the DNS of sandboxes under a
+// domain policy: names outside it get NXDOMAIN.
 
 import { randomUUID } from "node:crypto";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
@@ -33,6 +36,7 @@ import {
 } from "./inject.js";
 import { type Decision, EgressPolicy, normalizeHost } from "./policy.js";
 import { parseClientHello } from "./sni.js";
+import { DnsFilter } from "./dns.js";
 import { Upstream, type UpstreamOptions, type UpstreamResponse } from "./upstream.js";
 
 export interface EgressProxyOptions extends UpstreamOptions {
@@ -99,6 +103,8 @@ export class EgressProxy {
   /** Parses plain HTTP from sandboxes: proxy requests, CONNECT, transparent port-80 traffic. */
   private readonly plain: HttpServer;
   private readonly sockets = new Set<Socket>();
+  private readonly dns: DnsFilter;
+  private udp: UdpSocket | null = null;
 
   constructor(opts: EgressProxyOptions) {
     this.ca = opts.ca;
@@ -110,6 +116,10 @@ export class EgressProxy {
     this.plain.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => this.onConnect(req, socket, head));
     this.plain.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.onPlainUpgrade(req, socket, head));
     this.plain.on("clientError", (_e, socket: Socket) => socket.destroy());
+    this.dns = new DnsFilter((address, name) => {
+      const sb = this.byAddress.get(address);
+      return !!sb && this.decide(sb, name).allowed;
+    }, opts.dns);
   }
 
   // ---- sandboxes
@@ -153,14 +163,30 @@ export class EgressProxy {
 
   // ---- listening
 
-  listen(port = 0, host = "0.0.0.0"): Promise<number> {
-    return new Promise((resolve, reject) => {
+  /** Listens on TCP `port` (proxy, transparent HTTP(S), DNS over TCP) and UDP on the same number (DNS). */
+  async listen(port = 0, host = "0.0.0.0"): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
         this.server.off("error", reject);
-        resolve(this.port);
+        resolve();
       });
     });
+    const udp = createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      udp.once("error", reject);
+      udp.bind(this.port, host, () => {
+        udp.off("error", reject);
+        resolve();
+      });
+    }).catch((e: Error) => {
+      this.server.close();
+      throw e;
+    });
+    udp.on("error", (e) => this.log.warn({ err: e }, "egress DNS socket error"));
+    this.dns.serveUdp(udp, plainAddress);
+    this.udp = udp;
+    return this.port;
   }
 
   get port(): number {
@@ -170,6 +196,7 @@ export class EgressProxy {
 
   async close(): Promise<void> {
     await new Promise<void>((r) => this.server.close(() => r()));
+    this.udp?.close();
     for (const s of this.sockets) s.destroy();
     for (const e of this.byId.values()) for (const r of e.relays) r.close();
     await this.upstream.close();
@@ -188,7 +215,11 @@ export class EgressProxy {
     sock.once("data", (first: Buffer) => {
       sock.pause();
       if (first[0] === 0x16) this.onTransparentTls(sock, sb, first);
-      else {
+      else if (first[0]! < 0x16) {
+        // a 2-byte length first: DNS over TCP (redirected port 53)
+        sock.unshift(first);
+        this.dns.serveTcp(sock, sb.address);
+      } else {
         sock.unshift(first);
         this.plain.emit("connection", sock);
         sock.resume();

@@ -87,7 +87,12 @@ describe.skipIf(!linuxDriverAvailable())("egress through the proxy (linux driver
     expect(r.stdout).not.toContain("hello from");
     expect(r.stdout).toContain("ping=1");
     // a program that ignores the proxy variables still lands on the proxy (ports 80/443)
-    r = await agentSh(h, "curl -sS -m 5 --noproxy '*' https://evil.com/ ; echo; curl -sS -m 5 --noproxy '*' http://evil.com/; curl -sS -m 5 --noproxy '*' https://api.stripe.com/direct");
+    const evil = net.ipOf("evil.com");
+    r = await agentSh(
+      h,
+      `curl -sS -m 5 --noproxy '*' https://evil.com/ ; curl -sS -m 5 --noproxy '*' --resolve evil.com:443:${evil} https://evil.com/ ; echo; curl -sS -m 5 --noproxy '*' --resolve evil.com:80:${evil} http://evil.com/; curl -sS -m 5 --noproxy '*' https://api.stripe.com/direct`,
+    );
+    expect(r.stderr).toContain("Could not resolve host: evil.com");
     expect(r.stdout).toMatch(/evil.com is not allowed by this sandbox's network policy[\s\S]*evil.com is not allowed/);
     expect(r.stdout).toContain('"url":"/direct"');
     expect(r.stdout).toContain("[REDACTED]");
@@ -106,8 +111,9 @@ describe.skipIf(!linuxDriverAvailable())("egress through the proxy (linux driver
     expect(r.stdout).toContain('"host":"bucket.s3.amazonaws.com"');
     expect(r.stdout).not.toContain("x-blaxel-request-id");
     // DNS still resolves; the metadata address stays out of reach
-    r = await agentSh(h, "getent hosts api.stripe.com; curl -sS -m 3 http://169.254.169.254/ ; echo exit=$?");
+    r = await agentSh(h, "getent hosts api.stripe.com; getent hosts evil.com || echo evil=unresolved; curl -sS -m 3 http://169.254.169.254/ ; echo exit=$?");
     expect(r.stdout).toContain(net.ipOf("api.stripe.com"));
+    expect(r.stdout).toContain("evil=unresolved");
     expect(r.stdout).toMatch(/not allowed|sandboxes may not reach it/);
     await driver.destroy("egr2");
     expect(nftSet("egress_proxy4")).not.toContain(h.address);

@@ -35,7 +35,7 @@ export interface NetworkOptions {
   refillDelayMs?: number;
 }
 
-/** "proxy": TCP 80/443 to the egress proxy; "enforced": that and nothing else but DNS. */
+/** "proxy": TCP 80/443 to the egress proxy; "enforced": that, DNS to the proxy too, nothing else. */
 export type EgressMode = "proxy" | "enforced";
 
 export interface NetSlot {
@@ -104,8 +104,9 @@ export interface EgressElements {
 /**
  * The whole `inet <table>` ruleset; loaded atomically (add+delete+define in one transaction).
  * Egress (with `egressPort`): set egress_proxy4 redirects a sandbox's TCP 80/443 to the proxy;
- * set egress_enforce4 drops everything else it forwards, established flows included, so a policy
- * applied to a running sandbox cuts its open direct connections too.
+ * set egress_enforce4 also sends its DNS there (names outside the policy get NXDOMAIN) and drops
+ * everything else it forwards, established flows included, so a policy applied to a running
+ * sandbox cuts its open direct connections too.
  */
 export function nftRuleset(o: {
   table: string;
@@ -142,11 +143,12 @@ table inet ${o.table} {
   chain input {
     type filter hook input priority filter - 10; policy accept;
     iifname ${ifs} jump sandbox_to_host
-    ${egressPort ? `iifname != "lo" tcp dport ${egressPort} counter drop` : "# no egress proxy"}
+    ${egressPort ? `iifname != "lo" meta l4proto { tcp, udp } th dport ${egressPort} counter drop` : "# no egress proxy"}
   }
   chain sandbox_to_host {
     ct state established,related accept
     ${ports ? `meta l4proto tcp th dport ${ports} accept` : "# no host ports open to sandboxes"}
+    ${egressPort ? `udp dport ${egressPort} accept` : "# no egress DNS"}
     counter drop
   }
   chain forward {
@@ -164,12 +166,12 @@ table inet ${o.table} {
     accept
   }
   chain sandbox_enforced {
-    ${dns ? `ip daddr ${dns} meta l4proto { tcp, udp } th dport 53 accept` : "# no nameservers"}
     counter drop
   }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     ${egressPort ? `iifname ${ifs} ip saddr @egress_proxy4 tcp dport { 80, 443 } redirect to :${egressPort}` : "# no egress proxy"}
+    ${egressPort ? `iifname ${ifs} ip saddr @egress_enforce4 meta l4proto { tcp, udp } th dport 53 redirect to :${egressPort}` : ""}
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
