@@ -280,6 +280,32 @@ describe.skipIf(!root)("egress proxy", () => {
     expect((await connect("evil.com:443")).status).toBe(200);
   });
 
+  it("passes upgrades (WebSocket) through interception with the rule's headers", async () => {
+    const { status, socket } = await connect("api.stripe.com:443");
+    expect(status).toBe(200);
+    const tls = tlsConnect({ socket, servername: "api.stripe.com", ca: ca.certPem, ALPNProtocols: ["http/1.1"] });
+    await new Promise((r) => tls.once("secureConnect", r));
+    tls.write("GET /ws HTTP/1.1\r\nhost: api.stripe.com\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");
+    let got = "";
+    tls.on("data", (d: Buffer) => {
+      got += d.toString();
+      if (got.includes("\r\n\r\n") && !got.includes("HELLO")) tls.write("hello");
+    });
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (got.includes("HELLO")) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 20);
+    });
+    tls.destroy();
+    expect(got).toMatch(/^HTTP\/1.1 101/);
+    const rec = (await net.requests()).find((r) => r.url === "/ws");
+    expect(rec?.headers.authorization).toBe(`Bearer ${STRIPE_KEY}`);
+    expect(rec?.headers["x-blaxel-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it("drops connections from addresses that belong to no sandbox", async () => {
     const result = await new Promise<string>((resolve) => {
       const s = netConnect({ host: "127.0.0.1", port, localAddress: "127.0.0.2" }, () => s.write("CONNECT httpbin.org:443 HTTP/1.1\r\n\r\n"));

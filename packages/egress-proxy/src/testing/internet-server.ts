@@ -130,6 +130,13 @@ for (const h of config.hosts) {
     ? createSecureServer({ cert: h.certPem, key: h.keyPem, allowHTTP1: true }, handler(name, "https"))
     : createHttps({ cert: h.certPem, key: h.keyPem }, handler(name, "https"));
   tlsServer.on("secureConnection", (s: TLSSocket) => s.on("error", () => s.destroy()));
+  // an upgrade (WebSocket-like): 101, then the bytes come back upper-cased
+  tlsServer.on("upgrade", (req: IncomingMessage, socket: import("node:net").Socket) => {
+    recorded.push({ host: String(req.headers.host ?? ""), servedBy: name, scheme: "https", method: req.method ?? "", url: req.url ?? "", httpVersion: req.httpVersion, headers: req.headers, body: "" });
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");
+    socket.on("data", (d: Buffer) => socket.write(d.toString().toUpperCase()));
+    socket.on("error", () => socket.destroy());
+  });
   listen(tlsServer, 443, h.ip);
   listen(createHttp(handler(name, "http")), 80, h.ip);
   // a raw TCP service: what a program that ignores the proxy opens
