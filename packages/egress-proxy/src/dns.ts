@@ -25,8 +25,8 @@ export class DnsFilter {
   private readonly timeoutMs: number;
 
   constructor(
-    /** True when the sandbox at `address` may resolve `name` (false also for unknown addresses). */
-    private readonly allowed: (address: string, name: string) => boolean,
+    /** Whether the sandbox at `address` may resolve `name`; null: no sandbox there (no answer at all). */
+    private readonly allowed: (address: string, name: string) => boolean | null,
     servers?: string[],
     timeoutMs = 2000,
   ) {
@@ -46,8 +46,10 @@ export class DnsFilter {
     const questions = q.questions ?? [];
     const refuse = (rcode: number) =>
       dnsPacket.encode({ type: "response", id: q.id ?? 0, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode, questions });
+    const ok = this.allowed(address, questions[0]?.name ?? "");
+    if (ok === null) return null;
     if (questions.length !== 1) return refuse(FORMERR);
-    if (!this.allowed(address, questions[0]!.name)) return refuse(NXDOMAIN);
+    if (!ok) return refuse(NXDOMAIN);
     for (const s of this.servers) {
       const r = await this.relay(msg, s).catch(() => null);
       if (r) return r;

@@ -73,6 +73,9 @@ export interface EgressStats {
   denied: number;
 }
 
+/** Idle keep-alive of the sandbox's HTTP/1.1 connections (longer than clients' pools keep them). */
+const KEEP_ALIVE_MS = 65_000;
+
 const ALLOW_ALL: Decision = { allowed: true, rules: [], bypass: false, intercept: false };
 const DECODERS: Record<string, () => Duplex> = { gzip: createGunzip, "x-gzip": createGunzip, deflate: createInflate, br: createBrotliDecompress };
 
@@ -112,13 +115,13 @@ export class EgressProxy {
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.upstream = new Upstream(opts);
     this.server = createNetServer({ noDelay: true }, (s) => this.onConnection(s));
-    this.plain = createHttpServer({ requestTimeout: 0 }, (req, res) => this.onPlainRequest(req, res));
+    this.plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => this.onPlainRequest(req, res));
     this.plain.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => this.onConnect(req, socket, head));
     this.plain.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.onPlainUpgrade(req, socket, head));
     this.plain.on("clientError", (_e, socket: Socket) => socket.destroy());
     this.dns = new DnsFilter((address, name) => {
       const sb = this.byAddress.get(address);
-      return !!sb && this.decide(sb, name).allowed;
+      return sb ? this.decide(sb, name).allowed : null;
     }, opts.dns);
   }
 
@@ -212,7 +215,10 @@ export class EgressProxy {
     this.sockets.add(sock);
     sock.on("close", () => this.sockets.delete(sock));
     sock.on("error", () => sock.destroy());
+    // a connection that says nothing is not kept
+    sock.setTimeout(30_000, () => sock.destroy());
     sock.once("data", (first: Buffer) => {
+      sock.setTimeout(0);
       sock.pause();
       if (first[0] === 0x16) this.onTransparentTls(sock, sb, first);
       else if (first[0]! < 0x16) {
@@ -412,7 +418,7 @@ export class EgressProxy {
         h2.on("sessionError", () => tls.destroy());
         h2.emit("connection", tls);
       } else {
-        const h1 = createHttpServer({ requestTimeout: 0 }, handler);
+        const h1 = createHttpServer({ requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_MS }, handler);
         h1.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
           if (deny) this.rawError(socket, deny, randomUUID());
           else void this.forwardUpgrade(sb, target, req.url ?? "/", req, socket, head);
