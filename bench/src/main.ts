@@ -2,7 +2,7 @@
 // peer measured in the same run (podman, raw spawn, rg, nginx), printed as ratios.
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,density).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,density,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningHangar, api, REPO, startHangar } from "@hangar/testkit";
 import { type Dist, dist, fmt, has, run, timeEach } from "./stats.js";
+import { benchEgress } from "./egress.js";
 
 const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
@@ -358,6 +359,8 @@ async function main(): Promise<void> {
   } finally {
     await h.dispose();
   }
+  // the egress proxy needs a server pointed at a stand-in internet: its own
+  if (!SKIP.has("egress")) await benchEgress({ rows, notes, log });
   const cols = ["measure", "hangar", "peer", "ratio", "target", "met"] as const;
   const table = [cols.map((c) => c.toUpperCase()), ...rows.map((r) => cols.map((c) => (c === "met" ? (r.met === null ? "" : r.met ? "yes" : "NO") : r[c])))];
   const widths = cols.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));

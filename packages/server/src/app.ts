@@ -24,6 +24,7 @@ import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
 import type { HangarConfig } from "./config.js";
 import { createDriver } from "./driver.js";
+import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
 import { VERSION } from "./version.js";
 
@@ -49,13 +50,16 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const store = await openSqliteStore(config.dataDir);
   const secrets = SecretBox.open(config.dataDir);
 
-  const driver = await createDriver(config, logger);
+  // the egress proxy first: the driver's firewall redirects policed sandboxes to its port
+  const egress = config.runtime === "linux" ? await startEgress(config, logger) : null;
+  const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined);
   await driver.preflight();
   const sandboxApi = createSandboxApi({ logger });
   const node = new LocalNode<SandboxServices>({
     driver,
     logger,
     standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs },
+    ...(egress ? { egress: egress.proxy } : {}),
     createServices: (handle, spec) =>
       new SandboxServices({
         id: spec.id,
@@ -175,6 +179,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
       await reaper.stop();
       await app.close();
       await node.close();
+      await egress?.proxy.close();
       await store.close();
     },
   };

@@ -26,6 +26,17 @@ export interface HangarConfig {
   standbyIdleMs: number;
   /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
   checkpointAfterMs: number;
+  /** IPv4 range sandbox links are carved from (HANGAR_SANDBOX_CIDR); default 10.219.0.0/16. */
+  sandboxCidr: string | undefined;
+  /** Nameservers of sandboxes and the egress proxy (HANGAR_SANDBOX_DNS, comma list); default: the host's. */
+  sandboxDns: string[] | undefined;
+  /** Names of the host's veths/netns (HANGAR_NETWORK_PREFIX) and the nft table (HANGAR_NETWORK_TABLE): one pair per server on a host. */
+  networkPrefix: string | undefined;
+  networkTable: string | undefined;
+  /** Egress proxy port on the host (HANGAR_EGRESS_PORT); 0: a free port, chosen once and kept in the data dir. */
+  egressPort: number;
+  /** PEM files of extra CAs the egress proxy trusts upstream and sandboxes trust (HANGAR_EGRESS_CA_FILES, ':'-separated). */
+  egressCaFiles: string[];
   /** Largest request body accepted by the control plane, in bytes. */
   bodyLimit: number;
 }
@@ -52,6 +63,12 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
     checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
+    sandboxCidr: pick(flags.sandboxCidr, "HANGAR_SANDBOX_CIDR"),
+    sandboxDns: pick(flags.sandboxDns, "HANGAR_SANDBOX_DNS")?.split(",").map((s) => s.trim()).filter(Boolean),
+    networkPrefix: pick(flags.networkPrefix, "HANGAR_NETWORK_PREFIX"),
+    networkTable: pick(flags.networkTable, "HANGAR_NETWORK_TABLE"),
+    egressPort: Number(pick(flags.egressPort, "HANGAR_EGRESS_PORT") ?? 0),
+    egressCaFiles: (pick(flags.egressCaFiles, "HANGAR_EGRESS_CA_FILES") ?? "").split(":").filter(Boolean).map((f) => resolve(f)),
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
   };

@@ -5,12 +5,23 @@ import type { Logger } from "@hangar/common";
 import { LinuxDriver, LocalImageStore, type SandboxDriver } from "@hangar/runtime";
 import type { HangarConfig } from "./config.js";
 
-export async function createDriver(config: HangarConfig, logger: Logger): Promise<SandboxDriver> {
+export async function createDriver(config: HangarConfig, logger: Logger, egress?: { port: number; caPem: string }): Promise<SandboxDriver> {
   // Users may import local OCI layouts and archives only from the configured directories.
   const images = new LocalImageStore({ dir: config.imageDir, localImportRoots: config.importDirs, logger: logger.child({ component: "images" }) });
   switch (config.runtime) {
     case "linux":
-      return new LinuxDriver({ stateDir: join(config.dataDir, "runtime"), images, logger: logger.child({ component: "runtime" }) });
+      return new LinuxDriver({
+        stateDir: join(config.dataDir, "runtime"),
+        images,
+        logger: logger.child({ component: "runtime" }),
+        network: {
+          ...(config.sandboxCidr ? { cidr: config.sandboxCidr } : {}),
+          ...(config.sandboxDns ? { dns: config.sandboxDns } : {}),
+          ...(config.networkPrefix ? { prefix: config.networkPrefix } : {}),
+          ...(config.networkTable ? { table: config.networkTable } : {}),
+        },
+        ...(egress ? { egress } : {}),
+      });
     default:
       throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; use "linux"`);
   }
