@@ -28,6 +28,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
 fi
 if [ "$mode" = bench ]; then
   DEB[podman]=podman
+  DEB[runc]=runc
   DEB[nginx]=nginx
   DEB[wrk]=wrk
 fi

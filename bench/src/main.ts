@@ -93,7 +93,9 @@ async function podmanImage(lowerDir: string): Promise<NodeJS.ProcessEnv | null> 
   const dir = "/var/cache/hangar/bench-podman";
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, "containers.conf");
-  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`);
+  // podman runs runc: crun refuses this host's hybrid cgroups (machine-notes).
+  // runc: crun refuses this host's hybrid cgroups; the ulimits stay within root's hard limits (machine-notes).
+  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`);
   const env = { ...process.env, CONTAINERS_CONF: conf };
   if (spawnSync("podman", ["image", "exists", "localhost/hangar-base:bench"], { env }).status !== 0) {
     log("importing the base image into podman (once)");

@@ -8,6 +8,7 @@ import { HangarError, type Logger, asHangarError, sendProblem, silentLogger } fr
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
 import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
 import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
+import { type RequestHead, type SpliceRoute, rewriteHead } from "./front-door.js";
 import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
 import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
@@ -53,6 +54,12 @@ const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
 const TOKEN_QUERY = /([?&])bl_preview_token=([^&#]*)&?/;
+/** Hangar's own credentials, never forwarded to a sandbox's app. */
+const PREVIEW_CREDENTIALS = ["x-blaxel-preview-token", "x-blaxel-authorization", "x-blaxel-workspace"];
+const SPLICE_DROP: ReadonlySet<string> = new Set(PREVIEW_CREDENTIALS);
+const SPLICE_DROP_WITH_KEY: ReadonlySet<string> = new Set([...PREVIEW_CREDENTIALS, "authorization"]);
+/** An Authorization header that carries a Hangar API key (never forwarded to an app). */
+const HANGAR_KEY = /^\s*bearer\s+hgr_/i;
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
@@ -124,10 +131,9 @@ export class Edge<S extends SandboxServicesLike> {
     return preview;
   }
 
-  /** An API key of the workspace, if the request carries one that reaches it. */
-  private async apiKeyReaches(req: IncomingMessage, workspaceId: string): Promise<boolean> {
-    const h = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-    if (!h || !/^\s*bearer\s+hgr_/i.test(h)) return false;
+  /** Whether an Authorization header value carries an API key that reaches the workspace. */
+  private async apiKeyReaches(h: string | undefined, workspaceId: string): Promise<boolean> {
+    if (!h || !HANGAR_KEY.test(h)) return false;
     try {
       const p = await this.opts.auth.authenticate(h);
       return p.workspaceIds.has(workspaceId);
@@ -158,19 +164,60 @@ export class Edge<S extends SandboxServicesLike> {
       return { lease: await this.liveSandbox(rec, kind), rest: r.rest, drop };
     }
 
-    const preview = r.kind === "preview" ? await this.opts.store.previews.getByLabel(r.label) : await this.customDomainPreview(r.host);
+    const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
+    const { rest, rec } = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"));
+    const drop = HANGAR_KEY.test(header(req, "authorization") ?? "") ? [...PREVIEW_CREDENTIALS, "authorization"] : PREVIEW_CREDENTIALS;
+    return { lease: await this.liveSandbox(rec, kind), rest, preview: preview!, drop };
+  }
+
+  /**
+   * Checks a request against a preview: published, not expired, public or opened by its token (header
+   * or query) or an API key of its workspace. Returns the path without the query token, and the
+   * preview's sandbox.
+   */
+  private async authorizePreview(preview: PreviewRecord | null, target: string, tokenHeader: string | undefined, authorization: string | undefined): Promise<{ rest: string; rec: SandboxRecord }> {
     if (!preview) throw new HangarError("preview_not_found", "no preview is published at this address");
     if (preview.expiresAt && Date.parse(preview.expiresAt) <= Date.now()) throw new HangarError("invalid_token", "this preview has expired");
-    const { rest, token: queryToken } = takeQueryToken(r.rest);
-    const token = header(req, "x-blaxel-preview-token") ?? queryToken;
+    const { rest, token: queryToken } = takeQueryToken(target);
+    const token = tokenHeader ?? queryToken;
     if (!preview.public) {
-      const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(req, preview.workspaceId));
+      const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(authorization, preview.workspaceId));
       if (!ok) throw new HangarError("invalid_token", token ? "the preview token is wrong or has expired" : "this preview is private: send X-Blaxel-Preview-Token or ?bl_preview_token=");
     }
     const rec = await this.opts.store.sandboxes.getById(preview.sandboxId);
     if (!rec || rec.terminatedAt) throw new HangarError("preview_not_found", "the preview's sandbox no longer exists");
-    const drop = ["x-blaxel-preview-token", "x-blaxel-authorization", "x-blaxel-workspace"];
-    return { lease: await this.liveSandbox(rec, kind), rest, preview, drop };
+    return { rest, rec };
+  }
+
+  /**
+   * The front door's question for each request: can it go straight to a preview's port? Yes for
+   * host-based previews of app ports with no headers to inject, once authorized; anything else (and
+   * every error, which the HTTP path answers properly) goes to the HTTP server.
+   */
+  async decideSplice(head: RequestHead, raw: Buffer): Promise<SpliceRoute | null> {
+    if (head.method === "OPTIONS") return null;
+    const host = (head.headers.get("host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
+    const { previewDomain } = this.opts.urls.config;
+    let preview: PreviewRecord | null = null;
+    if (host.endsWith(`.${previewDomain}`)) preview = await this.opts.previews.byLabel(host.slice(0, -previewDomain.length - 1));
+    else if (host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".")) preview = await this.customDomainPreview(host);
+    if (!preview || API_PORTS.has(preview.port) || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
+    let authorized: { rest: string; rec: SandboxRecord };
+    try {
+      authorized = await this.authorizePreview(preview, head.target, head.headers.get("x-blaxel-preview-token"), head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization"));
+    } catch {
+      return null;
+    }
+    const { rec, rest } = authorized;
+    if (rec.status !== "DEPLOYED" || !this.opts.node.has(rec.id)) return null;
+    return {
+      key: `${preview.id}:${preview.port}`,
+      host: this.opts.node.get(rec.id).handle.address,
+      port: preview.port,
+      head: rewriteHead(raw, head, rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      acquire: () => this.opts.node.acquire(rec.id, "connection"),
+      idleMs: this.opts.node.standbyOptions.connectionIdleMs,
+    };
   }
 
   /** CORS preflight of a preview with CORS response headers: answered here, without credentials. */
@@ -178,7 +225,7 @@ export class Edge<S extends SandboxServicesLike> {
     if (req.method !== "OPTIONS" || !header(req, "origin") || !header(req, "access-control-request-method")) return false;
     if (r.kind !== "preview" && r.kind !== "domain") return false;
     void (async () => {
-      const preview = r.kind === "preview" ? await this.opts.store.previews.getByLabel(r.label) : await this.customDomainPreview(r.host);
+      const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       const cors = Object.entries(preview?.responseHeaders ?? {}).filter(([k]) => k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary");
       if (!preview || cors.length === 0) return false;
       res.writeHead(204, Object.fromEntries(cors));

@@ -17,7 +17,7 @@ import {
   WorkspaceService,
   controlPlanePlugin,
 } from "@hangar/control-plane";
-import { Edge, EdgeUrls } from "@hangar/edge";
+import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { LocalNode } from "@hangar/node";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -160,6 +160,9 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
 
   await app.ready();
   reaper.start();
+  // Connections arrive at the front door, which splices plain preview traffic and hands the rest
+  // to the HTTP server above.
+  const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
 
   return {
     config,
@@ -171,13 +174,12 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
     createdAdminKey: boot.createdKey,
     adminKeyFile: boot.keyFile,
     async listen() {
-      await app.listen({ port: config.port, host: config.host });
-      const addr = server.address();
-      return typeof addr === "object" && addr ? addr.port : config.port;
+      return front.listen(config.port, config.host);
     },
     async close() {
       await reaper.stop();
-      await app.close();
+      await front.close();
+      await app.close().catch(() => undefined);
       await node.close();
       await egress?.proxy.close();
       await store.close();

@@ -1,7 +1,7 @@
 // Previews: a port of a sandbox published on its own URL, public or behind tokens. Sessions are
 // previews of port 443, which serve the sandbox API itself. Custom domains route by Host header.
 
-import { HangarError, describeNameProblem, randomId, randomToken, sha256Hex } from "@hangar/common";
+import { HangarError, TtlCache, describeNameProblem, randomId, randomToken, sha256Hex } from "@hangar/common";
 import {
   type CustomDomainRecord,
   type PreviewRecord,
@@ -62,10 +62,29 @@ export function hashPreviewToken(token: string): string {
 }
 
 export class PreviewService {
+  /** Lookups of the data plane's hot path, kept a second and dropped on every change made here. */
+  private readonly byLabelCache = new TtlCache<string, PreviewRecord | null>(1_000);
+  private readonly tokenCache = new TtlCache<string, PreviewTokenRecord | null>(1_000);
+
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretBox,
   ) {}
+
+  private changed(): void {
+    this.byLabelCache.clear();
+    this.tokenCache.clear();
+  }
+
+  /** The preview served under a DNS label (cached for a second). */
+  async byLabel(label: string): Promise<PreviewRecord | null> {
+    let p = this.byLabelCache.get(label);
+    if (p === undefined) {
+      p = await this.store.previews.getByLabel(label);
+      this.byLabelCache.set(label, p);
+    }
+    return p;
+  }
 
   private normalize(ws: WorkspaceRecord, sbx: SandboxRecord, input: PreviewInput, existing?: PreviewRecord) {
     const spec = input.spec ?? {};
@@ -126,6 +145,7 @@ export class PreviewService {
     const n = this.normalize(ws, sbx, input);
     await this.checkDomain(ws, n.customDomain);
     const now = new Date().toISOString();
+    this.changed();
     try {
       return await this.store.previews.insert({ id: `pv_${randomId(16)}`, workspaceId: ws.id, sandboxId: sbx.id, name, ...n, createdAt: now, updatedAt: now });
     } catch (e) {
@@ -148,6 +168,7 @@ export class PreviewService {
     const cur = await this.get(sbx, name);
     const n = this.normalize(ws, sbx, input, cur);
     await this.checkDomain(ws, n.customDomain);
+    this.changed();
     try {
       return (await this.store.previews.update(cur.id, { ...n, updatedAt: new Date().toISOString() }))!;
     } catch (e) {
@@ -158,6 +179,7 @@ export class PreviewService {
 
   async delete(sbx: SandboxRecord, name: string): Promise<PreviewRecord> {
     const cur = await this.get(sbx, name);
+    this.changed();
     await this.store.previews.delete(cur.id);
     return cur;
   }
@@ -188,6 +210,7 @@ export class PreviewService {
   }
 
   async deleteToken(preview: PreviewRecord, name: string): Promise<void> {
+    this.changed();
     if (!(await this.store.previews.deleteToken(preview.id, name))) throw new HangarError("token_not_found", `token '${name}' not found on preview '${preview.name}'`);
   }
 
@@ -197,7 +220,12 @@ export class PreviewService {
 
   /** Whether `token` opens `preview`: issued for it and not expired. */
   async tokenOpens(preview: PreviewRecord, token: string): Promise<boolean> {
-    const t = await this.store.previews.findTokenByHash(hashPreviewToken(token));
+    const hash = hashPreviewToken(token);
+    let t = this.tokenCache.get(hash);
+    if (t === undefined) {
+      t = await this.store.previews.findTokenByHash(hash);
+      this.tokenCache.set(hash, t);
+    }
     return !!t && t.previewId === preview.id && Date.parse(t.expiresAt) > Date.now();
   }
 

@@ -1,0 +1,298 @@
+// The front door: every TCP connection to Hangar arrives here first. It reads request heads and
+// tracks HTTP/1.1 request framing (Content-Length, chunked, Upgrade) itself. While the requests on
+// a connection all go to one preview of an app port that needs no response rewriting, each head is
+// checked (route and authorization, per request) and the bytes flow straight to the sandbox's port:
+// no HTTP objects per request, which is what makes the preview proxy fast. At the first request
+// that needs anything else — another target, the control plane, an error answer, CORS headers, a
+// cookie — the connection is handed, at that request boundary, to the HTTP server.
+
+import { type Server, type Socket, connect, createServer } from "node:net";
+import type { Server as HttpServer } from "node:http";
+import type { Logger } from "@hangar/common";
+
+/** The head of a request, as far as routing needs it. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  version: string;
+  /** Lowercased header names; the first value of each. */
+  headers: Map<string, string>;
+  /** Bytes of the head (request line and headers, up to and including the blank line). */
+  headLength: number;
+}
+
+/** Where one request goes when it stays on the fast path. */
+export interface SpliceRoute {
+  /** Requests with the same key may share one upstream connection. */
+  key: string;
+  host: string;
+  port: number;
+  /** The request head as it must reach the sandbox (credentials stripped). */
+  head: Buffer;
+  /** Claims the sandbox while the connection is open (wakes it if needed). */
+  acquire(): Promise<{ touch(): void; release(): void }>;
+  idleMs: number;
+}
+
+/** Decides a request: stays on the fast path (a route) or goes to the HTTP server (null). */
+export type SpliceDecider = (head: RequestHead, raw: Buffer) => Promise<SpliceRoute | null>;
+
+const MAX_HEAD = 32 * 1024;
+const HEAD_TIMEOUT_MS = 10_000;
+
+/** Parses an HTTP/1.x request head; null until the blank line arrives, "bad" if it is not HTTP. */
+export function parseHead(buf: Buffer): RequestHead | null | "bad" {
+  const end = buf.indexOf("\r\n\r\n");
+  if (end < 0) return buf.length > MAX_HEAD ? "bad" : null;
+  const lines = buf.subarray(0, end).toString("latin1").split("\r\n");
+  const m = /^([A-Z]+) (\S+) (HTTP\/1\.[01])$/.exec(lines[0] ?? "");
+  if (!m) return "bad";
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(":");
+    if (i <= 0) return "bad";
+    const name = line.slice(0, i).trim().toLowerCase();
+    if (!headers.has(name)) headers.set(name, line.slice(i + 1).trim());
+  }
+  return { method: m[1]!, target: m[2]!, version: m[3]!, headers, headLength: end + 4 };
+}
+
+/** Rebuilds a request head with another target and without some headers. */
+export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop: ReadonlySet<string>): Buffer {
+  const lines = raw.subarray(0, head.headLength - 4).toString("latin1").split("\r\n");
+  const out = [`${head.method} ${target} ${head.version}`];
+  for (const line of lines.slice(1)) {
+    const name = line.slice(0, line.indexOf(":")).trim().toLowerCase();
+    if (!drop.has(name)) out.push(line);
+  }
+  return Buffer.from(`${out.join("\r\n")}\r\n\r\n`, "latin1");
+}
+
+/** Finds the end of a chunked body across reads; `scan` returns how many bytes belong to it. */
+export class ChunkedBody {
+  private state: "size" | "data" | "data-crlf" | "trailer" = "size";
+  private left = 0;
+  private line = "";
+  done = false;
+
+  scan(buf: Buffer): number {
+    let i = 0;
+    while (i < buf.length && !this.done) {
+      if (this.state === "data") {
+        const n = Math.min(this.left, buf.length - i);
+        i += n;
+        this.left -= n;
+        if (this.left === 0) this.state = "data-crlf";
+        continue;
+      }
+      const c = buf[i++]!;
+      if (c !== 0x0a) {
+        if (c !== 0x0d) this.line += String.fromCharCode(c);
+        if (this.line.length > 4096) throw new Error("chunk line too long");
+        continue;
+      }
+      const line = this.line;
+      this.line = "";
+      if (this.state === "size") {
+        const size = Number.parseInt(line.split(";")[0]!.trim(), 16);
+        if (!Number.isFinite(size) || size < 0) throw new Error("bad chunk size");
+        if (size === 0) this.state = "trailer";
+        else {
+          this.left = size;
+          this.state = "data";
+        }
+      } else if (this.state === "data-crlf") this.state = "size";
+      else if (line === "") this.done = true; // trailer section ends with an empty line
+    }
+    return i;
+  }
+}
+
+type Upstream = { key: string; sock: Socket; lease: { touch(): void; release(): void } };
+
+/** One client connection on the fast path. */
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  private busy = false;
+  private mode: "head" | "body" | "chunked" | "tunnel" = "head";
+  private bodyLeft = 0;
+  private chunked: ChunkedBody | null = null;
+  private up: Upstream | null = null;
+  private idle: NodeJS.Timeout;
+  private done = false;
+  private readonly onData = (chunk: Buffer) => this.feed(chunk);
+
+  constructor(
+    private readonly door: FrontDoor,
+    private readonly client: Socket,
+  ) {
+    this.idle = setTimeout(() => client.destroy(), HEAD_TIMEOUT_MS);
+    client.on("data", this.onData);
+    client.on("error", () => this.close());
+    client.on("close", () => this.close());
+  }
+
+  private feed(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.up?.lease.touch();
+    if (!this.busy) void this.pump();
+  }
+
+  /** Writes to the upstream, pausing the client while the upstream's buffer is full. */
+  private send(data: Buffer): void {
+    const up = this.up!.sock;
+    if (!up.write(data)) {
+      this.client.pause();
+      up.once("drain", () => this.client.resume());
+    }
+  }
+
+  private async pump(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.buf.length && !this.done) {
+        if (this.mode === "tunnel") {
+          this.send(this.buf);
+          this.buf = Buffer.alloc(0);
+        } else if (this.mode === "body") {
+          const n = Math.min(this.bodyLeft, this.buf.length);
+          this.send(this.buf.subarray(0, n));
+          this.buf = this.buf.subarray(n);
+          if ((this.bodyLeft -= n) === 0) this.mode = "head";
+        } else if (this.mode === "chunked") {
+          const n = this.chunked!.scan(this.buf);
+          this.send(this.buf.subarray(0, n));
+          this.buf = this.buf.subarray(n);
+          if (this.chunked!.done) this.mode = "head";
+        } else if (!(await this.nextRequest())) return;
+      }
+    } catch (e) {
+      this.door.log.debug({ err: e }, "front door: dropping a malformed connection");
+      this.client.destroy();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Routes the request whose head starts the buffer; false when the connection left the fast path. */
+  private async nextRequest(): Promise<boolean> {
+    const head = parseHead(this.buf);
+    if (head === null) return false; // wait for the rest of the head
+    if (head === "bad") return this.handoff();
+    this.client.pause();
+    const route = await this.door.decide(head, this.buf).catch((e: unknown) => {
+      this.door.log.warn({ err: e }, "front door: routing failed; the HTTP server takes the request");
+      return null;
+    });
+    if (this.done) return false;
+    if (!route || (this.up && this.up.key !== route.key)) return this.handoff();
+    if (!this.up) await this.openUpstream(route);
+    if (this.done || !this.up) return false;
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.client.destroy(), route.idleMs);
+    this.up.lease.touch();
+    this.send(route.head);
+    this.buf = this.buf.subarray(head.headLength);
+    const te = head.headers.get("transfer-encoding")?.toLowerCase() ?? "";
+    if (head.headers.has("upgrade") && /upgrade/i.test(head.headers.get("connection") ?? "")) this.mode = "tunnel";
+    else if (te.includes("chunked")) {
+      this.mode = "chunked";
+      this.chunked = new ChunkedBody();
+    } else {
+      const len = Number(head.headers.get("content-length") ?? 0);
+      if (!Number.isSafeInteger(len) || len < 0) return this.handoff();
+      if (len > 0) {
+        this.mode = "body";
+        this.bodyLeft = len;
+      }
+    }
+    this.client.resume();
+    return true;
+  }
+
+  private async openUpstream(route: SpliceRoute): Promise<void> {
+    const lease = await route.acquire();
+    const sock = connect({ host: route.host, port: route.port, noDelay: true });
+    await new Promise<void>((resolve) => {
+      sock.once("connect", resolve);
+      sock.once("error", () => {
+        const body = `nothing is listening on port ${route.port} in the sandbox`;
+        this.client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        lease.release();
+        this.done = true;
+        resolve();
+      });
+    });
+    if (this.done) return;
+    this.up = { key: route.key, sock, lease };
+    sock.on("data", (d: Buffer) => {
+      lease.touch();
+      this.idle.refresh();
+      if (!this.client.write(d)) {
+        sock.pause();
+        this.client.once("drain", () => sock.resume());
+      }
+    });
+    sock.on("error", () => this.close());
+    sock.on("close", () => this.close());
+  }
+
+  /** Gives the connection, from the current request on, to the HTTP server. */
+  private handoff(): false {
+    this.done = true;
+    clearTimeout(this.idle);
+    this.client.off("data", this.onData);
+    this.client.pause();
+    this.dropUpstream();
+    if (this.buf.length) this.client.unshift(this.buf);
+    this.buf = Buffer.alloc(0);
+    this.door.http.emit("connection", this.client);
+    this.client.resume();
+    return false;
+  }
+
+  private dropUpstream(): void {
+    if (!this.up) return;
+    const { sock, lease } = this.up;
+    this.up = null;
+    sock.removeAllListeners("data");
+    sock.removeAllListeners("close");
+    sock.on("error", () => {});
+    sock.destroy();
+    lease.release();
+  }
+
+  private close(): void {
+    if (this.done && !this.up) return;
+    this.done = true;
+    clearTimeout(this.idle);
+    this.dropUpstream();
+    this.client.destroy();
+  }
+}
+
+export class FrontDoor {
+  readonly server: Server;
+
+  constructor(
+    readonly http: HttpServer,
+    readonly decide: SpliceDecider,
+    readonly log: Logger,
+  ) {
+    this.server = createServer({ noDelay: true }, (sock) => new Connection(this, sock));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address();
+        resolve(typeof a === "object" && a ? a.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
