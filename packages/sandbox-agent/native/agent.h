@@ -175,6 +175,8 @@ void fs_close_handles(void);
 void watch_op(uint8_t type, uint32_t id, struct rd *r);
 void watch_event(void);
 void watch_update(void);
+void watch_suspend(void);
+void watch_resume(void);
 
 /* relay.c */
 void relay_init(void);

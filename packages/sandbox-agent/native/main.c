@@ -125,6 +125,9 @@ static void conn_up(int fd) {
   A.detached = false;
   A.backoff = 5;
   A.inlen = 0;
+  /* non-dumpable while connected, watches back after a detach (see conn_down) */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  watch_resume();
   ev_set(&A.conn, EPOLLIN);
   struct frame *f = frame_new(MSG_HELLO, 0, 0, 128);
   info_payload(&f);
@@ -167,6 +170,11 @@ static void conn_down(void) {
     A.detached = true;
     A.next_connect = A.now + A.detach_ms;
     relay_pause(true);
+    /* Detached for a checkpoint: CRIU checks the agent's /proc/<pid>/ns files from inside the
+     * sandbox's user namespace, which a non-dumpable process restored by CRIU (its mm then
+     * belongs to the host's user namespace) refuses. Made non-dumpable again on reconnect. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    watch_suspend();
   }
 }
 

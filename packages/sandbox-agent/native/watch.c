@@ -265,6 +265,36 @@ void watch_event(void) {
   }
 }
 
+/* Detached for a checkpoint: the kernel watches and the inotify descriptor go (CRIU cannot keep
+ * inotify marks on overlayfs, whose file handles it cannot reopen); the watches stay, and
+ * watch_resume() adds them again by path when the host is back. */
+static bool suspended;
+
+void watch_suspend(void) {
+  if (ih.fd < 0) return;
+  while (nodes) node_free(nodes);
+  ev_close(&ih);
+  suspended = true;
+}
+
+void watch_resume(void) {
+  if (!suspended) return;
+  suspended = false;
+  ih.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (ih.fd < 0) {
+    logmsg("inotify_init: %s: watches are lost", strerror(errno));
+    return;
+  }
+  ev_set(&ih, EPOLLIN);
+  for (uint32_t i = 0; i < watches.cap; i++) {
+    struct watch *w = watches.t[i].k ? watches.t[i].v : NULL;
+    if (!w) continue;
+    /* a root that is gone now stays quiet, as after a removal */
+    if (add_node(w, w->root, true)) continue;
+    if (w->recursive) add_tree(w, w->root, false, 0);
+  }
+}
+
 /* Stops reading inotify while the host is slow (the kernel queues meanwhile). */
 void watch_update(void) {
   if (ih.fd >= 0) ev_set(&ih, delivering() && A.sendq.bytes >= SENDQ_HIGH ? 0 : EPOLLIN);

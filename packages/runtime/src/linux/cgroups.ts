@@ -168,3 +168,61 @@ async function rmdirTree(dir: string): Promise<void> {
     }
   }
 }
+
+/** One cgroup setting: [controller, file, value]. */
+export type CgroupSetting = [string, string, string];
+
+/** Settings crun gives a sandbox's cgroups, in an order they can be written back in. */
+const SAVED_SETTINGS: Array<[string, string]> = [
+  ["cpuset", "cpuset.cpus"],
+  ["cpuset", "cpuset.mems"],
+  ["memory", "memory.limit_in_bytes"],
+  ["memory", "memory.memsw.limit_in_bytes"],
+  ["memory", "memory.swappiness"],
+  ["cpu", "cpu.shares"],
+  ["cpu", "cpu.cfs_period_us"],
+  ["cpu", "cpu.cfs_quota_us"],
+  ["cpu", "cpu.cfs_burst_us"],
+  ["pids", "pids.max"],
+  ["devices", "devices.list"],
+];
+
+/** Reads the limits of a sandbox's cgroups (before a checkpoint; files a kernel lacks are skipped). */
+export async function saveSettings(path: string): Promise<CgroupSetting[]> {
+  const out: CgroupSetting[] = [];
+  for (const [c, f] of SAVED_SETTINGS) {
+    const v = await fs.readFile(`${cgDir(c, path)}/${f}`, "utf8").catch(() => null);
+    if (v !== null) out.push([c, f, v.trim()]);
+  }
+  return out;
+}
+
+/**
+ * Creates a sandbox's cgroups in every hierarchy (parents too, e.g. after a reboot) and writes
+ * saved settings back: the devices list as deny-all plus its allow rules, the rest as they were.
+ */
+export async function createWithSettings(path: string, hierarchies: string[], settings: CgroupSetting[]): Promise<void> {
+  for (const h of hierarchies) await fs.mkdir(cgDir(h, path), { recursive: true });
+  if (hierarchies.includes("cpuset")) {
+    // a cpuset cgroup takes no task before cpus and mems are set: give new parents their parent's
+    const parts = path.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const dir = cgDir("cpuset", `/${parts.slice(0, i).join("/")}`);
+      const up = dir.slice(0, dir.lastIndexOf("/"));
+      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+        if ((await fs.readFile(`${dir}/${f}`, "utf8")).trim()) continue;
+        await fs.writeFile(`${dir}/${f}`, (await fs.readFile(`${up}/${f}`, "utf8")).trim());
+      }
+    }
+  }
+  for (const [c, f, v] of settings) {
+    if (!hierarchies.includes(c)) continue;
+    const dir = cgDir(c, path);
+    if (f === "devices.list") {
+      await fs.writeFile(`${dir}/devices.deny`, "a");
+      for (const rule of v.split("\n").filter(Boolean)) await fs.writeFile(`${dir}/devices.allow`, rule);
+    } else if (v !== "") {
+      await fs.writeFile(`${dir}/${f}`, v);
+    }
+  }
+}

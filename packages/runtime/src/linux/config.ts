@@ -77,6 +77,11 @@ export interface SandboxConfigInput {
   nproc: number;
   /** Shared user-namespace range, or null to run without a user namespace. */
   userns: UserNsMapping | null;
+  /**
+   * Join this user namespace (already mapped to `userns`) instead of creating one, e.g.
+   * "/proc/self/fd/3": the one owning the sandbox's netns (see hangar-launch --userns-of-netns).
+   */
+  usernsPath?: string;
   /** Mount the sandbox's own cgroup hierarchies read-only at /sys/fs/cgroup. */
   cgroupMount: boolean;
   /**
@@ -116,7 +121,7 @@ export function buildConfig(c: SandboxConfigInput): object {
     { type: "mount" },
     c.netnsPath ? { type: "network", path: c.netnsPath } : { type: "network" },
   ];
-  if (c.userns) namespaces.push({ type: "user" });
+  if (c.userns) namespaces.push(c.usernsPath ? { type: "user", path: c.usernsPath } : { type: "user" });
   const mounts: object[] = [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
@@ -180,7 +185,7 @@ export function buildConfig(c: SandboxConfigInput): object {
           },
         }),
   };
-  if (c.userns) {
+  if (c.userns && !c.usernsPath) {
     const map = [{ containerID: 0, hostID: c.userns.hostId, size: c.userns.size }];
     linux.uidMappings = map;
     linux.gidMappings = map;

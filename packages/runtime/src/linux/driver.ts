@@ -5,7 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { promises as fs, existsSync } from "node:fs";
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { availableParallelism, constants as osConstants } from "node:os";
 import { HangarError, randomToken, silentLogger, type Logger } from "@hangar/common";
 import type { AgentClient } from "@hangar/sandbox-agent";
@@ -31,6 +31,7 @@ import { defaultAgentListen, type AgentListen } from "./agent.js";
 import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
+import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
   /** Driver state (one small JSON file per sandbox) — survives restarts. */
@@ -64,6 +65,11 @@ export interface LinuxDriverOptions {
    * certificates (PEM) sandboxes trust besides their image's: the Hangar CA and any extra CA.
    */
   egress?: { port: number; caPem: string };
+  /**
+   * Checkpointed standby tier (CRIU ≥ 4.2): `criu` binary (default: the one criu-install.sh puts in
+   * /opt/hangar/criu, used when `criu check` passes), CRIU log level, or false to turn it off.
+   */
+  checkpoint?: { criu?: string; logLevel?: number } | false;
 }
 
 interface SandboxRecord {
@@ -81,6 +87,19 @@ interface SandboxRecord {
   /** The agent presents it when it connects (HANGAR_AGENT_TOKEN). */
   agentToken: string;
   createdAt: string;
+  /** The container joins the user namespace owning its netns (the slot's) instead of making one. */
+  usernsOfNetns?: boolean;
+  /** Set while checkpointed: memory and processes in CRIU images, files in a tar, under checkpointDir(id). */
+  checkpoint?: CheckpointInfo;
+}
+
+interface CheckpointInfo {
+  at: string;
+  /** cgroup limits to recreate before the restore (crun removed the cgroups with the container). */
+  cgroups: cg.CgroupSetting[];
+  dumpMs: number;
+  imageBytes: number;
+  filesBytes: number;
 }
 
 interface Live {
@@ -92,6 +111,8 @@ interface Live {
 }
 
 const ID_RE = /^[a-z0-9]{1,32}$/;
+/** Descriptor under which crun finds the user namespace to join (config: /proc/self/fd/3). */
+const USERNS_FD = 3;
 
 export class LinuxDriver implements SandboxDriver {
   readonly name = "linux";
@@ -119,6 +140,13 @@ export class LinuxDriver implements SandboxDriver {
   private limits = { nofile: 20000, nproc: 32768 };
   private hierarchies: string[] = [...cg.REQUIRED_CONTROLLERS];
   private ready: Promise<void> | null = null;
+  private readonly checkpointOpts: { criu?: string; logLevel?: number } | false;
+  /** CRIU when the checkpointed tier is available (known after preflight), else why not. */
+  private criu: CriuTools | null = null;
+  private criuReason = "not probed yet";
+  private readonly pingRange: [number, number] = [0, 2147483647];
+  /** Slots' netns are owned by a user namespace of the range, which containers join. */
+  private readonly netnsInUserns: boolean;
 
   constructor(opts: LinuxDriverOptions) {
     this.runDir = opts.runDir ?? "/run/hangar";
@@ -140,6 +168,17 @@ export class LinuxDriver implements SandboxDriver {
     if (netOpts && this.userns && !netOpts.pingGroupRange) {
       netOpts.pingGroupRange = [this.userns.hostId, this.userns.hostId + this.userns.size - 1];
     }
+    if (netOpts?.pingGroupRange) this.pingRange = netOpts.pingGroupRange;
+    this.netnsInUserns = !!netOpts && !!this.userns && !!process.env.HANGAR_WIP_USERNS_NETNS;
+    if (netOpts && this.userns && this.netnsInUserns) {
+      // each slot's netns is owned by a user namespace of the range, which the container joins:
+      // CRIU can only checkpoint namespaces owned by the sandbox's user namespace
+      const u = this.userns;
+      netOpts.createNetns = async (s) => {
+        await run(this.crun.launcher, ["--netns-in-userns", s.netnsPath, String(u.hostId), String(u.size)]);
+      };
+    }
+    this.checkpointOpts = opts.checkpoint ?? {};
     this.egress = netOpts && opts.egress ? opts.egress : null;
     if (netOpts && this.egress) netOpts.egressPort = this.egress.port;
     this.network = netOpts ? new SandboxNetwork(netOpts, this.log) : null;
@@ -179,6 +218,13 @@ export class LinuxDriver implements SandboxDriver {
   private recordFile(id: string): string {
     return `${this.stateDir}/sandboxes/${id}.json`;
   }
+  /** CRIU images (img/) and the saved writable layer (files.tar) of a checkpointed sandbox. */
+  checkpointDir(id: string): string {
+    return `${this.stateDir}/checkpoints/${id}`;
+  }
+  private hookFile(): string {
+    return `${this.runDir}/criu-net-hook.sh`;
+  }
   cgroupPath(id: string): string {
     return `/${this.cgroupParent}/${id}`;
   }
@@ -213,6 +259,7 @@ export class LinuxDriver implements SandboxDriver {
     if (this.gvisor && findCommand(this.gvisor.binary)) await this.gvisor.setup(launcher);
     else this.gvisor = null;
     await this.images.init();
+    await this.detectCheckpoint();
     const records = await this.readRecords();
     await this.network?.init(
       records.flatMap((r) => (r.slot === null ? [] : [r.slot])),
@@ -221,11 +268,33 @@ export class LinuxDriver implements SandboxDriver {
     await this.sweepStrays(new Set(records.map((r) => r.id)));
   }
 
+  /** Enables the checkpointed tier when a CRIU ≥ 4.2 passes `criu check` (and a network exists). */
+  private async detectCheckpoint(): Promise<void> {
+    this.criu = null;
+    this.capabilities.checkpoint = false;
+    if (this.checkpointOpts === false || !process.env.HANGAR_WIP_USERNS_NETNS) this.criuReason = "turned off";
+    else if (!this.network) this.criuReason = "needs the sandbox network";
+    else {
+      const d = await detectCriu(this.checkpointOpts.criu);
+      this.criuReason = d.reason ?? "";
+      this.criu = d.tools;
+    }
+    if (this.criu) {
+      await fs.writeFile(this.hookFile(), NET_HOOK, { mode: 0o700 });
+      await fs.mkdir(`${this.stateDir}/checkpoints`, { recursive: true, mode: 0o700 });
+      this.capabilities.checkpoint = true;
+      this.log.info({ criu: this.criu.version }, "checkpointed standby tier enabled (CRIU)");
+    } else {
+      this.log.info({ reason: this.criuReason }, "checkpointed standby tier unavailable; standby stays in the frozen tier");
+    }
+  }
+
   /** Removes containers, mounts and dirs of this driver that no record names (a crash mid-create). */
   private async sweepStrays(known: Set<string>): Promise<void> {
     const ids = new Set<string>();
     for (const d of ["b", "s"]) for (const n of await fs.readdir(`${this.runDir}/${d}`).catch(() => [] as string[])) ids.add(n);
     for (const rt of this.runtimes()) for (const n of await rt.list().catch(() => [] as string[])) ids.add(n);
+    for (const n of await fs.readdir(`${this.stateDir}/checkpoints`).catch(() => [] as string[])) ids.add(n);
     for (const id of ids) {
       if (known.has(id) || !ID_RE.test(id)) continue;
       this.log.info({ id }, "removing leftovers of an unknown sandbox");
@@ -324,6 +393,7 @@ export class LinuxDriver implements SandboxDriver {
           runtimeClass: spec.runtimeClass ?? "default",
           agentToken: randomToken(24),
           createdAt: new Date().toISOString(),
+          usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
         };
         await this.writeRecord(rec);
         if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
@@ -402,6 +472,23 @@ export class LinuxDriver implements SandboxDriver {
   private async start(rec: SandboxRecord, mounts: "all" | "overlay" | "none"): Promise<Live> {
     const id = rec.id;
     const B = this.bundle(id);
+    const env = await this.writeBundle(rec);
+    const agent = await this.listenAgent(rec);
+    try {
+      const child = this.runtimeOf(rec).spawnRun(id, B, [...this.mountOps(rec, mounts), ...this.nsOps(rec)]);
+      const live = await this.waitReady(rec, child, agent, env);
+      this.live.set(id, live);
+      return live;
+    } catch (e) {
+      await agent.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Writes the bundle (config.json, the /etc files) and the agent dir; returns the processes' environment. */
+  private async writeBundle(rec: SandboxRecord): Promise<Record<string, string>> {
+    const id = rec.id;
+    const B = this.bundle(id);
     const A = this.agentDir(id);
     const env = this.envOf(rec);
     const slot = rec.slot === null || !this.network ? null : this.network.slot(rec.slot);
@@ -426,6 +513,7 @@ export class LinuxDriver implements SandboxDriver {
       nofile: this.limits.nofile,
       nproc: this.limits.nproc,
       userns: rec.userns,
+      ...(rec.usernsOfNetns && slot ? { usernsPath: `/proc/self/fd/${USERNS_FD}` } : {}),
       cgroupMount: rec.runtimeClass !== "gvisor",
       gvisor: rec.runtimeClass === "gvisor",
       ...(await this.caDir(rec)),
@@ -436,16 +524,13 @@ export class LinuxDriver implements SandboxDriver {
       fs.writeFile(`${B}/etc/resolv.conf`, resolv),
       fs.writeFile(`${B}/config.json`, JSON.stringify(config), { mode: 0o600 }),
     ]);
-    const agent = await this.listenAgent(rec);
-    try {
-      const child = this.runtimeOf(rec).spawnRun(id, B, this.mountOps(rec, mounts));
-      const live = await this.waitReady(rec, child, agent, env);
-      this.live.set(id, live);
-      return live;
-    } catch (e) {
-      await agent.close().catch(() => {});
-      throw e;
-    }
+    return env;
+  }
+
+  /** hangar-launch operations that open the user namespace the container joins (see usernsOfNetns). */
+  private nsOps(rec: SandboxRecord): string[] {
+    if (!rec.usernsOfNetns || rec.slot === null || !this.network) return [];
+    return ["--userns-of-netns", this.network.slot(rec.slot).netnsPath, String(USERNS_FD)];
   }
 
   /** hangar-launch operations that mount the writable tmpfs and/or the overlay root. */

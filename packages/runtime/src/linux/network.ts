@@ -10,7 +10,7 @@ import { HangarError, type Logger } from "@hangar/common";
 import { run, runRaw } from "./proc.js";
 
 export interface NetworkOptions {
-  /** IPv4 range the sandboxes' /30 links are carved from. Default 10.88.0.0/16. */
+  /** IPv4 range the sandboxes' /30 links are carved from. Default 10.219.0.0/16 (not podman's or docker's). */
   cidr?: string;
   /** Prefix of host-side names: veths "<prefix>v<n>", netns "<prefix>n<n>". Default "hg". */
   prefix?: string;
@@ -33,6 +33,11 @@ export interface NetworkOptions {
   pingGroupRange?: [number, number];
   /** Delay before the pool is refilled after a slot was taken. Default 50 ms. */
   refillDelayMs?: number;
+  /**
+   * Creates the slot's netns file at `netnsPath` instead of `ip netns add` (the linux driver: a
+   * netns owned by a user namespace of the sandbox range, which CRIU needs to checkpoint it).
+   */
+  createNetns?: (s: NetSlot) => Promise<void>;
 }
 
 /** "proxy": TCP 80/443 to the egress proxy; "enforced": that, DNS to the proxy too, nothing else. */
@@ -194,6 +199,8 @@ function mergeCidrs(list: string[]): string[] {
     .map((a) => a.c);
 }
 
+export const DEFAULT_SANDBOX_CIDR = "10.219.0.0/16";
+
 export class SandboxNetwork {
   readonly prefix: string;
   readonly table: string;
@@ -213,6 +220,7 @@ export class SandboxNetwork {
   private dnsOverride: string[] | undefined;
   private refillTimer: NodeJS.Timeout | null = null;
   private readonly refillDelayMs: number;
+  private readonly createNetns: ((s: NetSlot) => Promise<void>) | undefined;
 
   constructor(
     opts: NetworkOptions,
@@ -221,7 +229,7 @@ export class SandboxNetwork {
     this.prefix = opts.prefix ?? "hg";
     if (!/^[a-z][a-z0-9]{0,5}$/.test(this.prefix)) throw new HangarError("validation_failed", `bad network prefix ${this.prefix}`);
     this.table = opts.table ?? "hangar";
-    this.cidr = opts.cidr ?? "10.88.0.0/16";
+    this.cidr = opts.cidr ?? DEFAULT_SANDBOX_CIDR;
     const { base, bits } = parseCidr(this.cidr);
     this.base = base;
     this.maxSlots = 2 ** (32 - bits) / 4;
@@ -232,6 +240,7 @@ export class SandboxNetwork {
     this.pingRange = opts.pingGroupRange ?? [0, 2147483647];
     this.dnsOverride = opts.dns;
     this.refillDelayMs = opts.refillDelayMs ?? 50;
+    this.createNetns = opts.createNetns;
   }
 
   get nameservers(): string[] {
@@ -265,6 +274,7 @@ export class SandboxNetwork {
         this.log.warn({ loopback: ns.loopback }, "host resolver is on loopback; sandboxes cannot use it (set network.dns)");
       }
     }
+    await this.checkRouteConflicts();
     await ensureNetnsDir();
     await fs.writeFile("/proc/sys/net/ipv4/ip_forward", "1");
     await run("nft", ["-f", "-"], {
@@ -284,6 +294,23 @@ export class SandboxNetwork {
     });
     await this.sweep();
     this.refill();
+  }
+
+  /** Refuses a range another network of the host already routes (e.g. podman's 10.88.0.0/16). */
+  private async checkRouteConflicts(): Promise<void> {
+    const routes = JSON.parse((await run("ip", ["-4", "-j", "route", "show"])) || "[]") as { dst: string; dev?: string }[];
+    const ours = parseCidr(this.cidr);
+    const size = 2 ** (32 - ours.bits);
+    for (const r of routes) {
+      if (!r.dst || r.dst === "default" || r.dev?.startsWith(`${this.prefix}v`)) continue;
+      const [ip, b] = r.dst.split("/");
+      const bits = b === undefined ? 32 : Number(b);
+      const theirSize = 2 ** (32 - bits);
+      const theirBase = (ipToInt(ip!) & (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0)) >>> 0;
+      if (theirBase < ours.base + size && ours.base < theirBase + theirSize) {
+        throw new HangarError("runtime_failed", `the sandbox range ${this.cidr} overlaps the host route ${r.dst} on ${r.dev ?? "?"}; choose another range (HANGAR_SANDBOX_CIDR)`);
+      }
+    }
   }
 
   /** Deletes every netns and veth of this prefix not in use (left over from a crash or the pool). */
@@ -323,9 +350,11 @@ export class SandboxNetwork {
     this.inUse.add(index);
     const s = this.slot(index);
     try {
+      // (criu.ts rebuilds this link in the netns of a restored sandbox: keep both in step)
+      if (this.createNetns) await this.createNetns(s);
       await run("ip", ["-batch", "-"], {
         input: [
-          `netns add ${s.netns}`,
+          ...(this.createNetns ? [] : [`netns add ${s.netns}`]),
           `link add ${s.hostIf} type veth peer name eth0 netns ${s.netns}`,
           `addr add ${s.hostIp}/30 dev ${s.hostIf}`,
           `link set ${s.hostIf} up`,
