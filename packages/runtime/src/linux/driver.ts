@@ -70,6 +70,12 @@ export interface LinuxDriverOptions {
    * /opt/hangar/criu, used when `criu check` passes), CRIU log level, or false to turn it off.
    */
   checkpoint?: { criu?: string; logLevel?: number } | false;
+  /**
+   * Each slot's netns is owned by a user namespace of the sandbox range, which the container joins
+   * (CRIU can only checkpoint a netns owned by the sandbox's user namespace). Default: on with a
+   * user namespace and a network, unless HANGAR_USERNS_NETNS=0.
+   */
+  netnsInUserns?: boolean;
 }
 
 interface SandboxRecord {
@@ -98,6 +104,8 @@ interface CheckpointInfo {
   /** cgroup limits to recreate before the restore (crun removed the cgroups with the container). */
   cgroups: cg.CgroupSetting[];
   dumpMs: number;
+  /** Saving the writable layer (tar) and unmounting it. */
+  filesMs: number;
   imageBytes: number;
   filesBytes: number;
 }
@@ -111,6 +119,9 @@ interface Live {
 }
 
 const ID_RE = /^[a-z0-9]{1,32}$/;
+/** How long a detached agent stays away without SIGUSR1 (a day: the restore signals it). */
+const DETACH_QUIET_MS = 86_400_000;
+const round1 = (n: number) => Math.round(n * 10) / 10;
 /** Descriptor under which crun finds the user namespace to join (config: /proc/self/fd/3). */
 const USERNS_FD = 3;
 
@@ -169,7 +180,7 @@ export class LinuxDriver implements SandboxDriver {
       netOpts.pingGroupRange = [this.userns.hostId, this.userns.hostId + this.userns.size - 1];
     }
     if (netOpts?.pingGroupRange) this.pingRange = netOpts.pingGroupRange;
-    this.netnsInUserns = !!netOpts && !!this.userns && !!process.env.HANGAR_WIP_USERNS_NETNS;
+    this.netnsInUserns = !!netOpts && !!this.userns && (opts.netnsInUserns ?? process.env.HANGAR_USERNS_NETNS !== "0");
     if (netOpts && this.userns && this.netnsInUserns) {
       // each slot's netns is owned by a user namespace of the range, which the container joins:
       // CRIU can only checkpoint namespaces owned by the sandbox's user namespace
@@ -272,8 +283,9 @@ export class LinuxDriver implements SandboxDriver {
   private async detectCheckpoint(): Promise<void> {
     this.criu = null;
     this.capabilities.checkpoint = false;
-    if (this.checkpointOpts === false || !process.env.HANGAR_WIP_USERNS_NETNS) this.criuReason = "turned off";
+    if (this.checkpointOpts === false) this.criuReason = "turned off";
     else if (!this.network) this.criuReason = "needs the sandbox network";
+    else if (!this.netnsInUserns) this.criuReason = "needs network namespaces owned by the sandboxes' user namespace (user namespaces on, HANGAR_USERNS_NETNS not 0)";
     else {
       const d = await detectCriu(this.checkpointOpts.criu);
       this.criuReason = d.reason ?? "";
@@ -601,13 +613,15 @@ export class LinuxDriver implements SandboxDriver {
       await this.preflight();
       const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
       if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
-      const live = this.live.get(id);
+      let live = this.live.get(id);
+      // a checkpointed sandbox comes back first: its files are in the checkpoint
+      if (rec.checkpoint) live = await this.restoreLocked(rec, live ?? null);
       if (live) await live.agent.close().catch(() => {});
-      await this.stopContainer(id, live ?? null, rec);
+      await this.stopContainer(id, live ?? null, live?.rec ?? rec);
       this.live.delete(id);
       const mounts = await mountTable();
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
-      const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
+      const next: SandboxRecord = { ...(live?.rec ?? rec), spec: { ...spec, id } };
       await this.writeRecord(next);
       await this.syncEgress(rec, next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
@@ -619,11 +633,19 @@ export class LinuxDriver implements SandboxDriver {
       await this.preflight();
       const id = spec.id;
       const known = this.live.get(id);
+      if (known?.rec.checkpoint) return (await this.restoreLocked(known.rec, known)).handle;
       if (known) return known.handle;
       const stored = await this.readRecord(id);
       if (!stored) {
         await this.teardown(id, null);
         return null;
+      }
+      if (stored.checkpoint) {
+        // checkpointed by an earlier server (its images and files are on disk): restore it now
+        const { network: _n2, ...base2 } = stored.spec;
+        const rec: SandboxRecord = { ...stored, spec: spec.network ? { ...base2, network: spec.network } : base2 };
+        if (stored.spec.network?.egress !== rec.spec.network?.egress) await this.syncEgress(stored, rec);
+        return (await this.restoreLocked(rec, null)).handle;
       }
       // the egress mode follows the spec the node passes (a change may not have reached the record)
       const { network: _n, ...base } = stored.spec;
@@ -704,6 +726,7 @@ export class LinuxDriver implements SandboxDriver {
 
   async state(id: string): Promise<SandboxRunState> {
     if (!this.live.has(id) && !existsSync(this.recordFile(id))) return "missing";
+    if ((this.live.get(id)?.rec ?? (await this.readRecord(id)))?.checkpoint) return "checkpointed";
     if ((await this.initPid(id)) === null) return "stopped";
     const f = await cg.freezerState(this.cgroupPath(id)).catch(() => "THAWED");
     return f === "THAWED" ? "running" : "frozen";
@@ -728,12 +751,222 @@ export class LinuxDriver implements SandboxDriver {
     });
   }
 
-  async checkpoint(_id: string): Promise<void> {
-    throw new HangarError("not_configured", "checkpoint/restore (CRIU) is not available in the linux driver yet");
+  /**
+   * Checkpointed standby: the agent detaches (the host's AgentClient stays and waits), CRIU dumps
+   * the process tree (memory, TCP connections, the netns) and kills it, the writable layer goes to
+   * files.tar, the tmpfs and overlay are unmounted: the sandbox holds no memory any more. The slot's
+   * old netns stays (CRIU's network lock drops packets in it, so peers of open connections get no
+   * RST) until restore replaces it.
+   */
+  checkpoint(id: string): Promise<void> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const criu = this.criu;
+      if (!criu) throw new HangarError("not_configured", `checkpointed standby is unavailable: ${this.criuReason}`);
+      const live = this.live.get(id);
+      const rec = live?.rec ?? (await this.readRecord(id));
+      if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+      if (rec.checkpoint) return;
+      if (!rec.usernsOfNetns || rec.slot === null || rec.runtimeClass === "gvisor" || !this.network) {
+        throw new HangarError("not_configured", `sandbox ${id} cannot be checkpointed (no network owned by its user namespace, or gVisor)`);
+      }
+      if (!live) throw new HangarError("sandbox_unavailable", `sandbox ${id} has no agent connection`);
+      const pid = await this.initPid(id);
+      if (pid === null) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      const path = this.cgroupPath(id);
+      const B = this.bundle(id);
+      const dir = this.checkpointDir(id);
+      const t0 = performance.now();
+      await cg.thaw(path).catch(() => {});
+      await live.agent.detach(DETACH_QUIET_MS);
+      const settings = await cg.saveSettings(path);
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.mkdir(`${dir}/img`, { recursive: true, mode: 0o700 });
+      const [cmd, ...pre] = criu.argv as [string, ...string[]];
+      const args = dumpArgs({
+        pid,
+        imagesDir: `${dir}/img`,
+        freezer: cg.cgDir("freezer", path),
+        ghostLimit: Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024,
+        ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
+      });
+      const r = await runRaw(cmd, [...pre, ...args], { timeoutMs: 120_000 });
+      if (r.code !== 0) {
+        const why = await criuLogErrors(`${dir}/img/dump.log`);
+        // the tree keeps running (CRIU resumes it on failure): bring the agent back
+        await cg.thaw(path).catch(() => {});
+        this.signalAgent(pid);
+        await live.agent.waitConnected(this.connectTimeoutMs).catch(() => {});
+        await fs.rm(dir, { recursive: true, force: true });
+        throw new HangarError("runtime_failed", `checkpoint of sandbox ${id} failed (criu exit ${r.code ?? r.signal}): ${why || r.stderr.trim()}`);
+      }
+      const dumpMs = performance.now() - t0;
+      // CRIU killed the tree: crun (its parent) deletes the container and its cgroups
+      await this.stopContainer(id, live, rec);
+      // (a restored sandbox has no crun: its cgroups go here)
+      await cg.removeCgroup(path, this.hierarchies);
+      const t1 = performance.now();
+      const tar = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse", "-cf", `${dir}/files.tar`, "-C", `${B}/rw`, "upper"]);
+      if (tar.code !== 0) {
+        throw new HangarError("runtime_failed", `saving the files of sandbox ${id} failed: ${tar.stderr.trim().slice(0, 1000)}`);
+      }
+      await run(this.crun.launcher, ["--umount", `${B}/rootfs`, "--umount", `${B}/rw`]);
+      const filesMs = performance.now() - t1;
+      const [imageBytes, filesBytes] = await Promise.all([dirBytes(`${dir}/img`), fs.stat(`${dir}/files.tar`).then((s) => s.size)]);
+      const next: SandboxRecord = {
+        ...rec,
+        checkpoint: { at: new Date().toISOString(), cgroups: settings, dumpMs: round1(dumpMs), filesMs: round1(filesMs), imageBytes, filesBytes },
+      };
+      await this.writeRecord(next);
+      live.rec = next;
+      live.child = null;
+      live.exited = Promise.resolve();
+      this.log.info({ id, dumpMs: round1(dumpMs), filesMs: round1(filesMs), imageBytes, filesBytes }, "sandbox checkpointed");
+    });
   }
 
-  async restore(_id: string): Promise<SandboxHandle> {
-    throw new HangarError("not_configured", "checkpoint/restore (CRIU) is not available in the linux driver yet");
+  /**
+   * Restores a checkpointed sandbox: cgroups with their saved limits, the tmpfs and overlay again
+   * with the saved files, then `criu restore` into the same root, address and cgroups (the action
+   * script rebuilds the link in CRIU's new netns, which is then bound at the slot's netns path);
+   * the agent gets SIGUSR1 and reconnects to the same listener. Returns the same handle (same
+   * AgentClient) when the driver kept it, so the node's per-sandbox services carry on.
+   */
+  restore(id: string): Promise<SandboxHandle> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const live = this.live.get(id);
+      const rec = live?.rec ?? (await this.readRecord(id));
+      if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+      if (!rec.checkpoint) {
+        if (live && (await this.initPid(id)) !== null) return live.handle;
+        throw new HangarError("sandbox_unavailable", `sandbox ${id} is not checkpointed`);
+      }
+      return (await this.restoreLocked(rec, live ?? null)).handle;
+    });
+  }
+
+  private checkpointLevel(): number | undefined {
+    return this.checkpointOpts === false ? undefined : this.checkpointOpts.logLevel;
+  }
+
+  private signalAgent(pid: number): void {
+    try {
+      process.kill(pid, "SIGUSR1");
+    } catch {}
+  }
+
+  private async restoreLocked(rec: SandboxRecord, live: Live | null): Promise<Live> {
+    const id = rec.id;
+    const criu = this.criu;
+    const info = rec.checkpoint!;
+    if (!criu) throw new HangarError("not_configured", `sandbox ${id} is checkpointed but CRIU is unavailable here: ${this.criuReason}`);
+    if (rec.slot === null || !this.network) throw new HangarError("runtime_failed", `sandbox ${id} has no network slot`);
+    const t0 = performance.now();
+    const slot = this.network.slot(rec.slot);
+    this.network.hold(slot.index);
+    const path = this.cgroupPath(id);
+    const B = this.bundle(id);
+    const dir = this.checkpointDir(id);
+    const owner = String(rec.userns?.hostId ?? 0);
+    const size = Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024;
+    // after a reboot (or a stray run) the bundle may be gone: write it again (same paths, same files)
+    if (!existsSync(`${B}/config.json`)) await this.writeBundle(rec);
+    await fs.mkdir(this.agentDir(id), { recursive: true, mode: 0o755 });
+    const agent = live?.agent ?? (await this.listenAgent(rec));
+    let reaper: ChildProcess | null = null;
+    try {
+      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      await cg.createWithSettings(path, this.hierarchies, info.cgroups);
+      const mounts = await mountTable();
+      if (!mounts.has(`${B}/rw`)) {
+        await run(this.crun.launcher, ["--mount-tmpfs", `${B}/rw`, String(size), owner, owner, `hangar-${id}`]);
+        const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", `${dir}/files.tar`, "-C", `${B}/rw`]);
+        if (x.code !== 0) throw new HangarError("runtime_failed", `restoring the files of sandbox ${id} failed: ${x.stderr.trim().slice(0, 1000)}`);
+      }
+      if (!mounts.has(`${B}/rootfs`)) {
+        await run(this.crun.launcher, [
+          "--mkdir", `${B}/rw/work`, owner, owner,
+          "--mkdir", `${B}/rootfs`, "0", "0",
+          "--mount-overlay", `${B}/rootfs`, rec.lowerDir, `${B}/rw/upper`, `${B}/rw/work`, `hangar-${id}`,
+        ]);
+      }
+      const filesMs = performance.now() - t0;
+      await fs.rm(`${B}/pid`, { force: true });
+      // restored tasks read some images from inside the sandbox's user namespace (through CRIU's
+      // descriptor of the images dir): its root must own them
+      if (rec.userns) await run("chown", ["-R", `${owner}:${owner}`, `${dir}/img`]);
+      await fs.mkdir(`${dir}/work`, { recursive: true, mode: 0o700 });
+      const [cmd, ...pre] = criu.argv as [string, ...string[]];
+      const args = restoreArgs({
+        imagesDir: `${dir}/img`,
+        workDir: `${dir}/work`,
+        root: `${B}/rootfs`,
+        pidFile: `${B}/pid`,
+        cgroupPath: path,
+        hook: this.hookFile(),
+        ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
+      });
+      const env = { ...process.env, ...netHookEnv({ hostIf: slot.hostIf, hostIp: slot.hostIp, sandboxIp: slot.sandboxIp, pingRange: this.pingRange }) };
+      // hangar-launch --reap: a subreaper that outlives CRIU (--restore-detached) and becomes the
+      // restored tree's parent, reaping it like the foreground crun of a created sandbox
+      const child = spawn(this.crun.launcher, ["--reap", "--private-mnt", "--null-stdio", "--exec", cmd, ...pre, ...args], {
+        detached: true,
+        stdio: ["ignore", "ignore", "pipe"],
+        env,
+      });
+      child.unref();
+      reaper = child;
+      const code = await new Promise<number>((resolve) => {
+        let err = "";
+        const onData = (b: Buffer) => {
+          err += b.toString();
+          const m = /hangar-launch: exit (\d+)/.exec(err);
+          if (m) {
+            child.stderr?.off("data", onData);
+            resolve(Number(m[1]));
+          }
+        };
+        child.stderr?.on("data", onData);
+        child.once("close", (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) {
+        const why = await criuLogErrors(`${dir}/work/restore.log`);
+        throw new HangarError("runtime_failed", `restore of sandbox ${id} failed (criu exit ${code}): ${why}`);
+      }
+      const exited = new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) resolve();
+        else child.once("close", () => resolve());
+      });
+      const pid = Number((await fs.readFile(`${B}/pid`, "utf8")).trim());
+      const criuMs = performance.now() - t0 - filesMs;
+      // the restored netns (owned by the restored user namespace) takes the slot's netns path
+      await run(this.crun.launcher, ["--umount", slot.netnsPath, "--bind", `/proc/${pid}/ns/net`, slot.netnsPath]);
+      this.signalAgent(pid);
+      await agent.waitConnected(this.connectTimeoutMs);
+      const next: SandboxRecord = { ...rec };
+      delete next.checkpoint;
+      await this.writeRecord(next);
+      await fs.rm(dir, { recursive: true, force: true });
+      const handle: SandboxHandle = live?.handle ?? { id, agent, address: rec.address, image: rec.image, env: this.envOf(rec) };
+      const l: Live = live ?? { rec: next, agent, child, exited, handle };
+      l.rec = next;
+      l.child = child;
+      l.exited = exited;
+      this.live.set(id, l);
+      this.log.info({ id, ms: round1(performance.now() - t0), filesMs: round1(filesMs), criuMs: round1(criuMs) }, "sandbox restored");
+      return l;
+    } catch (e) {
+      // back to the checkpointed state: nothing running, no mounts; the images are kept
+      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper!.once("close", () => r())), handle: null as never }, rec).catch(() => {});
+      else await this.stopContainer(id, null, rec).catch(() => {});
+      const mounts = await mountTable();
+      const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+      if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
+      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      if (!live) await agent.close().catch(() => {});
+      throw e;
+    }
   }
 
   async stats(id: string): Promise<SandboxStats> {
@@ -791,6 +1024,7 @@ export class LinuxDriver implements SandboxDriver {
     await Promise.all([
       fs.rm(B, { recursive: true, force: true }),
       fs.rm(this.agentDir(id), { recursive: true, force: true }),
+      fs.rm(this.checkpointDir(id), { recursive: true, force: true }),
       cg.removeCgroup(this.cgroupPath(id), this.hierarchies),
     ]);
     await fs.rm(this.recordFile(id), { force: true });

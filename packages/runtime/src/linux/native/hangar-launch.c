@@ -112,9 +112,14 @@ static void userns_of_netns(const char *file, int target) {
     errno = EPERM;
     fail("netns is owned by the host's user namespace:", file);
   }
-  if (dup2(ufd, target) < 0) fail("dup2", file);
-  if (ufd != target) close(ufd);
+  /* nfd may be the target descriptor itself: close it before the dup */
   close(nfd);
+  if (ufd == target) {
+    if (fcntl(ufd, F_SETFD, 0)) fail("fcntl", file);
+  } else {
+    if (dup2(ufd, target) < 0) fail("dup2", file);
+    close(ufd);
+  }
 }
 
 /* Parent side of --reap: reports the first child's exit, reaps orphans until none is left. */

@@ -1,0 +1,169 @@
+// Checkpointed standby tier (CRIU) against the real kernel: a sandbox with a server holding state
+// in memory, a TCP connection open from the host and files in its writable layer is dumped to disk
+// (memory freed, tmpfs gone) and restored with all of that intact, several times; destroy after a
+// checkpoint leaves no trace. Runs where CRIU ≥ 4.2 is installed (criu-install.sh); skipped with
+// the reason otherwise.
+
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { existsSync, promises as fs } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { LinuxDriver } from "./driver.js";
+import { detectCriu } from "./criu.js";
+import { mountTable } from "./crun.js";
+import * as cg from "./cgroups.js";
+import type { SandboxHandle } from "../driver.js";
+import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh } from "./testkit.js";
+import { sleep } from "./proc.js";
+
+const opts = testDriverOptions("ckp", 7);
+const available = linuxDriverAvailable();
+const criu = available ? await detectCriu() : { tools: null, reason: "needs root, crun and cgroup v1" };
+if (!criu.tools) console.warn(`[checkpoint.test] skipped: CRIU unavailable: ${criu.reason}`);
+
+/**
+ * A counter server in the sandbox (python3): every line received on a connection adds one to a
+ * counter held in memory and gets the new value back; GET /n over a new connection returns it.
+ */
+const SERVER = `
+import socket, threading
+n = 0
+lock = threading.Lock()
+def serve(c):
+    global n
+    f = c.makefile("rwb", buffering=0)
+    for line in f:
+        with lock:
+            n += 1
+            v = n
+        f.write(b"%d\\n" % v)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(16)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/** Line-oriented client on a socket: send a line, wait for one line back. */
+class LineClient {
+  private buf = "";
+  private waiting: ((l: string) => void)[] = [];
+  constructor(readonly sock: Socket) {
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      this.buf += d;
+      let i;
+      while ((i = this.buf.indexOf("\n")) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        this.waiting.shift()?.(line);
+      }
+    });
+  }
+  static open(host: string, port: number): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, host, () => resolve(new LineClient(s)));
+      s.once("error", reject);
+    });
+  }
+  ask(line: string, timeoutMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no answer to ${line} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push((l) => {
+        clearTimeout(t);
+        resolve(l);
+      });
+      this.sock.write(`${line}\n`);
+    });
+  }
+}
+
+async function waitPort(host: string, port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect(port, host, () => {
+        s.destroy();
+        r(true);
+      });
+      s.once("error", () => r(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error(`${host}:${port} never opened`);
+}
+
+describe.skipIf(!criu.tools)("LinuxDriver checkpoint/restore (CRIU)", () => {
+  let d: LinuxDriver;
+
+  beforeAll(async () => {
+    d = await freshDriver(opts);
+    expect(d.capabilities.checkpoint).toBe(true);
+  }, 300_000);
+
+  afterAll(async () => {
+    await d?.purge();
+  }, 60_000);
+
+  it("checkpoints a sandbox to disk and restores it with memory, connections, files and processes intact, several times", async () => {
+    const h: SandboxHandle = await d.create(spec("c1", { memoryMb: 256 }));
+    const id = h.id;
+    await agentSh(h, "mkdir -p /data && echo hello > /data/a.txt && head -c 3000000 /dev/urandom > /data/big && rm -f /etc/motd && sha256sum /data/big > /data/big.sum");
+    // the server and a second long-running process, started through the agent
+    const srv = await h.agent.spawn({ argv: ["python3", "-c", SERVER], env: h.env, cwd: "/", tag: Buffer.from("server") });
+    const sleeper = await h.agent.spawn({ argv: ["sleep", "100000"], env: h.env, cwd: "/" });
+    await waitPort(h.address, 7000);
+    const conn = await LineClient.open(h.address, 7000);
+    expect(await conn.ask("x")).toBe("1");
+    expect(await conn.ask("x")).toBe("2");
+    const before = await h.agent.info();
+    const memBefore = (await d.stats(id)).memoryBytes;
+    expect(memBefore).toBeGreaterThan(3_000_000);
+
+    let count = 2;
+    const rounds: { dump: number; restore: number }[] = [];
+    for (let round = 0; round < 3; round++) {
+      const t0 = performance.now();
+      await d.checkpoint(id);
+      const dumpMs = performance.now() - t0;
+      expect(await d.state(id)).toBe("checkpointed");
+      // memory freed: no task, no cgroup, no tmpfs
+      expect(await cg.cgroupPids(d.cgroupPath(id))).toEqual([]);
+      expect(existsSync(cg.cgDir("memory", d.cgroupPath(id)))).toBe(false);
+      const mounts = await mountTable();
+      expect(mounts.has(`${opts.runDir}/b/${id}/rw`)).toBe(false);
+      expect(mounts.has(`${opts.runDir}/b/${id}/rootfs`)).toBe(false);
+      expect(existsSync(`${d.checkpointDir(id)}/files.tar`)).toBe(true);
+      const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/${id}.json`, "utf8"));
+      expect(rec.checkpoint.imageBytes).toBeGreaterThan(0);
+
+      const t1 = performance.now();
+      const h2 = await d.restore(id);
+      const restoreMs = performance.now() - t1;
+      rounds.push({ dump: dumpMs, restore: restoreMs });
+      expect(h2).toBe(h); // the same handle and AgentClient
+      expect(await d.state(id)).toBe("running");
+      expect(existsSync(d.checkpointDir(id))).toBe(false);
+      // the open connection carries on with the in-memory counter
+      expect(await conn.ask("x")).toBe(String(++count));
+      // same address, new connections work
+      const c2 = await LineClient.open(h.address, 7000);
+      expect(await c2.ask("y")).toBe(String(++count));
+      c2.sock.destroy();
+      // the same agent (instance), its processes, the files
+      const info = await h.agent.info();
+      expect(info.instance).toBe(before.instance);
+      const procs = await h.agent.listProcesses();
+      expect(procs.find((p) => p.id === srv.id)?.running).toBe(true);
+      expect(procs.find((p) => p.id === sleeper.id)?.running).toBe(true);
+      const f = await agentSh(h, "cat /data/a.txt; sha256sum -c /data/big.sum >/dev/null && echo sum-ok; test -e /etc/motd || echo motd-gone; ip -4 -o addr show eth0 | awk '{print $4}'");
+      expect(f.stdout.split("\n")).toEqual(["hello", "sum-ok", "motd-gone", `${h.address}/30`, ""]);
+      // files written after a restore are kept by the next checkpoint
+      await agentSh(h, `echo round${round} >> /data/rounds`);
+    }
+    expect((await agentSh(h, "cat /data/rounds")).stdout).toBe("round0\nround1\nround2\n");
+    console.log(`[checkpoint] dump/restore ms: ${rounds.map((r) => `${r.dump.toFixed(0)}/${r.restore.toFixed(0)}`).join(", ")}; memory before ${memBefore} B`);
+    conn.sock.destroy();
+    await d.destroy(id);
+  }, 180_000);
+});
