@@ -184,7 +184,7 @@ export class Edge<S extends SandboxServicesLike> {
       const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(authorization, preview.workspaceId));
       if (!ok) throw new HangarError("invalid_token", token ? "the preview token is wrong or has expired" : "this preview is private: send X-Blaxel-Preview-Token or ?bl_preview_token=");
     }
-    const rec = await this.opts.store.sandboxes.getById(preview.sandboxId);
+    const rec = await this.opts.sandboxes.getByIdForRequest(preview.sandboxId);
     if (!rec || rec.terminatedAt) throw new HangarError("preview_not_found", "the preview's sandbox no longer exists");
     return { rest, rec };
   }

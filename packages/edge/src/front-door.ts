@@ -108,6 +108,76 @@ export class ChunkedBody {
   }
 }
 
+/**
+ * Tracks where responses end in an upstream's byte stream, so a connection leaves the fast path
+ * only after the responses to the requests already forwarded have reached the client (pipelining).
+ */
+export class ResponseFraming {
+  /** Requests forwarded and not yet answered in full (true for HEAD: no body follows). */
+  readonly waiting: boolean[] = [];
+  private state: "head" | "body" | "chunked" | "tunnel" | "close" = "head";
+  private left = 0;
+  private chunked: ChunkedBody | null = null;
+  private pending: Buffer | null = null;
+
+  request(isHead: boolean): void {
+    this.waiting.push(isHead);
+  }
+
+  /** Responses still owed; -1 once the stream is a tunnel or ends only when the upstream closes. */
+  get owed(): number {
+    return this.state === "tunnel" || this.state === "close" ? -1 : this.waiting.length;
+  }
+
+  scan(chunk: Buffer): void {
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let i = 0;
+    while (i < buf.length) {
+      if (this.state === "tunnel" || this.state === "close") return;
+      if (this.state === "body") {
+        const n = Math.min(this.left, buf.length - i);
+        i += n;
+        if ((this.left -= n) === 0) this.finish();
+        continue;
+      }
+      if (this.state === "chunked") {
+        i += this.chunked!.scan(buf.subarray(i));
+        if (this.chunked!.done) this.finish();
+        continue;
+      }
+      const end = buf.indexOf("\r\n\r\n", i);
+      if (end < 0) {
+        this.pending = buf.subarray(i);
+        if (this.pending.length > MAX_HEAD) throw new Error("response head too large");
+        return;
+      }
+      const head = buf.toString("latin1", i, end);
+      i = end + 4;
+      const status = Number(head.slice(9, 12));
+      if (!/^HTTP\/1\.[01] \d{3}/.test(head)) throw new Error("not an HTTP/1.x response");
+      if (status === 101) this.state = "tunnel";
+      else if (status < 200) continue; // interim response: the final one follows
+      else if (this.waiting[0] || status === 204 || status === 304) this.finish();
+      else if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) {
+        this.state = "chunked";
+        this.chunked = new ChunkedBody();
+      } else {
+        const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+        if (!m) this.state = "close";
+        else if ((this.left = Number(m[1])) === 0) this.finish();
+        else this.state = "body";
+      }
+    }
+  }
+
+  private finish(): void {
+    this.waiting.shift();
+    this.state = "head";
+    this.chunked = null;
+  }
+}
+
 type Upstream = { key: string; sock: Socket; lease: { touch(): void; release(): void } };
 
 /** One client connection on the fast path. */
@@ -120,6 +190,9 @@ class Connection {
   private up: Upstream | null = null;
   private idle: NodeJS.Timeout;
   private done = false;
+  /** Left the fast path; waiting for owed responses before the HTTP server takes over. */
+  private leaving = false;
+  private readonly framing = new ResponseFraming();
   private readonly onData = (chunk: Buffer) => this.feed(chunk);
 
   constructor(
@@ -191,6 +264,7 @@ class Connection {
     clearTimeout(this.idle);
     this.idle = setTimeout(() => this.client.destroy(), route.idleMs);
     this.up.lease.touch();
+    this.framing.request(head.method === "HEAD");
     this.send(route.head);
     this.buf = this.buf.subarray(head.headLength);
     const te = head.headers.get("transfer-encoding")?.toLowerCase() ?? "";
@@ -232,23 +306,42 @@ class Connection {
         sock.pause();
         this.client.once("drain", () => sock.resume());
       }
+      try {
+        this.framing.scan(d);
+      } catch (e) {
+        this.door.log.debug({ err: e }, "front door: upstream sent a malformed response");
+        this.close();
+        return;
+      }
+      if (this.leaving && this.framing.owed === 0) this.leave();
     });
     sock.on("error", () => this.close());
     sock.on("close", () => this.close());
   }
 
-  /** Gives the connection, from the current request on, to the HTTP server. */
+  /**
+   * Gives the connection, from the current request on, to the HTTP server — once the responses
+   * owed for requests already forwarded have reached the client.
+   */
   private handoff(): false {
     this.done = true;
     clearTimeout(this.idle);
-    this.client.off("data", this.onData);
     this.client.pause();
+    const owed = this.up ? this.framing.owed : 0;
+    if (owed === 0) this.leave();
+    else if (owed > 0) this.leaving = true;
+    else this.close(); // a tunnel or a close-delimited response: nothing can follow on this connection
+    return false;
+  }
+
+  private leave(): void {
+    this.leaving = false;
+    this.client.off("data", this.onData);
     this.dropUpstream();
     if (this.buf.length) this.client.unshift(this.buf);
     this.buf = Buffer.alloc(0);
     this.door.http.emit("connection", this.client);
     this.client.resume();
-    return false;
   }
 
   private dropUpstream(): void {
@@ -263,7 +356,8 @@ class Connection {
   }
 
   private close(): void {
-    if (this.done && !this.up) return;
+    if (this.done && !this.up && !this.leaving) return;
+    this.leaving = false;
     this.done = true;
     clearTimeout(this.idle);
     this.dropUpstream();

@@ -218,6 +218,16 @@ export class SandboxService {
     return rec;
   }
 
+  /** A record by id from the same one-second cache, or null: for the preview path's per-request lookup. */
+  async getByIdForRequest(id: string): Promise<SandboxRecord | null> {
+    const key = `#${id}`;
+    const hit = this.recent.get(key);
+    if (hit) return hit;
+    const rec = await this.store.sandboxes.getById(id);
+    if (rec) this.recent.set(key, rec);
+    return rec ?? null;
+  }
+
   async get(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
     const rec = await this.store.sandboxes.get(ws.id, name);
     if (!rec) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`, { sandbox_name: name });
