@@ -130,6 +130,22 @@ export async function mountedHierarchies(): Promise<string[]> {
   return out;
 }
 
+/** Names of the mounted v1 controllers and named hierarchies ("memory", "name=systemd"), as CRIU names them. */
+export async function v1Controllers(): Promise<string[]> {
+  const out = new Set<string>();
+  for (const line of (await fs.readFile("/proc/self/mountinfo", "utf8")).split("\n")) {
+    const [pre, post] = line.split(" - ");
+    if (!pre || !post) continue;
+    const [type, , superOpts] = post.split(" ");
+    if (type !== "cgroup" || !pre.split(" ")[4]?.startsWith(`${CGROUP_ROOT}/`)) continue;
+    for (const o of superOpts?.split(",") ?? []) {
+      if (o === "rw" || o === "ro" || o.startsWith("release_agent") || o === "clone_children" || o === "noprefix" || o === "xattr") continue;
+      out.add(o);
+    }
+  }
+  return [...out];
+}
+
 /** Pids of every task still in the sandbox's cgroup (pids controller). */
 export async function cgroupPids(path: string): Promise<number[]> {
   try {

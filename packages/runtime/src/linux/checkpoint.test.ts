@@ -15,7 +15,7 @@ import type { SandboxHandle } from "../driver.js";
 import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh } from "./testkit.js";
 import { sleep } from "./proc.js";
 
-const opts = testDriverOptions("ckp", 7);
+const opts = testDriverOptions("ckp", 7, process.env.HANGAR_TEST_LOG ? { logger: (await import("pino")).pino({ level: "info" }) } : {});
 const available = linuxDriverAvailable();
 const criu = available ? await detectCriu() : { tools: null, reason: "needs root, crun and cgroup v1" };
 if (!criu.tools) console.warn(`[checkpoint.test] skipped: CRIU unavailable: ${criu.reason}`);

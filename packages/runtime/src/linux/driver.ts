@@ -779,6 +779,9 @@ export class LinuxDriver implements SandboxDriver {
       const t0 = performance.now();
       await cg.thaw(path).catch(() => {});
       await live.agent.detach(DETACH_QUIET_MS);
+      // frozen here (ms): CRIU's own freeze polls the freezer every 100 ms
+      await cg.freeze(path);
+      const tDetach = performance.now();
       const settings = await cg.saveSettings(path);
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(`${dir}/img`, { recursive: true, mode: 0o700 });
@@ -790,6 +793,9 @@ export class LinuxDriver implements SandboxDriver {
         ghostLimit: Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024,
         ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
       });
+      // the v1 controllers only: crun does not place sandboxes in the hybrid layout's cgroup2
+      // tree, where CRIU would record the tree's root and walk (and on restore recreate) all of it
+      for (const c of await cg.v1Controllers()) args.push("--cgroup-dump-controller", c);
       const r = await runRaw(cmd, [...pre, ...args], { timeoutMs: 120_000 });
       if (r.code !== 0) {
         const why = await criuLogErrors(`${dir}/img/dump.log`);
@@ -801,11 +807,13 @@ export class LinuxDriver implements SandboxDriver {
         throw new HangarError("runtime_failed", `checkpoint of sandbox ${id} failed (criu exit ${r.code ?? r.signal}): ${why || r.stderr.trim()}`);
       }
       const dumpMs = performance.now() - t0;
+      const tCriu = performance.now() - tDetach;
       // CRIU killed the tree: crun (its parent) deletes the container and its cgroups
       await this.stopContainer(id, live, rec);
       // (a restored sandbox has no crun: its cgroups go here)
       await cg.removeCgroup(path, this.hierarchies);
       const t1 = performance.now();
+      const tStop = t1 - t0 - dumpMs;
       const tar = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse", "-cf", `${dir}/files.tar`, "-C", `${B}/rw`, "upper"]);
       if (tar.code !== 0) {
         throw new HangarError("runtime_failed", `saving the files of sandbox ${id} failed: ${tar.stderr.trim().slice(0, 1000)}`);
@@ -821,7 +829,7 @@ export class LinuxDriver implements SandboxDriver {
       live.rec = next;
       live.child = null;
       live.exited = Promise.resolve();
-      this.log.info({ id, dumpMs: round1(dumpMs), filesMs: round1(filesMs), imageBytes, filesBytes }, "sandbox checkpointed");
+      this.log.info({ id, detachMs: round1(tDetach - t0), criuMs: round1(tCriu), stopMs: round1(tStop), dumpMs: round1(dumpMs), filesMs: round1(filesMs), imageBytes, filesBytes }, "sandbox checkpointed");
     });
   }
 
