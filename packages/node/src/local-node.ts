@@ -293,10 +293,14 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     if (slot.tier === "frozen") {
       await this.driver.thaw(id);
     } else {
-      await slot.live.services.dispose();
       const handle = await this.driver.restore(id);
-      slot.live.handle = handle;
-      slot.live.services = this.createServices(handle, slot.live.spec);
+      // the same handle (same agent connection, reconnected): the services and their process
+      // records and logs carry on; a new one gets new services
+      if (handle !== slot.live.handle) {
+        await Promise.resolve(slot.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
+        slot.live.handle = handle;
+        slot.live.services = this.createServices(handle, slot.live.spec);
+      }
     }
     const from = slot.tier;
     slot.tier = "running";

@@ -166,4 +166,51 @@ describe.skipIf(!criu.tools)("LinuxDriver checkpoint/restore (CRIU)", () => {
     conn.sock.destroy();
     await d.destroy(id);
   }, 180_000);
+
+  it("checkpoints a frozen sandbox; a new driver (server restart) restores it at adopt; destroy after a checkpoint leaves no trace", async () => {
+    const h = await d.create(spec("c2", { memoryMb: 128 }));
+    const id = h.id;
+    await agentSh(h, "echo kept > /root/f");
+    const p = await h.agent.spawn({ argv: ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done"], env: h.env, cwd: "/" });
+    await d.freeze(id);
+    await d.checkpoint(id);
+    expect(await d.state(id)).toBe("checkpointed");
+    const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/${id}.json`, "utf8"));
+    expect(rec.checkpoint).toMatchObject({ cgroups: expect.any(Array), imageBytes: expect.any(Number) });
+
+    // the server goes away; a new one adopts the checkpointed sandbox by restoring it
+    await d.close();
+    d = new LinuxDriver(opts);
+    await d.preflight();
+    expect(await d.state(id)).toBe("checkpointed");
+    const h2 = (await d.adopt(spec(id, { memoryMb: 128 })))!;
+    expect(h2).not.toBeNull();
+    expect(h2.address).toBe(h.address);
+    expect(await d.state(id)).toBe("running");
+    const procs = await h2.agent.listProcesses();
+    expect(procs.find((x) => x.id === p.id)?.running).toBe(true);
+    const a = Number((await agentSh(h2, "cat /tmp/tick")).stdout);
+    await sleep(300);
+    const b = Number((await agentSh(h2, "cat /tmp/tick; cat /root/f")).stdout.split("\n")[0]);
+    expect(b).toBeGreaterThan(a); // the loop runs again
+    expect((await agentSh(h2, "cat /root/f")).stdout).toBe("kept\n");
+    // the restored sandbox can be restarted (fresh processes on the same files and netns)
+    const h3 = await d.restart(id, spec(id, { memoryMb: 128, envs: { X: "1" } }));
+    expect((await agentSh(h3, "echo $X; cat /root/f; ip -4 -o addr show eth0 | awk '{print $4}'")).stdout).toBe(`1\nkept\n${h.address}/30\n`);
+
+    // checkpointed, then destroyed: no images, mounts, cgroups, netns or veth are left
+    await d.checkpoint(id);
+    const slot = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/${id}.json`, "utf8")).slot as number;
+    await d.destroy(id);
+    expect(await d.state(id)).toBe("missing");
+    expect(existsSync(d.checkpointDir(id))).toBe(false);
+    expect(existsSync(`${opts.stateDir}/sandboxes/${id}.json`)).toBe(false);
+    expect(existsSync(`${opts.runDir}/b/${id}`)).toBe(false);
+    const mounts = await mountTable();
+    expect([...mounts.keys()].filter((m) => m.includes(`/${id}/`) || m.endsWith(`/${id}`))).toEqual([]);
+    for (const h of await cg.mountedHierarchies()) expect(existsSync(cg.cgDir(h, d.cgroupPath(id)))).toBe(false);
+    expect(existsSync(`/run/netns/tckpn${slot}`)).toBe(false);
+    for (let i = 0; i < 50 && existsSync(`/sys/class/net/tckpv${slot}`); i++) await sleep(20);
+    expect(existsSync(`/sys/class/net/tckpv${slot}`)).toBe(false);
+  }, 180_000);
 });
