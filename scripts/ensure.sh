@@ -45,6 +45,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# CRIU >= 4.2 for the checkpointed standby tier, in a private prefix (Debian sid via the mirror).
+# Without it the tier stays off (standby stays in the frozen tier) and its tests are skipped.
+if { [ "$mode" = test ] || [ "$mode" = bench ]; } && [ "$(id -u)" = 0 ]; then
+  bash packages/runtime/src/linux/criu-install.sh >/dev/null ||
+    log "warning: CRIU could not be installed; the checkpointed standby tier stays off and its tests are skipped"
+fi
+
 # npm packages (workspaces); reinstall when the lockfile changed since the last install
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"

@@ -153,6 +153,16 @@ static void conn_try(void) {
 
 /* Drops the connection: unsent output goes back to its processes, file handles close. */
 static void conn_down(void) {
+  if (A.closing) {
+    /* Detached for a checkpoint, and before the close (the host checkpoints as soon as it sees
+     * it): relayed connections closed; dumpable, since CRIU checks the agent's /proc/<pid>/ns
+     * files from inside the sandbox's user namespace, which a non-dumpable process restored by
+     * CRIU (its mm then belongs to the host's user namespace) refuses; no inotify marks. Made
+     * non-dumpable again on reconnect. */
+    relay_pause(true);
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    watch_suspend();
+  }
   ev_close(&A.conn);
   proc_requeue(&A.sendq);
   fq_free(&A.sendq);
@@ -169,12 +179,6 @@ static void conn_down(void) {
     A.closing = false;
     A.detached = true;
     A.next_connect = A.now + A.detach_ms;
-    relay_pause(true);
-    /* Detached for a checkpoint: CRIU checks the agent's /proc/<pid>/ns files from inside the
-     * sandbox's user namespace, which a non-dumpable process restored by CRIU (its mm then
-     * belongs to the host's user namespace) refuses. Made non-dumpable again on reconnect. */
-    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    watch_suspend();
   }
 }
 

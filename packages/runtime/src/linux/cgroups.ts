@@ -96,13 +96,15 @@ export async function freezerState(path: string): Promise<string> {
   return (await fs.readFile(`${cgDir("freezer", path)}/freezer.state`, "utf8")).trim();
 }
 
-/** Freezes every task of the cgroup; resolves once the kernel reports FROZEN. */
-export async function freeze(path: string, timeoutMs = 5000): Promise<void> {
+/** Freezes every task of the cgroup; resolves once the kernel reports FROZEN (`insist`: writes FROZEN again while waiting). */
+export async function freeze(path: string, timeoutMs = 5000, insist = false): Promise<void> {
   const file = `${cgDir("freezer", path)}/freezer.state`;
   await fs.writeFile(file, "FROZEN");
   const deadline = Date.now() + timeoutMs;
   for (let delay = 0; ; delay = Math.min(delay + 1, 10)) {
     if ((await fs.readFile(file, "utf8")).trim() === "FROZEN") return;
+    // writing FROZEN again catches tasks a fork raced past (what CRIU does)
+    if (insist) await fs.writeFile(file, "FROZEN");
     if (Date.now() > deadline) {
       await fs.writeFile(file, "THAWED").catch(() => {});
       throw new HangarError("runtime_failed", `freezing ${path} timed out`);

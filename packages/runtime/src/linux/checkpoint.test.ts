@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { existsSync, promises as fs } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { LinuxDriver } from "./driver.js";
-import { detectCriu } from "./criu.js";
+import { DEFAULT_CRIU_DIR } from "./criu.js";
 import { mountTable } from "./crun.js";
 import * as cg from "./cgroups.js";
 import type { SandboxHandle } from "../driver.js";
@@ -16,9 +16,11 @@ import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh } f
 import { sleep } from "./proc.js";
 
 const opts = testDriverOptions("ckp", 7, process.env.HANGAR_TEST_LOG ? { logger: (await import("pino")).pino({ level: "info" }) } : {});
-const available = linuxDriverAvailable();
-const criu = available ? await detectCriu() : { tools: null, reason: "needs root, crun and cgroup v1" };
-if (!criu.tools) console.warn(`[checkpoint.test] skipped: CRIU unavailable: ${criu.reason}`);
+// skipped only when CRIU is not installed (scripts/ensure.sh test installs it); an installed CRIU
+// that does not work fails the tests
+const criuMissing = !existsSync(`${DEFAULT_CRIU_DIR}/criu`);
+const skip = !linuxDriverAvailable() || criuMissing;
+if (skip) console.warn(`[checkpoint.test] skipped: ${criuMissing ? `CRIU is not installed (${DEFAULT_CRIU_DIR}; run packages/runtime/src/linux/criu-install.sh)` : "needs root, crun and cgroup v1"}`);
 
 /**
  * A counter server in the sandbox (python3): every line received on a connection adds one to a
@@ -93,12 +95,12 @@ async function waitPort(host: string, port: number): Promise<void> {
   throw new Error(`${host}:${port} never opened`);
 }
 
-describe.skipIf(!criu.tools)("LinuxDriver checkpoint/restore (CRIU)", () => {
+describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
   let d: LinuxDriver;
 
   beforeAll(async () => {
     d = await freshDriver(opts);
-    expect(d.capabilities.checkpoint).toBe(true);
+    expect(d.capabilities.checkpoint, `checkpointed tier off: ${d.checkpointReason}`).toBe(true);
   }, 300_000);
 
   afterAll(async () => {

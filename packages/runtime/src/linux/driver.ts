@@ -195,6 +195,11 @@ export class LinuxDriver implements SandboxDriver {
     this.network = netOpts ? new SandboxNetwork(netOpts, this.log) : null;
   }
 
+  /** Why the checkpointed tier is off ("" when it is on). */
+  get checkpointReason(): string {
+    return this.criu ? "" : this.criuReason;
+  }
+
   // ---- paths and runtimes
 
   private runtimes(): Crun[] {
@@ -779,8 +784,9 @@ export class LinuxDriver implements SandboxDriver {
       const t0 = performance.now();
       await cg.thaw(path).catch(() => {});
       await live.agent.detach(DETACH_QUIET_MS);
-      // frozen here (ms): CRIU's own freeze polls the freezer every 100 ms
-      await cg.freeze(path);
+      // frozen here (ms): CRIU's own freeze polls the freezer every 100 ms (if this does not
+      // settle quickly, CRIU freezes with its retries)
+      await cg.freeze(path, 1000, true).catch(() => {});
       const tDetach = performance.now();
       const settings = await cg.saveSettings(path);
       await fs.rm(dir, { recursive: true, force: true });
@@ -901,9 +907,10 @@ export class LinuxDriver implements SandboxDriver {
       }
       const filesMs = performance.now() - t0;
       await fs.rm(`${B}/pid`, { force: true });
-      // restored tasks read some images from inside the sandbox's user namespace (through CRIU's
-      // descriptor of the images dir): its root must own them
-      if (rec.userns) await run("chown", ["-R", `${owner}:${owner}`, `${dir}/img`]);
+      // restored tasks read some images from inside the sandbox's user namespace, through CRIU's
+      // descriptor of the images dir (sometimes before their uid map is written): readable by all,
+      // under <stateDir>/checkpoints, which only root may enter
+      await run("chmod", ["-R", "a+rX", `${dir}/img`]);
       await fs.mkdir(`${dir}/work`, { recursive: true, mode: 0o700 });
       const [cmd, ...pre] = criu.argv as [string, ...string[]];
       const args = restoreArgs({
