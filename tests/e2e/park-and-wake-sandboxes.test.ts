@@ -4,7 +4,13 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWebApp } from "./fixtures.js";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { type RunningHangar, api, httpRequest, startHangar, useSdkAgainst } from "./harness.js";
+
+/** CRIU as criu-install.sh installs it (scripts/ensure.sh test runs it); the linux driver also runs `criu check`. */
+const criuInstalled = existsSync("/opt/hangar/criu/tools.json");
+if (!criuInstalled) console.warn("[park-and-wake] checkpointed standby skipped: CRIU is not installed (packages/runtime/src/linux/criu-install.sh)");
 
 let h: RunningHangar;
 let SandboxInstance: typeof import("@blaxel/core").SandboxInstance;
@@ -26,21 +32,22 @@ async function waitForState(want: string, name = "napper", withinMs = 10_000): P
   return Date.now() - t0;
 }
 
-beforeAll(async () => {
-  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: `${IDLE_MS / 1000}s` } });
-  useSdkAgainst(h);
-  ({ SandboxInstance } = await import("@blaxel/core"));
-  sandbox = await SandboxInstance.create({ name: "napper", memory: 512, ports: [{ target: 3000 }] });
-  await startWebApp(sandbox, 3000);
-  const p = await sandbox.previews.create({ metadata: { name: "app" }, spec: { port: 3000, public: true } });
-  previewUrl = p.spec.url!;
-});
-
-afterAll(async () => {
-  await h?.dispose();
-});
-
 describe("standby", () => {
+  // (hooks inside the describe: the checkpointed-tier server below starts after this one is gone)
+  beforeAll(async () => {
+    h = await startHangar({ env: { HANGAR_STANDBY_IDLE: `${IDLE_MS / 1000}s` } });
+    useSdkAgainst(h);
+    ({ SandboxInstance } = await import("@blaxel/core"));
+    sandbox = await SandboxInstance.create({ name: "napper", memory: 512, ports: [{ target: 3000 }] });
+    await startWebApp(sandbox, 3000);
+    const p = await sandbox.previews.create({ metadata: { name: "app" }, spec: { port: 3000, public: true } });
+    previewUrl = p.spec.url!;
+  });
+
+  afterAll(async () => {
+    await h?.dispose();
+  });
+
   it("parks an idle sandbox and wakes it on an API call with memory and processes intact", async () => {
     expect((await httpRequest(`${previewUrl}/count`)).body).toBe("1");
     await waitForState("STANDBY");
@@ -128,4 +135,79 @@ describe("standby", () => {
     const ls = await sandbox.fs.ls("/tmp/cycles");
     expect(ls.files.map((f) => f.name)).toEqual(["marker.txt"]);
   }, 300_000);
+});
+
+/** The checkpointed record of the only sandbox of a server (the linux driver's state on disk), or null. */
+function checkpointOf(hg: RunningHangar): { dumpMs: number; imageBytes: number; filesBytes: number } | null {
+  const dir = join(hg.dataDir, "runtime", "sandboxes");
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+    if (!f.endsWith(".json")) continue;
+    const rec = JSON.parse(readFileSync(join(dir, f), "utf8")) as { checkpoint?: { dumpMs: number; imageBytes: number; filesBytes: number } };
+    if (rec.checkpoint) return rec.checkpoint;
+  }
+  return null;
+}
+
+describe.skipIf(!criuInstalled)("checkpointed standby (CRIU)", () => {
+  let hc: RunningHangar;
+  let sb: import("@blaxel/core").SandboxInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    hc = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s" } });
+    expect(hc.output()).toContain("checkpointed standby tier enabled");
+    useSdkAgainst(hc);
+    ({ SandboxInstance } = await import("@blaxel/core"));
+    sb = await SandboxInstance.create({ name: "sleeper", memory: 512, ports: [{ target: 3000 }] });
+    await startWebApp(sb, 3000);
+    url = (await sb.previews.create({ metadata: { name: "app" }, spec: { port: 3000, public: true } })).spec.url!;
+  });
+
+  afterAll(async () => {
+    await hc?.dispose();
+  });
+
+  async function waitCheckpointed(withinMs = 20_000) {
+    const t0 = Date.now();
+    for (;;) {
+      const c = checkpointOf(hc);
+      if (c) return c;
+      if (Date.now() - t0 > withinMs) throw new Error(`not checkpointed within ${withinMs} ms:\n${hc.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("checkpoints an idle sandbox to disk and wakes it on an API call with its processes, their logs, memory and files intact", async () => {
+    await sb.fs.write("/work/notes.txt", "written before the checkpoint");
+    await sb.process.exec({ name: "ticker", command: "sh -c 'echo started; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done'" });
+    expect((await httpRequest(`${url}/count`)).body).toBe("1");
+    await new Promise((r) => setTimeout(r, 500));
+    const logsBefore = await sb.process.logs("ticker", "stdout");
+    expect(logsBefore).toContain("started\ntick 1\n");
+
+    const resumes: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const c = await waitCheckpointed();
+      expect(c.imageBytes).toBeGreaterThan(0);
+      expect((await (await api(hc, "GET", "/v0/sandboxes/sleeper")).json()).state).toBe("STANDBY");
+      const t0 = performance.now();
+      const p = await sb.process.get("ticker");
+      resumes.push(performance.now() - t0);
+      expect(p.status).toBe("running");
+      expect(checkpointOf(hc)).toBeNull();
+      // the web app's in-memory counter, the ticker's log (before and after), the files
+      expect((await httpRequest(`${url}/count`)).body).toBe(String(i + 1));
+      const logs = await sb.process.logs("ticker", "stdout");
+      expect(logs.startsWith(logsBefore)).toBe(true);
+      expect(await sb.fs.read("/work/notes.txt")).toBe("written before the checkpoint");
+      expect((await sb.process.get("web-3000")).status).toBe("running");
+      const r = await sb.process.exec({ command: "cat /work/notes.txt", waitForCompletion: true });
+      expect(r.stdout).toBe("written before the checkpoint");
+    }
+    // the ticker kept ticking between wakes
+    const last = Number(/tick (\d+)\n$/.exec(await sb.process.logs("ticker", "stdout"))![1]);
+    expect(last).toBeGreaterThan(10);
+    resumes.sort((a, b) => a - b);
+    console.log(`resume from the checkpointed tier → API answer over 5 cycles: p50 ${resumes[2]!.toFixed(0)} ms (all: ${resumes.map((x) => x.toFixed(0)).join(", ")})`);
+  }, 180_000);
 });
