@@ -42,6 +42,24 @@ describe("restart and crash", () => {
     }
   });
 
+  it("keeps the output a process printed while the server was down, once and in order", async () => {
+    expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name: "chatty" }, spec: { runtime: { memory: 256 } } })).status).toBe(200);
+    const start = await api(h, "POST", "/run/default/sandboxes/chatty/process", { name: "ticker", command: "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done" });
+    expect(start.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 800));
+    await h.kill9();
+    await new Promise((r) => setTimeout(r, 1_500));
+    h = await h.restart();
+    let logs = "";
+    for (let i = 0; i < 100; i++) {
+      const p = (await (await api(h, "GET", "/run/default/sandboxes/chatty/process/ticker")).json()) as { status: string };
+      logs = ((await (await api(h, "GET", "/run/default/sandboxes/chatty/process/ticker/logs")).json()) as { stdout: string }).stdout;
+      if (p.status !== "running") break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(logs.trim().split("\n")).toEqual(Array.from({ length: 40 }, (_, i) => `tick ${i + 1}`));
+  });
+
   it("keeps the bootstrap key and created keys across a graceful restart", async () => {
     const k = (await (await api(h, "POST", "/v0/api-keys", { name: "survivor" })).json()) as { apiKey: string };
     await h.stop();

@@ -107,6 +107,12 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
   private waiters: Waiter[] = [];
   private fresh = new Map<number, (() => void)[]>();
   private freshScheduled = false;
+  /**
+   * Process events that arrived while nobody listened (an agent replaying buffered output right
+   * after a server restart, before the services attach); replayed once a listener attaches.
+   */
+  private unheard: (() => void)[] = [];
+  private unheardBytes = 0;
   private closed = false;
   private readonly maxPayload: number;
 
@@ -117,8 +123,30 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
   ) {
     super();
     this.maxPayload = opts.maxFrameBytes ?? MAX_PAYLOAD;
+    this.on("newListener", (event: string) => {
+      if ((event !== "output" && event !== "exit") || !this.unheard.length) return;
+      // after the listener is added, and after its "exit" sibling registered in the same turn
+      queueMicrotask(() => {
+        const held = this.unheard;
+        this.unheard = [];
+        this.unheardBytes = 0;
+        for (const fn of held) fn();
+      });
+    });
     server.on("connection", (s) => this.accept(s));
     server.on("error", (err) => this.warn(`agent socket error: ${err.message}`));
+  }
+
+  /** True while nobody listens to process events (or earlier ones still wait for the replay). */
+  private unheardNow(): boolean {
+    return this.unheard.length > 0 || (this.listenerCount("output") === 0 && this.listenerCount("exit") === 0);
+  }
+
+  /** Keeps an unheard event, up to 16 MiB of output (beyond that the process logs miss it). */
+  private holdUnheard(fn: () => void, bytes: number): void {
+    if (this.unheardBytes + bytes > 16 * 1024 * 1024) return;
+    this.unheardBytes += bytes;
+    this.unheard.push(fn);
   }
 
   get connected(): boolean {
@@ -279,6 +307,7 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
         if (flags !== 1 && flags !== 2) throw new ProtocolError(`bad output stream ${flags}`);
         const stream = flags as 1 | 2;
         if (this.fresh.size && this.fresh.has(id)) this.fresh.get(id)!.push(() => this.emit("output", id, stream, payload));
+        else if (this.unheardNow()) this.holdUnheard(() => this.emit("output", id, stream, payload), payload.length);
         else this.emit("output", id, stream, payload);
         return;
       }
@@ -288,6 +317,7 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
         const sig = r.i32();
         const info: ExitInfo = { exitCode: code >= 0 ? code : null, signal: sig > 0 ? sig : null };
         if (this.fresh.size && this.fresh.has(id)) this.fresh.get(id)!.push(() => this.emit("exit", id, info));
+        else if (this.unheardNow()) this.holdUnheard(() => this.emit("exit", id, info), 0);
         else this.emit("exit", id, info);
         return;
       }

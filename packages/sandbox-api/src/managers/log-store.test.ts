@@ -46,6 +46,23 @@ describe("LogStore", () => {
     expect(Number(m![1])).toBe(5000 - 200 - 50);
   });
 
+  it("writes output through, so a new server process reads it all back after a crash", async () => {
+    const file = join(dir, `${n++}.log`);
+    const s = new LogStore(file, { memoryLimit: 64, fileLimit: 1 << 20 });
+    let all = "";
+    for (let i = 0; i < 30; i++) {
+      all += `line ${i}\n`;
+      s.append(i % 3 ? 1 : 2, Buffer.from(`line ${i}\n`));
+    }
+    await s.text(); // the writes have landed (a crash does not lose what reached the kernel)
+    const again = new LogStore(file, { memoryLimit: 64, fileLimit: 1 << 20 });
+    await again.adoptExisting();
+    again.append(1, Buffer.from("after\n"));
+    expect((await again.text()).logs).toBe(`${all}after\n`);
+    expect(again.tail().logs.endsWith("line 29\nafter\n")).toBe(true);
+    expect(Buffer.byteLength(again.tail().logs)).toBeLessThanOrEqual(64);
+  });
+
   it("follow() delivers backfill then live chunks without gaps or duplicates", async () => {
     const s = store(64, 1 << 20);
     for (let i = 0; i < 50; i++) s.append(1, Buffer.from(`a${i}\n`));

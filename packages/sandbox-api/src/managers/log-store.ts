@@ -1,7 +1,9 @@
-// Output of one process, bounded in memory. The most recent `memoryLimit` bytes stay in memory;
-// older output spills to a file (records of [stream u8][length u32be][bytes]) up to `fileLimit`
-// bytes, beyond which it is dropped and replaced by one truncation marker. So the full log is
-// always: file content, then the marker if anything was dropped, then the in-memory recent part.
+// Output of one process, bounded. Output is written through to a file (records of
+// [stream u8][length u32be][bytes]) up to `fileLimit` payload bytes, so it survives a server
+// restart or crash; the most recent `memoryLimit` bytes are also kept in memory. Output between
+// the file's end and the in-memory tail is dropped and replaced by one truncation marker. So the
+// full log is always: the file, then the marker if anything was dropped, then the part of the
+// recent output the file does not hold.
 
 import { open, readFile, rm, stat, type FileHandle } from "node:fs/promises";
 
@@ -16,7 +18,7 @@ export interface LogChunk {
 export interface LogStoreLimits {
   /** Bytes of most recent output kept in memory. */
   memoryLimit: number;
-  /** Bytes of older output kept in the spill file; older output beyond it is dropped. */
+  /** Bytes of the first output kept in the file; output beyond it survives only in the memory tail. */
   fileLimit: number;
 }
 
@@ -70,16 +72,26 @@ function parseRecords(buf: Buffer, limit = buf.length): LogChunk[] {
 
 export type FollowHandle = { close(): void };
 
+/** What the log holds at one moment (reads render from it while appends go on). */
+interface Snapshot {
+  fileBytes: number;
+  filePayload: number;
+  total: number;
+  recent: LogChunk[];
+  recentBytes: number;
+}
+
 export class LogStore {
   private recent: LogChunk[] = [];
   private recentBytes = 0;
-  /** Bytes of the spill file (records included) handed to the writer so far. */
+  /** Bytes of the file (records included) handed to the writer so far. */
   private fileBytes = 0;
-  /** Payload bytes in the spill file. */
+  /** Payload bytes in the file. */
   private filePayload = 0;
-  private dropped = 0;
   private fh: Promise<FileHandle> | null = null;
   private writeChain: Promise<void> = Promise.resolve();
+  /** Records waiting for the next write (one write per batch). */
+  private unwritten: Buffer[] = [];
   private listeners = new Set<(c: LogChunk) => void>();
   private endListeners = new Set<() => void>();
   private ended = false;
@@ -92,25 +104,36 @@ export class LogStore {
     private readonly limits: LogStoreLimits = DEFAULT_LOG_LIMITS,
   ) {}
 
-  /** Re-attaches to a spill file left by an earlier server process (same record key). */
+  /** Re-attaches to the file left by an earlier server process (same record key). */
   async adoptExisting(): Promise<void> {
+    let buf: Buffer;
     try {
-      const st = await stat(this.file);
-      this.fileBytes = st.size;
-      this.filePayload = st.size;
-      this.totalBytes = st.size;
+      buf = await readFile(this.file);
     } catch {
-      /* no earlier output */
+      return; // no earlier output
     }
+    const chunks = parseRecords(buf);
+    for (const c of chunks) {
+      this.fileBytes += HEADER + c.data.length;
+      this.filePayload += c.data.length;
+    }
+    this.totalBytes = this.filePayload;
+    // the end of the file is the recent output
+    for (let i = chunks.length - 1; i >= 0 && this.recentBytes < this.limits.memoryLimit; i--) {
+      this.recent.unshift(chunks[i]!);
+      this.recentBytes += chunks[i]!.data.length;
+    }
+    this.trimRecent();
   }
 
   append(stream: LogStream, data: Buffer): void {
     if (data.length === 0 || this.disposed) return;
     const chunk: LogChunk = { stream, data };
     this.totalBytes += data.length;
+    this.persist(chunk);
     this.recent.push(chunk);
     this.recentBytes += data.length;
-    this.evict();
+    this.trimRecent();
     for (const l of this.listeners) l(chunk);
   }
 
@@ -127,79 +150,80 @@ export class LogStore {
     this.fh = null;
   }
 
-  /** Moves the oldest in-memory output beyond `memoryLimit` to the spill file. */
-  private evict(): void {
-    const over = this.recentBytes - this.limits.memoryLimit;
-    if (over <= 0) return;
-    let toEvict = over;
-    const evicted: LogChunk[] = [];
-    while (toEvict > 0 && this.recent.length > 0) {
+  /** Drops the oldest in-memory output beyond `memoryLimit` (the file keeps what it has room for). */
+  private trimRecent(): void {
+    let over = this.recentBytes - this.limits.memoryLimit;
+    while (over > 0 && this.recent.length > 0) {
       const first = this.recent[0]!;
-      if (first.data.length <= toEvict) {
+      if (first.data.length <= over) {
         this.recent.shift();
-        evicted.push(first);
-        toEvict -= first.data.length;
+        over -= first.data.length;
         this.recentBytes -= first.data.length;
       } else {
-        evicted.push({ stream: first.stream, data: first.data.subarray(0, toEvict) });
-        this.recent[0] = { stream: first.stream, data: first.data.subarray(toEvict) };
-        this.recentBytes -= toEvict;
-        toEvict = 0;
+        this.recent[0] = { stream: first.stream, data: first.data.subarray(over) };
+        this.recentBytes -= over;
+        over = 0;
       }
     }
-    this.spill(evicted);
   }
 
-  private spill(chunks: LogChunk[]): void {
-    const parts: Buffer[] = [];
-    for (const c of chunks) {
-      const room = this.limits.fileLimit - this.filePayload;
-      if (room <= 0) {
-        this.dropped += c.data.length;
-        continue;
-      }
-      const data = c.data.length > room ? c.data.subarray(0, room) : c.data;
-      this.dropped += c.data.length - data.length;
-      const header = Buffer.allocUnsafe(HEADER);
-      header[0] = c.stream;
-      header.writeUInt32BE(data.length, 1);
-      parts.push(header, data);
-      this.filePayload += data.length;
-      this.fileBytes += HEADER + data.length;
-    }
-    if (parts.length === 0) return;
-    const payload = Buffer.concat(parts);
+  /** Writes a chunk (or what fits of it) to the file, batched with others still unwritten. */
+  private persist(c: LogChunk): void {
+    const room = this.limits.fileLimit - this.filePayload;
+    if (room <= 0) return;
+    const data = c.data.length > room ? c.data.subarray(0, room) : c.data;
+    const header = Buffer.allocUnsafe(HEADER);
+    header[0] = c.stream;
+    header.writeUInt32BE(data.length, 1);
+    this.filePayload += data.length;
+    this.fileBytes += HEADER + data.length;
+    if (this.unwritten.push(header, data) > 2) return; // a write is already queued
     if (!this.fh) this.fh = open(this.file, "a");
     const fh = this.fh;
     this.writeChain = this.writeChain
       .then(async () => {
-        const h = await fh;
-        await h.write(payload);
+        const batch = Buffer.concat(this.unwritten);
+        this.unwritten = [];
+        await (await fh).write(batch);
       })
       .catch(() => {
-        /* a failing disk loses spilled output, never the process */
+        /* a failing disk loses logged output, never the process */
       });
   }
 
-  /** Chunks as they are now: spilled head, truncation notice, recent output. */
-  private async collect(fileLimit: number, dropped: number, recent: LogChunk[]): Promise<LogChunk[]> {
+  private snapshot(): Snapshot {
+    return { fileBytes: this.fileBytes, filePayload: this.filePayload, total: this.totalBytes, recent: this.recent.slice(), recentBytes: this.recentBytes };
+  }
+
+  /** Chunks of a snapshot: the file, the truncation notice, the recent output the file lacks. */
+  private async collect(snap: Snapshot): Promise<LogChunk[]> {
     let head: LogChunk[] = [];
-    if (fileLimit > 0) {
+    if (snap.fileBytes > 0) {
       await this.writeChain;
       try {
         const buf = await readFile(this.file);
-        head = parseRecords(buf, Math.min(fileLimit, buf.length));
+        head = parseRecords(buf, Math.min(snap.fileBytes, buf.length));
       } catch {
         head = [];
       }
     }
-    if (dropped > 0) head.push({ stream: 0, data: truncationNotice(dropped) });
-    return head.concat(recent);
+    const tailStart = snap.total - snap.recentBytes;
+    if (tailStart > snap.filePayload) head.push({ stream: 0, data: truncationNotice(tailStart - snap.filePayload) });
+    let skip = Math.max(0, snap.filePayload - tailStart);
+    for (const c of snap.recent) {
+      if (skip >= c.data.length) {
+        skip -= c.data.length;
+        continue;
+      }
+      head.push(skip ? { stream: c.stream, data: c.data.subarray(skip) } : c);
+      skip = 0;
+    }
+    return head;
   }
 
   /** Every retained chunk, in order. */
   async chunks(): Promise<LogChunk[]> {
-    return this.collect(this.fileBytes, this.dropped, this.recent.slice());
+    return this.collect(this.snapshot());
   }
 
   async text(): Promise<LogText> {
@@ -240,14 +264,12 @@ export class LogStore {
         onEnd();
       }
     };
-    const fileBytes = this.fileBytes;
-    const dropped = this.dropped;
-    const recent = this.recent.slice();
+    const snap = this.snapshot();
     if (!this.ended) {
       this.listeners.add(listener);
       this.endListeners.add(endListener);
     }
-    void this.collect(fileBytes, dropped, recent).then((backfill) => {
+    void this.collect(snap).then((backfill) => {
       if (closed) return;
       for (const c of backfill) onChunk(c);
       for (const c of pending) onChunk(c);
@@ -267,7 +289,7 @@ export class LogStore {
     };
   }
 
-  /** Drops everything, including the spill file. */
+  /** Drops everything, including the file. */
   async dispose(): Promise<void> {
     this.disposed = true;
     this.end();
