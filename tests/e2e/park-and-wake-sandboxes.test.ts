@@ -154,7 +154,8 @@ describe.skipIf(!criuInstalled)("checkpointed standby (CRIU)", () => {
   let url: string;
 
   beforeAll(async () => {
-    hc = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s" } });
+    // the port and key of the server above, when it ran: @blaxel/core keeps the settings it read first
+    hc = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s" }, ...(h ? { port: h.port, apiKey: h.apiKey } : {}) });
     expect(hc.output()).toContain("checkpointed standby tier enabled");
     useSdkAgainst(hc);
     ({ SandboxInstance } = await import("@blaxel/core"));
