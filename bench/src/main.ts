@@ -303,7 +303,7 @@ http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
  * it does not move with unrelated page cache.
  */
 function sandboxMemoryKiB(h: RunningHangar): number {
-  const cg = Number(readFileSync("/sys/fs/cgroup/memory/hangar/memory.usage_in_bytes", "utf8")) / 1024;
+  const cg = Number(readFileSync(`/sys/fs/cgroup/memory/${h.instance.cgroupParent}/memory.usage_in_bytes`, "utf8")) / 1024;
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.proc.pid}/status`, "utf8"))![1]);
   return cg + rss;
 }

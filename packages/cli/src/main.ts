@@ -87,6 +87,20 @@ program
     process.on("SIGTERM", () => stop("SIGTERM"));
   });
 
+// ---- uninstall ---------------------------------------------------------------------------------
+program
+  .command("uninstall")
+  .description("with the server stopped: destroy every sandbox of the data dir and remove what Hangar keeps on the host (network devices, nft table, mounts, cgroups); the data dir stays")
+  .option("--data-dir <dir>", "data directory (HANGAR_DATA_DIR)")
+  .option("--log-level <level>", "trace|debug|info|warn|error (HANGAR_LOG_LEVEL)", "warn")
+  .action(async (o: { dataDir?: string; logLevel?: string }) => {
+    const { loadConfig, uninstallRuntime } = await import("@hangar/server");
+    const { createLogger } = await import("@hangar/common");
+    const config = loadConfig(o);
+    await uninstallRuntime(config, createLogger(config.logLevel));
+    progress(`removed the sandboxes and host state of ${config.dataDir}`);
+  });
+
 // ---- login -------------------------------------------------------------------------------------
 program
   .command("login")

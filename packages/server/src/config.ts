@@ -33,6 +33,9 @@ export interface HangarConfig {
   /** Names of the host's veths/netns (HANGAR_NETWORK_PREFIX) and the nft table (HANGAR_NETWORK_TABLE): one pair per server on a host. */
   networkPrefix: string | undefined;
   networkTable: string | undefined;
+  /** Runtime files on the host (HANGAR_RUN_DIR, default /run/hangar) and the cgroup parent (HANGAR_CGROUP_PARENT, default hangar): one of each per server on a host. */
+  runDir: string | undefined;
+  cgroupParent: string | undefined;
   /** Egress proxy port on the host (HANGAR_EGRESS_PORT); 0: a free port, chosen once and kept in the data dir. */
   egressPort: number;
   /** PEM files of extra CAs the egress proxy trusts upstream and sandboxes trust (HANGAR_EGRESS_CA_FILES, ':'-separated). */
@@ -67,6 +70,8 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     sandboxDns: pick(flags.sandboxDns, "HANGAR_SANDBOX_DNS")?.split(",").map((s) => s.trim()).filter(Boolean),
     networkPrefix: pick(flags.networkPrefix, "HANGAR_NETWORK_PREFIX"),
     networkTable: pick(flags.networkTable, "HANGAR_NETWORK_TABLE"),
+    runDir: pick(flags.runDir, "HANGAR_RUN_DIR"),
+    cgroupParent: pick(flags.cgroupParent, "HANGAR_CGROUP_PARENT"),
     egressPort: Number(pick(flags.egressPort, "HANGAR_EGRESS_PORT") ?? 0),
     egressCaFiles: (pick(flags.egressCaFiles, "HANGAR_EGRESS_CA_FILES") ?? "").split(":").filter(Boolean).map((f) => resolve(f)),
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),

@@ -12,6 +12,8 @@ export async function createDriver(config: HangarConfig, logger: Logger, egress?
     case "linux":
       return new LinuxDriver({
         stateDir: join(config.dataDir, "runtime"),
+        ...(config.runDir ? { runDir: config.runDir } : {}),
+        ...(config.cgroupParent ? { cgroupParent: config.cgroupParent } : {}),
         images,
         logger: logger.child({ component: "runtime" }),
         network: {
@@ -25,4 +27,14 @@ export async function createDriver(config: HangarConfig, logger: Logger, egress?
     default:
       throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; use "linux"`);
   }
+}
+
+/**
+ * Removes every sandbox of this data dir and what the runtime keeps on the host (network devices
+ * and nft table, mounts, cgroups, run dir). The server must be stopped. Records stay in the store.
+ */
+export async function uninstallRuntime(config: HangarConfig, logger: Logger): Promise<void> {
+  const driver = await createDriver(config, logger);
+  if (!(driver instanceof LinuxDriver)) throw new Error(`the ${driver.name} runtime has nothing to uninstall`);
+  await driver.purge();
 }

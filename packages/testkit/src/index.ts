@@ -1,7 +1,7 @@
 // Starts real `hangar serve` processes for end-to-end tests and benchmarks, and talks to them.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { request as httpRequestRaw } from "node:http";
 import { join, resolve } from "node:path";
@@ -11,12 +11,73 @@ export const CLI = join(REPO, "packages/cli/dist/main.js");
 /** Shared image cache so the base image is built once per machine. */
 export const IMAGE_DIR = process.env.HANGAR_IMAGE_DIR ?? "/var/cache/hangar/images";
 
+/**
+ * What a test server owns on the host, distinct from every other server on the machine (tests in
+ * parallel, a developer's own `hangar serve`): run dir, cgroup parent, netns/veth prefix, nft table
+ * and address range. Slots are claimed with lock files naming the owning test process.
+ */
+export interface HostInstance {
+  slot: number;
+  env: Record<string, string>;
+  cgroupParent: string;
+}
+
+const SLOT_DIR = "/run/hangar-testkit";
+const SLOTS = 32;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Claims a free instance slot (a dead owner's slot is free again). */
+export function claimInstance(): HostInstance {
+  mkdirSync(SLOT_DIR, { recursive: true });
+  for (let slot = 0; slot < SLOTS; slot++) {
+    const file = `${SLOT_DIR}/${slot}`;
+    try {
+      const fd = openSync(file, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+    } catch {
+      const owner = Number(readFileSync(file, "utf8").trim() || 0);
+      if (owner && alive(owner)) continue;
+      rmSync(file, { force: true }); // a crashed test run's: take it over (its leftovers are swept)
+      slot--;
+      continue;
+    }
+    const cgroupParent = `hangar-e${slot}`;
+    return {
+      slot,
+      cgroupParent,
+      env: {
+        HANGAR_RUN_DIR: `/run/hangar-e${slot}`,
+        HANGAR_CGROUP_PARENT: cgroupParent,
+        HANGAR_NETWORK_PREFIX: `e${slot}`,
+        HANGAR_NETWORK_TABLE: `hangar_e${slot}`,
+        HANGAR_SANDBOX_CIDR: `10.${160 + slot}.0.0/16`,
+      },
+    };
+  }
+  throw new Error(`all ${SLOTS} test server slots in ${SLOT_DIR} are taken`);
+}
+
+export function releaseInstance(i: HostInstance): void {
+  rmSync(`${SLOT_DIR}/${i.slot}`, { force: true });
+}
+
 export interface RunningHangar {
   url: string;
   port: number;
   apiKey: string;
   dataDir: string;
   proc: ChildProcess;
+  /** Its own run dir, cgroup parent, network names and range on this host. */
+  instance: HostInstance;
   /** Everything the server printed. */
   output(): string;
   /** Graceful stop (SIGTERM). */
@@ -25,7 +86,7 @@ export interface RunningHangar {
   kill9(): Promise<void>;
   /** Starts a new server process on the same data dir and port. */
   restart(): Promise<RunningHangar>;
-  /** Stops the server, deletes every sandbox it holds and removes the data dir. */
+  /** Stops the server, deletes every sandbox it holds, removes its host state and the data dir. */
   dispose(): Promise<void>;
 }
 
@@ -34,13 +95,17 @@ export interface StartOptions {
   port?: number;
   apiKey?: string;
   env?: Record<string, string>;
+  /** Host instance to run as (restart() keeps its own); default: a newly claimed one. */
+  instance?: HostInstance;
 }
 
 export async function startHangar(opts: StartOptions = {}): Promise<RunningHangar> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "hangar-e2e-"));
   const apiKey = opts.apiKey ?? `hgr_test_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+  const instance = opts.instance ?? claimInstance();
+  const env = { ...process.env, HANGAR_IMAGE_DIR: IMAGE_DIR, ...instance.env, ...opts.env };
   const proc = spawn(process.execPath, [CLI, "serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, "--log-level", "info"], {
-    env: { ...process.env, HANGAR_BOOTSTRAP_API_KEY: apiKey, HANGAR_IMAGE_DIR: IMAGE_DIR, ...opts.env },
+    env: { ...env, HANGAR_BOOTSTRAP_API_KEY: apiKey },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -59,6 +124,7 @@ export async function startHangar(opts: StartOptions = {}): Promise<RunningHanga
     proc.stdout!.on("data", check);
     proc.on("exit", (code) => {
       clearTimeout(timer);
+      if (!opts.instance) releaseInstance(instance);
       rej(new Error(`hangar exited with ${code} before serving:\n${out}`));
     });
   });
@@ -70,6 +136,7 @@ export async function startHangar(opts: StartOptions = {}): Promise<RunningHanga
     apiKey,
     dataDir,
     proc,
+    instance,
     output: () => out,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
@@ -79,13 +146,17 @@ export async function startHangar(opts: StartOptions = {}): Promise<RunningHanga
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
       await exited;
     },
-    restart: () => startHangar({ ...opts, dataDir, port, apiKey }),
+    restart: () => startHangar({ ...opts, dataDir, port, apiKey, instance }),
     async dispose() {
       if (proc.exitCode === null && proc.signalCode === null) {
         await deleteAllSandboxes(h).catch(() => undefined);
         await h.stop();
       }
+      // whatever is left (a test that crashed the server): sandboxes, network, mounts, cgroups
+      const u = spawnSync(process.execPath, [CLI, "uninstall", "--data-dir", dataDir], { env, encoding: "utf8" });
+      if (u.status !== 0) process.stderr.write(`hangar uninstall failed for ${dataDir}: ${u.stderr}\n`);
       rmSync(dataDir, { recursive: true, force: true });
+      releaseInstance(instance);
     },
   };
   return h;
