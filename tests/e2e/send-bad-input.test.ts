@@ -71,6 +71,14 @@ describe("bad input", () => {
     await expectProblem(await api(h, "POST", "/v0/sandboxes", "\"string\""), 400);
   });
 
+  it("refuses a port-monitor callback that would make the host call itself", async () => {
+    const p = (await (await api(h, "POST", "/run/default/sandboxes/precious/process", { command: "sleep 30", name: "watched" })).json()) as { pid: string };
+    for (const callback of [`${h.url}/v0/sandboxes`, "http://localhost:22/", "http://169.254.169.254/latest/meta-data"]) {
+      await expectProblem(await api(h, "POST", `/run/default/sandboxes/precious/network/process/${p.pid}/monitor`, { callback }), 403, /not allowed/);
+    }
+    await expectProblem(await api(h, "POST", `/run/default/sandboxes/precious/network/process/${p.pid}/monitor`, { callback: "not a url" }), 400);
+  });
+
   it("keeps serving and keeps what was stored", async () => {
     const health = await fetch(`${h.url}/health`);
     expect(health.status).toBe(200);

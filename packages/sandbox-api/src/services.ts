@@ -101,7 +101,7 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
     this.watches = new WatchService(this.agent);
     this.uploads = new UploadManager(this.agent, this.files);
     this.terminals = new TerminalService(this.agent, this.router, this.image, env);
-    this.network = new NetworkService(this.agent, this.logger, this.limits.portPollMs);
+    this.network = new NetworkService(this.agent, this.logger, this.limits.portPollMs, opts.checkCallback);
     this.codegen = new CodegenService(this.files, new CodeIndex(this.agent), env, this.logger);
 
     this.ready = new Promise((resolve) => (this.resolveReady = resolve));

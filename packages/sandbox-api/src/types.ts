@@ -27,6 +27,12 @@ export interface SandboxServicesOptions {
   logger: Logger;
   /** Tunables; defaults suit production. */
   limits?: Partial<SandboxLimits>;
+  /**
+   * Checks a port-monitor callback URL before each POST (which the host sends): throws a
+   * HangarError to refuse it, e.g. when it resolves to the host itself. Default: only link-local
+   * metadata addresses are refused.
+   */
+  checkCallback?: (url: URL) => Promise<void>;
 }
 
 export interface SandboxLimits {

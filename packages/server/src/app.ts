@@ -19,10 +19,12 @@ import {
 } from "@hangar/control-plane";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { LocalNode } from "@hangar/node";
+import { DEFAULT_SANDBOX_CIDR } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
 import type { HangarConfig } from "./config.js";
+import { hostCallbackGuard } from "./callback-guard.js";
 import { createDriver } from "./driver.js";
 import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
@@ -55,6 +57,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined);
   await driver.preflight();
   const sandboxApi = createSandboxApi({ logger });
+  const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
   const node = new LocalNode<SandboxServices>({
     driver,
     logger,
@@ -69,6 +72,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
         env: handle.env,
         logDir: join(config.dataDir, "logs", spec.id),
         logger: logger.child({ sandbox: spec.name }),
+        checkCallback,
       }),
   });
 

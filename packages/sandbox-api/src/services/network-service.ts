@@ -122,6 +122,7 @@ export class NetworkService {
     private readonly agent: AgentClient,
     private readonly logger: Logger,
     private readonly pollMs: number,
+    private readonly checkCallback?: (url: URL) => Promise<void>,
   ) {}
 
   /** Every TCP socket of the sandbox. */
@@ -246,6 +247,7 @@ export class NetworkService {
     if (/^169\.254\./.test(url.hostname) || url.hostname === "[fd00:ec2::254]") {
       throw new HangarError("forbidden", "callbacks to link-local metadata addresses are not allowed");
     }
+    await this.checkCallback?.(url);
     this.unmonitor(pid);
     const initial = new Set((await this.portsOf(pid).catch(() => [])).filter((p) => p.state === "LISTEN").map((p) => p.localPort));
     const m: PortMonitor = {
@@ -264,12 +266,15 @@ export class NetworkService {
     for (const p of ports) {
       if (p.state !== "LISTEN" || m.known.has(p.localPort)) continue;
       m.known.add(p.localPort);
-      void fetch(m.callback, {
+      // checked again at each call: the name may resolve elsewhere by now
+      void Promise.resolve(this.checkCallback?.(new URL(m.callback)))
+        .then(() => fetch(m.callback, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ pid: m.pid, port: p.localPort }),
         signal: AbortSignal.timeout(10_000),
-      }).catch((e: unknown) => this.logger.warn({ err: e, pid: m.pid, callback: m.callback }, "port monitor callback failed"));
+        }))
+        .catch((e: unknown) => this.logger.warn({ err: e, pid: m.pid, callback: m.callback }, "port monitor callback failed"));
     }
   }
 
