@@ -893,6 +893,12 @@ export class LinuxDriver implements SandboxDriver {
       await cg.removeCgroup(path, this.hierarchies).catch(() => {});
       await cg.createWithSettings(path, this.hierarchies, info.cgroups);
       const mounts = await mountTable();
+      // after a reboot the image's idmapped view is gone: mount it again (same path)
+      if (rec.userns && this.lowers && !mounts.has(rec.lowerDir)) {
+        const image = await this.images.resolve(rec.spec.image);
+        if (image.id !== rec.imageId) throw new HangarError("runtime_failed", `sandbox ${id}: image ${rec.spec.image} is now ${image.id}, not the ${rec.imageId} it was checkpointed on`);
+        await this.lowers.get(rec.imageId, image.lowerDir);
+      }
       if (!mounts.has(`${B}/rw`)) {
         await run(this.crun.launcher, ["--mount-tmpfs", `${B}/rw`, String(size), owner, owner, `hangar-${id}`]);
         const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", `${dir}/files.tar`, "-C", `${B}/rw`]);
