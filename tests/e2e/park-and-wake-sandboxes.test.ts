@@ -212,3 +212,33 @@ describe.skipIf(!criuInstalled)("checkpointed standby (CRIU)", () => {
     console.log(`resume from the checkpointed tier → API answer over 5 cycles: p50 ${resumes[2]!.toFixed(0)} ms (all: ${resumes.map((x) => x.toFixed(0)).join(", ")})`);
   }, 180_000);
 });
+
+describe.skipIf(!criuInstalled)("checkpointed standby under memory pressure", () => {
+  let hp: RunningHangar;
+
+  beforeAll(async () => {
+    // "100%": the host always counts as short of memory, so frozen sandboxes go to disk at once
+    hp = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1h", HANGAR_STANDBY_MEMORY_LOW: "100%" } });
+  });
+
+  afterAll(async () => {
+    await hp?.dispose();
+  });
+
+  it("checkpoints a frozen sandbox early when the host is short of memory, and wakes it intact", async () => {
+    expect((await api(hp, "POST", "/v0/sandboxes", { metadata: { name: "squeezed" }, spec: { runtime: { memory: 512 } } })).status).toBe(200);
+    const run = (command: string, more: object = {}) => api(hp, "POST", "/run/default/sandboxes/squeezed/process", { command, ...more });
+    expect((await run("echo kept > /tmp/f", { waitForCompletion: true })).status).toBe(200);
+    expect((await run("sleep 3600", { name: "sleeper" })).status).toBe(200);
+    const t0 = Date.now();
+    while (!checkpointOf(hp)) {
+      if (Date.now() - t0 > 20_000) throw new Error(`not checkpointed under pressure:\n${hp.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(hp.output()).toContain("memory is low: checkpointing a frozen sandbox early");
+    const r = (await (await run("cat /tmp/f", { waitForCompletion: true })).json()) as { stdout: string };
+    expect(r.stdout).toBe("kept\n");
+    const p = (await (await api(hp, "GET", "/run/default/sandboxes/squeezed/process/sleeper")).json()) as { status: string };
+    expect(p.status).toBe("running");
+  }, 120_000);
+});

@@ -2,6 +2,8 @@
 // per-sandbox services the sandbox API needs, parks idle sandboxes in standby and wakes them on use.
 
 import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
 import { type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, runtimeNetworkOf } from "@hangar/runtime";
@@ -44,9 +46,25 @@ export interface StandbyOptions {
   connectionIdleMs: number;
   /** How often idleness is checked (default: a quarter of idleMs, at most 1 s). */
   tickMs: number;
+  /**
+   * Memory pressure: while the host's available memory is below this many bytes, frozen sandboxes
+   * are checkpointed without waiting for checkpointAfterMs, longest-frozen first (default: 10% of
+   * the host's memory).
+   */
+  memoryLowBytes: number;
 }
 
-export const DEFAULT_STANDBY: StandbyOptions = { idleMs: 15_000, checkpointAfterMs: 600_000, connectionIdleMs: 900_000, tickMs: 1_000 };
+/** MemTotal and MemAvailable of the host, bytes. */
+export function hostMemory(): { total: number; available: number } {
+  const text = readFileSync("/proc/meminfo", "utf8");
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0) * 1024;
+  return { total: kib("MemTotal"), available: kib("MemAvailable") };
+}
+
+export const DEFAULT_STANDBY: StandbyOptions = { idleMs: 15_000, checkpointAfterMs: 600_000, connectionIdleMs: 900_000, tickMs: 1_000, memoryLowBytes: Math.round(totalmem() / 10) };
+
+/** Frozen sandboxes checkpointed per tick under memory pressure. */
+const PRESSURE_BATCH = 2;
 
 export interface LocalNodeOptions<S> {
   driver: SandboxDriver;
@@ -57,6 +75,8 @@ export interface LocalNodeOptions<S> {
   standby?: Partial<StandbyOptions>;
   /** The egress proxy sandboxes with a spec.network policy go through. */
   egress?: EgressPort;
+  /** Reads the host's memory (default: /proc/meminfo). */
+  memory?: () => { total: number; available: number };
 }
 
 /** A claim on a sandbox by one request or one long-lived connection; it keeps the sandbox awake. */
@@ -104,6 +124,7 @@ export interface LocalNodeEvents {
 export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<LocalNodeEvents> implements SandboxNodePort {
   readonly nodeName: string;
   readonly standbyOptions: StandbyOptions;
+  private readonly memory: () => { total: number; available: number };
   private readonly driver: SandboxDriver;
   private readonly createServices: LocalNodeOptions<S>["createServices"];
   private readonly egress: EgressPort | undefined;
@@ -119,6 +140,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.createServices = opts.createServices;
     this.egress = opts.egress;
     this.log = opts.logger ?? silentLogger;
+    this.memory = opts.memory ?? hostMemory;
     this.nodeName = opts.nodeName ?? "local";
     const idleMs = opts.standby?.idleMs ?? DEFAULT_STANDBY.idleMs;
     this.standbyOptions = { ...DEFAULT_STANDBY, tickMs: Math.min(1_000, Math.max(50, idleMs / 4)), ...opts.standby, idleMs };
@@ -351,6 +373,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
   private tick(): void {
     const now = Date.now();
     const { idleMs, checkpointAfterMs } = this.standbyOptions;
+    const pressure = this.driver.capabilities.checkpoint ? this.underPressure() : false;
     for (const [id, slot] of this.slots) {
       if (this.locks.has(id)) continue;
       if (slot.tier === "running") {
@@ -369,6 +392,29 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
           if (s && s.tier === "frozen") await this.checkpointLocked(s);
         }).catch((e) => this.log.warn({ err: e, id }, "checkpoint failed; the sandbox stays frozen"));
       }
+    }
+    if (pressure) this.relieve(now);
+  }
+
+  /** True while the host's available memory is under memoryLowBytes. */
+  private underPressure(): boolean {
+    try {
+      return this.memory().available < this.standbyOptions.memoryLowBytes;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Checkpoints the longest-frozen sandboxes now, a few per tick, to give memory back. */
+  private relieve(now: number): void {
+    const frozen = [...this.slots].filter(([id, s]) => s.tier === "frozen" && !this.locks.has(id) && now - s.tierSince < this.standbyOptions.checkpointAfterMs);
+    frozen.sort((a, b) => a[1].tierSince - b[1].tierSince);
+    for (const [id] of frozen.slice(0, PRESSURE_BATCH)) {
+      this.log.info({ id }, "memory is low: checkpointing a frozen sandbox early");
+      void this.serialize(id, async () => {
+        const s = this.slots.get(id);
+        if (s && s.tier === "frozen") await this.checkpointLocked(s);
+      }).catch((e) => this.log.warn({ err: e, id }, "checkpoint failed; the sandbox stays frozen"));
     }
   }
 

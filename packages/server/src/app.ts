@@ -61,7 +61,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
   const node = new LocalNode<SandboxServices>({
     driver,
     logger,
-    standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs },
+    standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
     createServices: (handle, spec) =>
       new SandboxServices({

@@ -1,6 +1,6 @@
 // Configuration of `hangar serve`: flags, then HANGAR_* environment variables, then defaults.
 
-import { homedir } from "node:os";
+import { homedir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
 
@@ -26,6 +26,8 @@ export interface HangarConfig {
   standbyIdleMs: number;
   /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
   checkpointAfterMs: number;
+  /** Below this much available host memory, frozen sandboxes are checkpointed early (HANGAR_STANDBY_MEMORY_LOW: "10%", "2GiB", bytes). */
+  memoryLowBytes: number;
   /** IPv4 range sandbox links are carved from (HANGAR_SANDBOX_CIDR); default 10.219.0.0/16. */
   sandboxCidr: string | undefined;
   /** Nameservers of sandboxes and the egress proxy (HANGAR_SANDBOX_DNS, comma list); default: the host's. */
@@ -66,6 +68,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
     checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
+    memoryLowBytes: parseMemory(pick(flags.memoryLowBytes, "HANGAR_STANDBY_MEMORY_LOW") ?? "10%", "HANGAR_STANDBY_MEMORY_LOW"),
     sandboxCidr: pick(flags.sandboxCidr, "HANGAR_SANDBOX_CIDR"),
     sandboxDns: pick(flags.sandboxDns, "HANGAR_SANDBOX_DNS")?.split(",").map((s) => s.trim()).filter(Boolean),
     networkPrefix: pick(flags.networkPrefix, "HANGAR_NETWORK_PREFIX"),
@@ -77,4 +80,18 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
   };
+}
+
+/** "10%" of the host's memory, "512MiB", "2GiB", "2G" or plain bytes → bytes. */
+export function parseMemory(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b?|b)?\s*$/i.exec(text);
+  if (!m) throw new Error(`invalid ${what}: ${JSON.stringify(text)} (e.g. "10%", "2GiB", "512MiB")`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "b").toLowerCase();
+  if (unit === "%") {
+    if (n > 100) throw new Error(`invalid ${what}: ${text} is over 100%`);
+    return Math.round((totalmem() * n) / 100);
+  }
+  const power = { b: 0, k: 1, m: 2, g: 3, t: 4 }[unit[0] as "b" | "k" | "m" | "g" | "t"];
+  return Math.round(n * 1024 ** power);
 }

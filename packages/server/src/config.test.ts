@@ -1,0 +1,24 @@
+import { totalmem } from "node:os";
+import { describe, expect, it } from "vitest";
+import { loadConfig, parseMemory } from "./config.js";
+
+describe("configuration", () => {
+  it("reads memory sizes as a share of the host or with binary units", () => {
+    expect(parseMemory("10%", "x")).toBe(Math.round(totalmem() / 10));
+    expect(parseMemory("512MiB", "x")).toBe(512 * 1024 ** 2);
+    expect(parseMemory("2G", "x")).toBe(2 * 1024 ** 3);
+    expect(parseMemory("4096", "x")).toBe(4096);
+    for (const bad of ["", "lots", "150%", "-1G"]) expect(() => parseMemory(bad, "HANGAR_STANDBY_MEMORY_LOW")).toThrow(/HANGAR_STANDBY_MEMORY_LOW/);
+  });
+
+  it("takes flags over the environment and defaults the rest", () => {
+    const c = loadConfig({ port: 9000 }, { HANGAR_PORT: "7000", HANGAR_STANDBY_IDLE: "30s", HANGAR_RUN_DIR: "/run/h2", HANGAR_DATA_DIR: "/tmp/hg" });
+    expect(c.port).toBe(9000);
+    expect(c.standbyIdleMs).toBe(30_000);
+    expect(c.checkpointAfterMs).toBe(600_000);
+    expect(c.runDir).toBe("/run/h2");
+    expect(c.cgroupParent).toBeUndefined();
+    expect(c.memoryLowBytes).toBe(Math.round(totalmem() / 10));
+    expect(() => loadConfig({}, { HANGAR_PORT: "99999" })).toThrow(/port/);
+  });
+});
