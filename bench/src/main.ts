@@ -2,10 +2,11 @@
 // peer measured in the same run (podman, raw spawn, rg, nginx), printed as ratios.
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,density,egress).
+// BENCH_ACTIVE (active sandboxes, default 100),
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,density,egress).
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -303,7 +304,8 @@ http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
  * it does not move with unrelated page cache.
  */
 function sandboxMemoryKiB(h: RunningHangar): number {
-  const cg = Number(readFileSync(`/sys/fs/cgroup/memory/${h.instance.cgroupParent}/memory.usage_in_bytes`, "utf8")) / 1024;
+  const file = `/sys/fs/cgroup/memory/${h.instance.cgroupParent}/memory.usage_in_bytes`;
+  const cg = existsSync(file) ? Number(readFileSync(file, "utf8")) / 1024 : 0; // made with the first sandbox
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${h.proc.pid}/status`, "utf8"))![1]);
   return cg + rss;
 }
@@ -353,6 +355,50 @@ async function benchDensity(h: RunningHangar): Promise<void> {
   await waitGone(h, names);
 }
 
+const ACTIVE = Number(process.env.BENCH_ACTIVE ?? 100);
+
+async function benchActive(h: RunningHangar): Promise<void> {
+  log(`active: ${ACTIVE} sandboxes, each serving HTTP (python3 -m http.server)`);
+  const before = sandboxMemoryKiB(h);
+  const names: string[] = [];
+  let failure: string | null = null;
+  for (let i = 0; i < ACTIVE; i++) {
+    const name = `active-${i}`;
+    try {
+      await createSandbox(h, name, { memory: 512, ports: [{ target: 3000 }] });
+      await ok(api(h, "POST", `/run/default/sandboxes/${name}/process`, { name: "web", command: "python3 -m http.server 3000 --bind 0.0.0.0", workingDir: "/etc", waitForPorts: [3000] }), "start server");
+    } catch (e) {
+      failure = `${name}: ${(e as Error).message.slice(0, 200)}`;
+      break;
+    }
+    names.push(name);
+  }
+  await new Promise((r) => setTimeout(r, 1_000));
+  const perSandboxKiB = (sandboxMemoryKiB(h) - before) / Math.max(1, names.length);
+  // every one answers at once, through its sandbox URL's port proxy
+  const t0 = performance.now();
+  const answers = await Promise.all(
+    names.map(async (n) => {
+      const r = await api(h, "GET", `/run/default/sandboxes/${n}/port/3000/hostname`);
+      return r.status === 200 && (await r.text()).length > 0;
+    }),
+  );
+  const allMs = performance.now() - t0;
+  const served = answers.filter(Boolean).length;
+  const total = Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))![1]);
+  rows.push({
+    measure: "sandboxes active at once (serving HTTP)",
+    hangar: `${names.length} running, ${Math.round(perSandboxKiB / 1024)} MiB each`,
+    peer: `${served} answered together in ${fmt(allMs)} ms`,
+    ratio: `≈ ${Math.floor((total * 0.9) / perSandboxKiB)} such per 24 GiB`,
+    target: "≥ 100 active",
+    met: names.length >= 100 && served === names.length,
+  });
+  if (failure) notes.push(`active stopped at ${names.length}: ${failure}`);
+  for (const n of names) await deleteSandbox(h, n);
+  await waitGone(h, names);
+}
+
 // ---- main ----------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -365,6 +411,7 @@ async function main(): Promise<void> {
     if (!SKIP.has("search") && !SKIP.has("exec")) await benchSearch(h);
     if (!SKIP.has("resume")) await benchResume(h);
     if (!SKIP.has("proxy")) await benchProxy(h);
+    if (!SKIP.has("active")) await benchActive(h);
     if (!SKIP.has("density")) await benchDensity(h);
   } finally {
     await h.dispose();
