@@ -241,4 +241,20 @@ describe.skipIf(!criuInstalled)("checkpointed standby under memory pressure", ()
     const p = (await (await api(hp, "GET", "/run/default/sandboxes/squeezed/process/sleeper")).json()) as { status: string };
     expect(p.status).toBe("running");
   }, 120_000);
+
+  it("keeps a checkpointed sandbox on disk across a server restart and restores it on the next request", async () => {
+    const t0 = Date.now();
+    while (!checkpointOf(hp)) {
+      if (Date.now() - t0 > 20_000) throw new Error(`not checkpointed again:\n${hp.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await hp.stop();
+    hp = await hp.restart();
+    expect(checkpointOf(hp)).not.toBeNull(); // adopted without restoring
+    expect(((await (await api(hp, "GET", "/v0/sandboxes/squeezed")).json()) as { state: string }).state).toBe("STANDBY");
+    const r = (await (await api(hp, "POST", "/run/default/sandboxes/squeezed/process", { command: "cat /tmp/f", waitForCompletion: true })).json()) as { stdout: string };
+    expect(r.stdout).toBe("kept\n");
+    const p = (await (await api(hp, "GET", "/run/default/sandboxes/squeezed/process/sleeper")).json()) as { status: string };
+    expect(p.status).toBe("running");
+  }, 120_000);
 });

@@ -165,12 +165,14 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     return next;
   }
 
-  private install(spec: NodeSandboxSpec, handle: SandboxHandle): void {
+  private install(spec: NodeSandboxSpec, handle: SandboxHandle, tier: Tier = "running"): void {
     const now = Date.now();
     this.egress?.setSandbox(spec.id, handle.address, spec.network);
+    const services = this.createServices(handle, spec);
+    if (tier !== "running") services.pauseTimers?.();
     this.slots.set(spec.id, {
-      live: { id: spec.id, spec, handle, services: this.createServices(handle, spec) },
-      tier: "running",
+      live: { id: spec.id, spec, handle, services },
+      tier,
       requests: 0,
       connections: new Set(),
       lastActivity: now,
@@ -443,7 +445,8 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
               handle = await this.driver.create(toRuntimeSpec(spec));
               restarted.push(spec.id);
             }
-            this.install(spec, handle);
+            // a checkpointed sandbox stays on disk until its next request
+            this.install(spec, handle, (await this.driver.state(spec.id)) === "checkpointed" ? "checkpointed" : "running");
           } catch (e) {
             this.log.error({ err: e, sandbox: spec.name }, "could not adopt sandbox");
           }

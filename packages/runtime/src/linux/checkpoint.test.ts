@@ -169,7 +169,7 @@ describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
     await d.destroy(id);
   }, 180_000);
 
-  it("checkpoints a frozen sandbox; a new driver (server restart) restores it at adopt; destroy after a checkpoint leaves no trace", async () => {
+  it("checkpoints a frozen sandbox; a new driver (server restart) adopts it on disk and restores it on wake with the same handle; destroy after a checkpoint leaves no trace", async () => {
     const h = await d.create(spec("c2", { memoryMb: 128 }));
     const id = h.id;
     await agentSh(h, "echo kept > /root/f");
@@ -180,7 +180,7 @@ describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
     const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/${id}.json`, "utf8"));
     expect(rec.checkpoint).toMatchObject({ cgroups: expect.any(Array), imageBytes: expect.any(Number) });
 
-    // the server goes away; a new one adopts the checkpointed sandbox by restoring it
+    // the server goes away; a new one adopts the checkpointed sandbox (still on disk), then wakes it
     await d.close();
     d = new LinuxDriver(opts);
     await d.preflight();
@@ -188,6 +188,9 @@ describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
     const h2 = (await d.adopt(spec(id, { memoryMb: 128 })))!;
     expect(h2).not.toBeNull();
     expect(h2.address).toBe(h.address);
+    expect(await d.state(id)).toBe("checkpointed");
+    expect(h2.agent.connected).toBe(false);
+    expect(await d.restore(id)).toBe(h2);
     expect(await d.state(id)).toBe("running");
     const procs = await h2.agent.listProcesses();
     expect(procs.find((x) => x.id === p.id)?.running).toBe(true);

@@ -646,11 +646,19 @@ export class LinuxDriver implements SandboxDriver {
         return null;
       }
       if (stored.checkpoint) {
-        // checkpointed by an earlier server (its images and files are on disk): restore it now
+        // checkpointed by an earlier server (its images and files are on disk): it stays on disk
+        // with its agent listener ready; the next wake restores it (restore() with this handle)
         const { network: _n2, ...base2 } = stored.spec;
         const rec: SandboxRecord = { ...stored, spec: spec.network ? { ...base2, network: spec.network } : base2 };
-        if (stored.spec.network?.egress !== rec.spec.network?.egress) await this.syncEgress(stored, rec);
-        return (await this.restoreLocked(rec, null)).handle;
+        if (stored.spec.network?.egress !== rec.spec.network?.egress) {
+          await this.syncEgress(stored, rec);
+          await this.writeRecord(rec);
+        }
+        if (rec.slot !== null && this.network) this.network.hold(rec.slot);
+        const agent = await this.listenAgent(rec);
+        const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env: this.envOf(rec) };
+        this.live.set(id, { rec, agent, child: null, exited: Promise.resolve(), handle });
+        return handle;
       }
       // the egress mode follows the spec the node passes (a change may not have reached the record)
       const { network: _n, ...base } = stored.spec;
