@@ -830,7 +830,13 @@ export class LinuxDriver implements SandboxDriver {
       const tStop = t1 - t0 - dumpMs;
       const tar = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse", "-cf", `${dir}/files.tar`, "-C", `${B}/rw`, "upper"]);
       if (tar.code !== 0) {
-        throw new HangarError("runtime_failed", `saving the files of sandbox ${id} failed: ${tar.stderr.trim().slice(0, 1000)}`);
+        // the processes are in the images and the files still mounted: bring the sandbox back now
+        const why = tar.stderr.trim().slice(0, 1000);
+        const back: SandboxRecord = { ...rec, checkpoint: { at: new Date().toISOString(), cgroups: settings, dumpMs: round1(dumpMs), filesMs: 0, imageBytes: 0, filesBytes: 0 } };
+        await this.writeRecord(back);
+        live.rec = back;
+        await this.restoreLocked(back, live).catch((e) => this.log.error({ err: e, id }, "restore after a failed checkpoint failed"));
+        throw new HangarError("runtime_failed", `saving the files of sandbox ${id} failed, so it was not checkpointed: ${why}`);
       }
       await run(this.crun.launcher, ["--umount", `${B}/rootfs`, "--umount", `${B}/rw`]);
       const filesMs = performance.now() - t1;
