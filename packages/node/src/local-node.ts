@@ -358,7 +358,12 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
   }
 
   private async checkpointLocked(slot: Slot<S>): Promise<void> {
-    await this.driver.checkpoint(slot.live.id);
+    try {
+      await this.driver.checkpoint(slot.live.id);
+    } catch (e) {
+      slot.tierSince = Date.now(); // stays frozen; the next attempt waits a full checkpointAfterMs
+      throw e;
+    }
     slot.tier = "checkpointed";
     slot.tierSince = Date.now();
     this.emit("tier", slot.live.id, "checkpointed");
