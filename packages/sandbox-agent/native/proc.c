@@ -2,6 +2,7 @@
  * stdin, signals, PTYs and reaping. */
 #include "agent.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -179,6 +180,28 @@ static void proc_free(struct proc *p) {
 
 /* ---- spawn ---- */
 
+/* Marks every open fd above 2 close-on-exec where close_range is missing (gVisor): the fds
+ * listed in /proc/self/fd, not every number up to the limit (20,000 syscalls). */
+static void cloexec_open_fds(void) {
+  int d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) {
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < max && fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return;
+  }
+  char buf[4096] __attribute__((aligned(8)));
+  long n;
+  while ((n = syscall(SYS_getdents64, d, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n;) {
+      struct dirent64 *e = (struct dirent64 *)(buf + off);
+      int fd = atoi(e->d_name); /* "." and ".." give 0 */
+      if (fd > 2 && fd != d) fcntl(fd, F_SETFD, FD_CLOEXEC);
+      off += e->d_reclen;
+    }
+  }
+  close(d);
+}
+
 static void __attribute__((noreturn)) child_fail(int fd, int stage) {
   int32_t v[2] = { stage, errno };
   ssize_t w = write(fd, v, sizeof v);
@@ -250,10 +273,7 @@ static void __attribute__((noreturn)) child(const struct spawn_fds *fds, uint32_
   }
   if (chdir(cwd)) child_fail(xw, STG_CHDIR);
   /* Every fd above 2 closes at exec (the error pipe already is CLOEXEC). */
-  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-    long max = sysconf(_SC_OPEN_MAX);
-    for (int fd = 3; fd < max && fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) cloexec_open_fds();
   exec_path(argv, envp, path);
   child_fail(xw, STG_EXEC);
 }
