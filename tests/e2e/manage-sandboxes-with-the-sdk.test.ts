@@ -1,5 +1,6 @@
 // A user manages sandboxes with the unmodified official SDK: create, get, list, update, delete.
 
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
 
@@ -100,7 +101,11 @@ describe("managing sandboxes with @blaxel/core", () => {
     await expect(after.process.get("sleeper")).rejects.toBeDefined();
   });
 
-  it("deletes: DELETING, then gone", async () => {
+  it("deletes: DELETING, then gone, with no output left on the host", async () => {
+    const marker = `zero-retention-${Date.now()}`;
+    await (await SandboxInstance.get("sdk-ext")).process.exec({ command: `echo ${marker}`, waitForCompletion: true });
+    const logged = () => execFileSync("sh", ["-c", `grep -rl ${marker} ${h.dataDir} || true`], { encoding: "utf8" }).trim();
+    expect(logged()).not.toBe("");
     const del = (await SandboxInstance.delete("sdk-ext")) as { status?: string };
     expect(del.status).toBe("DELETING");
     const deadline = Date.now() + 30_000;
@@ -110,5 +115,6 @@ describe("managing sandboxes with @blaxel/core", () => {
       if (!gone) await new Promise((r) => setTimeout(r, 100));
     }
     expect(gone).toBe(true);
+    expect(logged()).toBe("");
   });
 });

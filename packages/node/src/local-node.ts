@@ -75,6 +75,8 @@ export interface LocalNodeOptions<S> {
   standby?: Partial<StandbyOptions>;
   /** The egress proxy sandboxes with a spec.network policy go through. */
   egress?: EgressPort;
+  /** Removes what the host keeps for a sandbox outside the driver (e.g. its process logs) after it is destroyed. */
+  removeData?: (id: string) => Promise<void>;
   /** Reads the host's memory (default: /proc/meminfo). */
   memory?: () => { total: number; available: number };
 }
@@ -125,6 +127,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
   readonly nodeName: string;
   readonly standbyOptions: StandbyOptions;
   private readonly memory: () => { total: number; available: number };
+  private readonly removeData: ((id: string) => Promise<void>) | undefined;
   private readonly driver: SandboxDriver;
   private readonly createServices: LocalNodeOptions<S>["createServices"];
   private readonly egress: EgressPort | undefined;
@@ -141,6 +144,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.egress = opts.egress;
     this.log = opts.logger ?? silentLogger;
     this.memory = opts.memory ?? hostMemory;
+    this.removeData = opts.removeData;
     this.nodeName = opts.nodeName ?? "local";
     const idleMs = opts.standby?.idleMs ?? DEFAULT_STANDBY.idleMs;
     this.standbyOptions = { ...DEFAULT_STANDBY, tickMs: Math.min(1_000, Math.max(50, idleMs / 4)), ...opts.standby, idleMs };
@@ -231,6 +235,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
       this.egress?.removeSandbox(id);
       if (cur) await Promise.resolve(cur.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
       await this.driver.destroy(id);
+      await this.removeData?.(id).catch((e) => this.log.warn({ err: e, id }, "removing sandbox data failed"));
     });
   }
 
@@ -463,6 +468,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
       if (!known.has(id)) {
         removed.push(id);
         await this.driver.destroy(id).catch((e) => this.log.warn({ err: e, id }, "could not remove leftover sandbox"));
+        await this.removeData?.(id).catch(() => undefined);
       }
     }
     return { adopted, restarted, removed };

@@ -2,6 +2,7 @@
 
 import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
@@ -63,6 +64,8 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
     logger,
     standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
+    // zero data retention: a destroyed sandbox's process logs go with it
+    removeData: (id) => rm(join(config.dataDir, "logs", id), { recursive: true, force: true }),
     createServices: (handle, spec) =>
       new SandboxServices({
         id: spec.id,

@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { existsSync, promises as fs } from "node:fs";
 import { connect } from "node:net";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { lookup } from "node:dns/promises";
 import { LinuxDriver, findCommand } from "./driver.js";
@@ -132,6 +132,9 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
       if (!got) await sleep(50);
     }
     expect(got).toBe("hello from inside\n");
+    // only Hangar (root) opens connections to sandboxes: another user of the host reaches nothing
+    const other = spawnSync("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "perl", "-MIO::Socket::INET", "-e", `exit(IO::Socket::INET->new(PeerAddr=>"${h.address}",PeerPort=>7777,Timeout=>2) ? 0 : 3)`], { encoding: "utf8" });
+    expect(other.status).toBe(3);
 
     const hostResolves = await lookup("deb.debian.org").then(() => true, () => false);
     if (hostResolves) {

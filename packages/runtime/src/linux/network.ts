@@ -108,7 +108,8 @@ export interface EgressElements {
 
 /**
  * The whole `inet <table>` ruleset; loaded atomically (add+delete+define in one transaction).
- * Egress (with `egressPort`): set egress_proxy4 redirects a sandbox's TCP 80/443 to the proxy;
+ * Only root's sockets on the host (Hangar's edge) may open connections to sandboxes: other host
+ * users reach no sandbox port. Egress (with `egressPort`): set egress_proxy4 redirects a sandbox's TCP 80/443 to the proxy;
  * set egress_enforce4 also sends its DNS there (names outside the policy get NXDOMAIN) and drops
  * everything else it forwards, established flows included, so a policy applied to a running
  * sandbox cuts its open direct connections too.
@@ -155,6 +156,10 @@ table inet ${o.table} {
     ${ports ? `meta l4proto tcp th dport ${ports} accept` : "# no host ports open to sandboxes"}
     ${egressPort ? `udp dport ${egressPort} accept` : "# no egress DNS"}
     counter drop
+  }
+  chain output {
+    type filter hook output priority filter - 10; policy accept;
+    oifname ${ifs} ct state new meta skuid != 0 counter drop
   }
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
