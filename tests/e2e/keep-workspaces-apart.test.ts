@@ -50,6 +50,16 @@ describe("authentication", () => {
     const b = list.find((k) => k.id === keyBId)!;
     expect(b.apiKey).toBeUndefined();
     expect(JSON.stringify(list)).not.toContain(keyB);
+    expect(b.prefix).toBe(keyB.slice(0, 8));
+  });
+
+  it("shows a team key neither the admin key's secret nor the workspaces it cannot reach", async () => {
+    const list = (await (await api(h, "GET", "/v0/api-keys", undefined, as(keyB, "team-b"))).json()) as { prefix: string; admin: boolean; workspaces: string[] }[];
+    const admin = list.find((k) => k.admin)!; // the admin key reaches team-b too
+    expect(admin.workspaces).toEqual(["team-b"]);
+    expect(admin.prefix.length).toBeLessThanOrEqual(8);
+    expect(h.apiKey.startsWith(admin.prefix)).toBe(true);
+    expect(h.apiKey.length - admin.prefix.length).toBeGreaterThanOrEqual(h.apiKey.length * 0.75);
   });
 });
 

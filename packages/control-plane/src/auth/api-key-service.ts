@@ -33,7 +33,7 @@ export class ApiKeyService {
     const record: ApiKeyRecord = {
       id: `ak_${randomId(16)}`,
       name: input.name,
-      prefix: key.slice(0, 12),
+      prefix: keyPrefix(key),
       admin: input.admin ?? false,
       createdAt: now.toISOString(),
       expiresAt: input.expiresIn ? new Date(now.getTime() + parseDuration(input.expiresIn, "expires_in")).toISOString() : null,
@@ -77,13 +77,25 @@ export class ApiKeyService {
 }
 
 /** The API shape of a key (never the key or its hash). */
-export function apiKeyView(k: ApiKeyRecord, workspaceNames: Map<string, string>, key?: string): Record<string, unknown> {
+/**
+ * The part of a key shown in listings: "hgr_" and 4 random characters of a generated key (of 40
+ * random ones); at most a quarter, and no more than 4 characters, of a key chosen by an operator.
+ */
+export function keyPrefix(key: string): string {
+  return key.startsWith("hgr_") && key.length >= 32 ? key.slice(0, 8) : key.slice(0, Math.min(4, Math.floor(key.length / 4)));
+}
+
+/**
+ * A key as the API shows it. `reach`: the workspaces the viewer may know of (others are left
+ * out); all when absent.
+ */
+export function apiKeyView(k: ApiKeyRecord, workspaceNames: Map<string, string>, key?: string, reach?: (workspaceId: string) => boolean): Record<string, unknown> {
   return {
     id: k.id,
     name: k.name,
-    prefix: k.prefix,
+    prefix: k.prefix.length > 8 ? k.prefix.slice(0, 8) : k.prefix,
     admin: k.admin,
-    workspaces: k.workspaceIds.map((w) => workspaceNames.get(w) ?? w),
+    workspaces: k.workspaceIds.filter((w) => !reach || reach(w)).map((w) => workspaceNames.get(w) ?? w),
     createdAt: k.createdAt,
     expiresAt: k.expiresAt,
     lastUsedAt: k.lastUsedAt,

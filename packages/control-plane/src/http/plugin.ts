@@ -231,7 +231,8 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
   app.get("/api-keys", { schema: { summary: "List the API keys of the selected workspace", tags: ["api-keys"], response: { 200: { type: "array", items: S.ApiKey }, ...S.errors(401, 403) } } }, async (req) => {
     const ws = await workspaceOf(req);
     const n = await names();
-    return (await opts.apiKeys.list(ws.id)).map((k) => apiKeyView(k, n));
+    const p = principal(req);
+    return (await opts.apiKeys.list(ws.id)).map((k) => apiKeyView(k, n, undefined, (w) => p.admin || p.workspaceIds.has(w)));
   });
 
   app.post<{ Body: { name: string; expires_in?: string; admin?: boolean; workspaces?: string[] } }>(
