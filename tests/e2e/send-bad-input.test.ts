@@ -56,17 +56,18 @@ describe("bad input", () => {
     await expectProblem(await create({ name: "ok-name" }, { image: "no/such-image:1" }), 400, /image/i);
     await expectProblem(await create({ name: "ok-name" }, { image: "../../etc/passwd" }), 400, /image/i);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?limit=0"), 400);
-    await expectProblem(await api(h, "GET", "/v0/sandboxes?sort=size:asc"), 400);
+    await expectProblem(await api(h, "GET", "/v0/sandboxes?sort=size:asc"), 400, /must be one of "createdAt:desc", "createdAt:asc", "name:asc", "name:desc"/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?status=HAPPY"), 400, /status/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?cursor=bm9wZQ"), 400, /cursor/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?workspace=&limit=abc"), 400);
     await expectProblem(await api(h, "GET", "/v0/nowhere"), 404);
   });
 
-  it("refuses renaming and image changes on PUT, and non-object bodies", async () => {
+  it("refuses renaming, image and isolation changes on PUT, and non-object bodies", async () => {
     const cur = (await (await api(h, "GET", "/v0/sandboxes/precious")).json()) as { metadata: object; spec: { runtime: object } };
     await expectProblem(await api(h, "PUT", "/v0/sandboxes/precious", { ...cur, metadata: { ...cur.metadata, name: "renamed" } }), 400, /renamed/);
     await expectProblem(await api(h, "PUT", "/v0/sandboxes/precious", { ...cur, spec: { ...cur.spec, runtime: { ...cur.spec.runtime, image: "hangar/base" } } }), 400, /image/);
+    await expectProblem(await api(h, "PUT", "/v0/sandboxes/precious", { ...cur, spec: { ...cur.spec, runtime: { ...cur.spec.runtime, runtimeClass: "gvisor" } } }), 400, /runtimeClass/);
     await expectProblem(await api(h, "POST", "/v0/sandboxes", "[1,2,3]"), 400);
     await expectProblem(await api(h, "POST", "/v0/sandboxes", "\"string\""), 400);
   });
@@ -77,6 +78,14 @@ describe("bad input", () => {
       await expectProblem(await api(h, "POST", `/run/default/sandboxes/precious/network/process/${p.pid}/monitor`, { callback }), 403, /not allowed/);
     }
     await expectProblem(await api(h, "POST", `/run/default/sandboxes/precious/network/process/${p.pid}/monitor`, { callback: "not a url" }), 400);
+  });
+
+  it("takes a bodiless request that names a JSON Content-Type as bodiless", async () => {
+    expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name: "short-lived" }, spec: { runtime: { memory: 256 } } })).status).toBe(200);
+    const res = await fetch(`${h.url}/v0/sandboxes/short-lived`, { method: "DELETE", headers: { authorization: `Bearer ${h.apiKey}`, "x-blaxel-workspace": "default", "content-type": "application/json" } });
+    expect(res.status).toBe(200);
+    const deadline = Date.now() + 30_000;
+    while ((await api(h, "GET", "/v0/sandboxes/short-lived")).status !== 404 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   });
 
   it("keeps serving and keeps what was stored", async () => {

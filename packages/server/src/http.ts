@@ -10,12 +10,22 @@ export function installValidation(app: FastifyInstance): void {
   const bodyAjv = new Ajv({ ...common, coerceTypes: false });
   const textAjv = new Ajv({ ...common, coerceTypes: "array" });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : textAjv).compile(schema));
+  // a request with no body is one with no body, whatever Content-Type it names (curl -X DELETE -H …)
+  app.addHook("onRequest", async (req) => {
+    const len = req.headers["content-length"];
+    if (req.headers["content-type"] && (len === "0" || (len === undefined && !req.headers["transfer-encoding"]))) delete req.headers["content-type"];
+  });
 }
 
 function describeValidation(errors: ErrorObject[], context: string | undefined): string {
   const e = errors[0];
   if (!e) return "request failed validation";
   const where = `${context ?? "body"}${e.instancePath.replace(/\//g, ".")}`;
+  if (e.keyword === "const") {
+    // one of several constants (anyOf): name them all
+    const allowed = errors.filter((x) => x.keyword === "const" && x.instancePath === e.instancePath).map((x) => JSON.stringify((x.params as { allowedValue: unknown }).allowedValue));
+    return `${where}: must be ${allowed.length > 1 ? `one of ${allowed.join(", ")}` : allowed[0]}`;
+  }
   if (e.keyword === "enum") return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
   if (e.keyword === "additionalProperties") return `${where}: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
   if (e.keyword === "required") return `${where}: missing field ${JSON.stringify((e.params as { missingProperty: string }).missingProperty)}`;

@@ -266,6 +266,9 @@ export class SandboxService {
     if (next.runtime.image !== prev.runtime.image) {
       throw new HangarError("validation_failed", "spec.runtime.image: the image of a sandbox cannot change; create a new sandbox");
     }
+    if ((next.runtime.runtimeClass ?? "default") !== (prev.runtime.runtimeClass ?? "default")) {
+      throw new HangarError("validation_failed", "spec.runtime.runtimeClass: the isolation of a sandbox cannot change; create a new sandbox");
+    }
     const sealed = sealSpec(this.secrets, next, prev);
     const envChanged = JSON.stringify(sealed.runtime.envs ?? []) !== JSON.stringify(prev.runtime.envs ?? []);
     const memoryChanged = sealed.runtime.memory !== prev.runtime.memory;
