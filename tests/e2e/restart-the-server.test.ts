@@ -2,7 +2,8 @@
 // sandboxes are found again with their files and processes.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar } from "./harness.js";
+import { spawnSync } from "node:child_process";
+import { CLI, IMAGE_DIR, type RunningHangar, api, startHangar } from "./harness.js";
 
 let h: RunningHangar;
 
@@ -58,6 +59,15 @@ describe("restart and crash", () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(logs.trim().split("\n")).toEqual(Array.from({ length: 40 }, (_, i) => `tick ${i + 1}`));
+  });
+
+  it("refuses a second server on the same data dir and leaves the first one untouched", async () => {
+    const second = spawnSync(process.execPath, [CLI, "serve", "--port", "0", "--data-dir", h.dataDir], { env: { ...process.env, ...h.instance.env, HANGAR_IMAGE_DIR: IMAGE_DIR }, encoding: "utf8", timeout: 60_000 });
+    expect(second.status).toBe(1);
+    expect(second.stderr).toMatch(/another Hangar process \(pid \d+\) is using/);
+    const uninstall = spawnSync(process.execPath, [CLI, "uninstall", "--data-dir", h.dataDir], { env: { ...process.env, ...h.instance.env, HANGAR_IMAGE_DIR: IMAGE_DIR }, encoding: "utf8", timeout: 60_000 });
+    expect(uninstall.status).toBe(1);
+    expect((await exec(h, "keep-1", "cat /tmp/who")).stdout).toBe("keep-1\n");
   });
 
   it("keeps the bootstrap key and created keys across a graceful restart", async () => {

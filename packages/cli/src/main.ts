@@ -351,6 +351,11 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.stderr.write(`error: ${e.message}\n`);
     process.exit(e.exitCode);
   }
+  // a refusal with a clear message (e.g. data_dir_in_use) needs no stack
+  if (e instanceof Error && "status" in e && typeof (e as { status: unknown }).status === "number" && (e as { status: number }).status < 500) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`error: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
 });

@@ -46,6 +46,7 @@ export const ERRORS = {
   already_exists: { status: 409, title: "Resource already exists" },
   sandbox_already_exists: { status: 409, title: "Sandbox already exists" },
   conflict: { status: 409, title: "Conflict" },
+  data_dir_in_use: { status: 409, title: "Data directory in use by another Hangar process" },
   stdin_closed: { status: 409, title: "Process stdin is not open" },
   payload_too_large: { status: 413, title: "Request body too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },

@@ -26,6 +26,7 @@ import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
 import type { HangarConfig } from "./config.js";
 import { hostCallbackGuard } from "./callback-guard.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { createDriver } from "./driver.js";
 import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
@@ -49,6 +50,17 @@ export interface Hangar {
 
 export async function createHangar(config: HangarConfig, logger: Logger = createLogger(config.logLevel)): Promise<Hangar> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // before anything touches the host: one server per data dir
+  const lock = lockDataDir(config.dataDir);
+  try {
+    return await createLocked(config, logger, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirLock): Promise<Hangar> {
   const startedAt = Date.now();
   const store = await openSqliteStore(config.dataDir);
   const secrets = SecretBox.open(config.dataDir);
@@ -190,6 +202,7 @@ export async function createHangar(config: HangarConfig, logger: Logger = create
       await node.close();
       await egress?.proxy.close();
       await store.close();
+      lock.release();
     },
   };
 }

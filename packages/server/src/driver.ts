@@ -2,8 +2,10 @@
 
 import { join } from "node:path";
 import type { Logger } from "@hangar/common";
-import { LinuxDriver, LocalImageStore, type SandboxDriver } from "@hangar/runtime";
+import { existsSync, realpathSync } from "node:fs";
+import { LinuxDriver, LocalImageStore, type SandboxDriver, unmountTree } from "@hangar/runtime";
 import type { HangarConfig } from "./config.js";
+import { lockDataDir } from "./data-dir-lock.js";
 
 export async function createDriver(config: HangarConfig, logger: Logger, egress?: { port: number; caPem: string }): Promise<SandboxDriver> {
   // Users may import local OCI layouts and archives only from the configured directories.
@@ -34,7 +36,16 @@ export async function createDriver(config: HangarConfig, logger: Logger, egress?
  * and nft table, mounts, cgroups, run dir). The server must be stopped. Records stay in the store.
  */
 export async function uninstallRuntime(config: HangarConfig, logger: Logger): Promise<void> {
-  const driver = await createDriver(config, logger);
-  if (!(driver instanceof LinuxDriver)) throw new Error(`the ${driver.name} runtime has nothing to uninstall`);
-  await driver.purge();
+  const lock = lockDataDir(config.dataDir);
+  try {
+    const driver = await createDriver(config, logger);
+    if (!(driver instanceof LinuxDriver)) throw new Error(`the ${driver.name} runtime has nothing to uninstall`);
+    await driver.purge();
+    // the data dir's own image store (not a shared cache elsewhere) is unmounted too
+    const dataDir = realpathSync(config.dataDir);
+    const imageDir = existsSync(config.imageDir) ? realpathSync(config.imageDir) : null;
+    if (imageDir && (imageDir + "/").startsWith(dataDir + "/")) await unmountTree(imageDir);
+  } finally {
+    lock.release();
+  }
 }

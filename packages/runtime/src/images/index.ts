@@ -2,3 +2,4 @@
 export type { ImageStore, ResolvedImage } from "./types.js";
 export { LocalImageStore, buildBaseImage, DEFAULT_IMAGE_CACHE_DIR, type LocalImageStoreOptions, type ImageRecord } from "./store.js";
 export { parseImageRef, BASE_REF, type ParsedRef } from "./refs.js";
+export { unmountTree } from "./erofs.js";
