@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 // Process API over raw HTTP against a real agent in a chroot.
 
 import { createServer, request, type Server } from "node:http";
@@ -171,6 +172,25 @@ describe("logs", () => {
       expect(Buffer.byteLength(rec.logs.tail().logs)).toBeLessThanOrEqual(16 * 1024);
       const listed = (await raw(k.port, "GET", "/process")).json<Proc[]>()[0]!;
       expect(listed.logs.length).toBeLessThanOrEqual(4096);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  it("keeps all process logs of a sandbox within its disk budget, forgetting the oldest finished processes first", async () => {
+    const k = await startSandbox({ limits: { log: { memoryLimit: 4 * 1024, fileLimit: 64 * 1024 }, logDiskBudget: 160 * 1024 } });
+    try {
+      for (let i = 0; i < 6; i++) {
+        const p = (await raw(k.port, "POST", "/process", { name: `chatty-${i}`, command: `head -c 60000 /dev/zero | tr '\\0' ${i}`, waitForCompletion: true })).json<Proc>();
+        expect(p.status).toBe("completed");
+      }
+      const du = Number(execFileSync("du", ["-sb", k.services.logDir], { encoding: "utf8" }).split("\t")[0]);
+      expect(du).toBeLessThan(160 * 1024 + 64 * 1024); // the budget, plus directory entries and record headers
+      const names = (await raw(k.port, "GET", "/process")).json<Proc[]>().map((p) => p.name);
+      expect(names).not.toContain("chatty-0");
+      expect(names).toContain("chatty-5");
+      const last = (await raw(k.port, "GET", "/process/chatty-5/logs")).json<{ stdout: string }>().stdout;
+      expect(last).toBe("5".repeat(60000));
     } finally {
       await k.stop();
     }

@@ -40,6 +40,8 @@ export interface SandboxLimits {
   log: LogStoreLimits;
   /** Finished processes kept in the table (oldest dropped first, logs deleted). */
   maxFinishedProcesses: number;
+  /** Host disk all process logs of one sandbox may use together (oldest finished processes go first). */
+  logDiskBudget: number;
   /** Longest a request waits for completion or ports. */
   waitCapMs: number;
   /** Grace after SIGTERM before SIGKILL on stop. */
@@ -57,6 +59,7 @@ export interface SandboxLimits {
 export const DEFAULT_LIMITS: SandboxLimits = {
   log: { memoryLimit: 64 * 1024, fileLimit: 16 * 1024 * 1024 },
   maxFinishedProcesses: 1000,
+  logDiskBudget: 256 * 1024 * 1024,
   waitCapMs: 60_000,
   stopGraceMs: 10_000,
   restartDelayMs: 1_000,

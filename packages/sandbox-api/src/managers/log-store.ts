@@ -72,6 +72,27 @@ function parseRecords(buf: Buffer, limit = buf.length): LogChunk[] {
 
 export type FollowHandle = { close(): void };
 
+/**
+ * The disk all process logs of one sandbox may use together. When a write would pass the limit,
+ * `reclaim` is asked to free room (the process manager forgets its oldest finished processes);
+ * what still does not fit is kept only in the in-memory tail.
+ */
+export class LogBudget {
+  used = 0;
+
+  constructor(
+    readonly limit: number,
+    private readonly reclaim: (bytes: number) => void = () => {},
+  ) {}
+
+  /** Bytes of `wanted` that may be written now (after reclaiming if needed). */
+  grant(wanted: number): number {
+    if (this.used + wanted > this.limit) this.reclaim(this.used + wanted - this.limit);
+    return Math.max(0, Math.min(wanted, this.limit - this.used));
+  }
+}
+
+
 /** What the log holds at one moment (reads render from it while appends go on). */
 interface Snapshot {
   fileBytes: number;
@@ -92,6 +113,8 @@ export class LogStore {
   private writeChain: Promise<void> = Promise.resolve();
   /** Records waiting for the next write (one write per batch). */
   private unwritten: Buffer[] = [];
+  /** Output was left out of the file once: nothing later goes there (the file stays a prefix). */
+  private fileFull = false;
   private listeners = new Set<(c: LogChunk) => void>();
   private endListeners = new Set<() => void>();
   private ended = false;
@@ -102,6 +125,7 @@ export class LogStore {
   constructor(
     readonly file: string,
     private readonly limits: LogStoreLimits = DEFAULT_LOG_LIMITS,
+    private readonly budget: LogBudget | null = null,
   ) {}
 
   /** Re-attaches to the file left by an earlier server process (same record key). */
@@ -118,6 +142,7 @@ export class LogStore {
       this.filePayload += c.data.length;
     }
     this.totalBytes = this.filePayload;
+    if (this.budget) this.budget.used += this.filePayload;
     // the end of the file is the recent output
     for (let i = chunks.length - 1; i >= 0 && this.recentBytes < this.limits.memoryLimit; i--) {
       this.recent.unshift(chunks[i]!);
@@ -169,8 +194,12 @@ export class LogStore {
 
   /** Writes a chunk (or what fits of it) to the file, batched with others still unwritten. */
   private persist(c: LogChunk): void {
-    const room = this.limits.fileLimit - this.filePayload;
+    if (this.fileFull) return; // the file holds the first output only: nothing after a gap
+    let room = Math.min(this.limits.fileLimit - this.filePayload, c.data.length);
+    if (room > 0 && this.budget) room = this.budget.grant(room);
+    if (room < c.data.length) this.fileFull = true;
     if (room <= 0) return;
+    if (this.budget) this.budget.used += room;
     const data = c.data.length > room ? c.data.subarray(0, room) : c.data;
     const header = Buffer.allocUnsafe(HEADER);
     header[0] = c.stream;
@@ -291,6 +320,7 @@ export class LogStore {
 
   /** Drops everything, including the file. */
   async dispose(): Promise<void> {
+    if (this.budget && !this.disposed) this.budget.used -= this.filePayload;
     this.disposed = true;
     this.end();
     await this.writeChain;

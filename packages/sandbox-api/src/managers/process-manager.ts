@@ -12,7 +12,7 @@ import { PausableTimer } from "../util/timers.js";
 import { resolvePath, type PathContext } from "../paths.js";
 import type { SandboxImage, SandboxLimits } from "../types.js";
 import type { AgentEventRouter, ProcessSink } from "./agent-router.js";
-import { LogStore, type LogText } from "./log-store.js";
+import { LogBudget, LogStore, type LogText } from "./log-store.js";
 
 export type ProcessStatus = "running" | "completed" | "failed" | "killed" | "stopped";
 
@@ -156,8 +156,28 @@ export class ProcessManager extends EventEmitter {
   private disposed = false;
   private lastKeepAlive = false;
 
+  /** Disk shared by all process logs of the sandbox; full → the oldest finished processes go. */
+  private readonly logBudget: LogBudget;
+
   constructor(private readonly deps: ProcessManagerDeps) {
     super();
+    this.logBudget = new LogBudget(deps.limits.logDiskBudget, (bytes) => this.reclaimLogs(bytes));
+  }
+
+  /** Forgets finished processes, oldest first, until their logs free `bytes` (or none is left). */
+  private reclaimLogs(bytes: number): void {
+    const target = this.logBudget.used - bytes;
+    for (const r of this.list()) {
+      if (this.logBudget.used <= target) break;
+      if (r.running) continue;
+      this.forget(r);
+    }
+  }
+
+  private forget(r: ProcessRecord): void {
+    this.records.delete(r.key);
+    if (this.byPid.get(r.pid) === r) this.byPid.delete(r.pid);
+    void r.logs.dispose();
   }
 
   // ---- lookup -----------------------------------------------------------------------------
@@ -224,7 +244,7 @@ export class ProcessManager extends EventEmitter {
       restartOnFailure,
       maxRestarts,
       req.stdin === true,
-      new LogStore(join(this.deps.logDir, `${key}.log`), this.deps.limits.log),
+      new LogStore(join(this.deps.logDir, `${key}.log`), this.deps.limits.log, this.logBudget),
       key,
     );
     await this.spawnRun(record, true);
@@ -395,9 +415,7 @@ export class ProcessManager extends EventEmitter {
     for (const r of this.list()) {
       if (finished <= max) break;
       if (r.running) continue;
-      this.records.delete(r.key);
-      if (this.byPid.get(r.pid) === r) this.byPid.delete(r.pid);
-      void r.logs.dispose();
+      this.forget(r);
       finished--;
     }
   }
@@ -617,7 +635,7 @@ export class ProcessManager extends EventEmitter {
   }
 
   private async adopt(p: AgentProcess, tag: ProcessTag): Promise<void> {
-    const logs = new LogStore(join(this.deps.logDir, `${tag.key}.log`), this.deps.limits.log);
+    const logs = new LogStore(join(this.deps.logDir, `${tag.key}.log`), this.deps.limits.log, this.logBudget);
     await logs.adoptExisting();
     const record = new ProcessRecord(
       tag.name,
