@@ -2,7 +2,7 @@
 // wins): TERMINATED, every trace removed, then the record goes — never early, and across restarts.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar } from "./harness.js";
+import { type RunningHangar, api, httpRequest, startHangar } from "./harness.js";
 
 let h: RunningHangar;
 
@@ -24,7 +24,11 @@ async function terminatedAt(name: string, withinMs: number): Promise<number> {
   const t0 = Date.now();
   for (;;) {
     const s = await get(name);
-    if (s.code === 404 || s.body.status === "TERMINATED") return Date.now();
+    if (s.code === 404) return Date.now();
+    if (s.body.status === "TERMINATED") {
+      expect((s.body as { state?: string }).state).toBeUndefined(); // neither running nor parked
+      return Date.now();
+    }
     if (Date.now() - t0 > withinMs) throw new Error(`${name} still ${s.body.status} after ${withinMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -100,6 +104,24 @@ describe("expiry", () => {
     expect(((await res.json()) as Sbx).expiresIn).toBeUndefined();
     await new Promise((r) => setTimeout(r, 4_000));
     expect((await get("reprieved")).body.status).toBe("DEPLOYED");
+  });
+
+  it("a preview with a ttl stops serving when it is met", async () => {
+    await create("ttl-preview", { ports: [{ target: 3000 }] });
+    const web = await api(h, "POST", "/run/default/sandboxes/ttl-preview/process", { command: "python3 -m http.server 3000 --bind 0.0.0.0", workingDir: "/etc", waitForPorts: [3000] });
+    expect(web.status).toBe(200);
+    const res = await api(h, "POST", "/v0/sandboxes/ttl-preview/previews", { metadata: { name: "brief" }, spec: { port: 3000, public: true, ttl: "3s" } });
+    expect(res.status).toBe(200);
+    const url = ((await res.json()) as { spec: { url: string } }).spec.url;
+    expect((await httpRequest(`${url}/hostname`)).status).toBe(200);
+    const t0 = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - t0 < 10_000) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = (await httpRequest(`${url}/hostname`)).status;
+    }
+    expect(status).toBe(401);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
   });
 
   it("removes the terminated record after its retention", async () => {

@@ -77,7 +77,7 @@ export const Sandbox = Type.Object(
     metadata: Metadata,
     spec: SandboxSpec,
     status: Type.String({ description: "DEPLOYING, DEPLOYED, FAILED, DELETING, TERMINATED" }),
-    state: Type.String({ description: "RUNNING or STANDBY" }),
+    state: Type.Optional(Type.String({ description: "RUNNING or STANDBY (deployed sandboxes only)" })),
     events: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }))),
     expiresIn: Type.Optional(Type.Integer()),
     lastUsedAt: Type.Optional(Type.String()),

@@ -1,7 +1,7 @@
 // Previews: a port of a sandbox published on its own URL, public or behind tokens. Sessions are
 // previews of port 443, which serve the sandbox API itself. Custom domains route by Host header.
 
-import { HangarError, TtlCache, describeNameProblem, randomId, randomToken, sha256Hex } from "@hangar/common";
+import { HangarError, TtlCache, describeNameProblem, parseDuration, randomId, randomToken, sha256Hex } from "@hangar/common";
 import {
   type CustomDomainRecord,
   type PreviewRecord,
@@ -114,6 +114,12 @@ export class PreviewService {
     }
     let expiresAt: string | null = existing?.expiresAt ?? null;
     if (spec.expires !== undefined) expiresAt = spec.expires === null || spec.expires === "" ? null : isoDate(spec.expires, "spec.expires");
+    if (spec.ttl !== undefined && spec.ttl !== null && spec.ttl !== "") {
+      if (typeof spec.ttl !== "string") throw new HangarError("validation_failed", 'spec.ttl: must be a duration such as "30m"');
+      const ttlAt = new Date(Date.now() + parseDuration(spec.ttl, "spec.ttl")).toISOString();
+      // with an `expires` in the same spec, the first met wins; alone, the ttl sets the expiry
+      expiresAt = spec.expires !== undefined && expiresAt && expiresAt < ttlAt ? expiresAt : ttlAt;
+    }
     return {
       port,
       public: spec.public === undefined ? (existing?.public ?? false) : spec.public === true,

@@ -192,6 +192,7 @@ export function normalizeNetwork(raw: unknown): Record<string, unknown> | undefi
       for (const [k, v] of Object.entries(r.secrets)) {
         if (!SECRET_NAME.test(k)) fail(`${f}.secrets`, `${JSON.stringify(k)} is not a valid secret name (letters, digits, '_', '.', '-')`);
         if (typeof v !== "string") fail(`${f}.secrets.${k}`, "must be a string");
+        if (v.includes("\0")) fail(`${f}.secrets.${k}`, "must not contain NUL");
         secrets.add(k);
       }
     }
@@ -202,6 +203,11 @@ export function normalizeNetwork(raw: unknown): Record<string, unknown> | undefi
         if (RESERVED_HEADERS.has(k.toLowerCase()) || k.toLowerCase().startsWith("proxy-")) fail(`${f}.headers.${k}`, "cannot be injected: the proxy sets it");
         if (typeof v !== "string" || /[\r\n\0]/.test(v)) fail(`${f}.headers.${k}`, "must be a string without line breaks");
         placeholdersDefined(v, `${f}.headers.${k}`, secrets);
+        // a secret injected into a header must be a valid header value too
+        for (const name of placeholderNames(v)) {
+          const value = (r.secrets as Record<string, unknown>)[name];
+          if (typeof value === "string" && /[\r\n]/.test(value)) fail(`${f}.secrets.${name}`, `is injected into header ${k} and must not contain line breaks`);
+        }
       }
     }
     if (r.body !== undefined && r.body !== null) {

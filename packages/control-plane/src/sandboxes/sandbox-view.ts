@@ -32,9 +32,10 @@ export function sandboxView(rec: SandboxRecord, ctx: ViewContext): Record<string
     },
     spec,
     status: rec.status,
-    state: ctx.state === "STANDBY" ? "STANDBY" : "RUNNING",
     lastUsedAt: rec.lastUsedAt,
   };
+  // running or parked: only a deployed sandbox has either
+  if (rec.status === "DEPLOYED") view.state = ctx.state === "STANDBY" ? "STANDBY" : "RUNNING";
   if (!ctx.lite) view.events = rec.events;
   if (expiry) view.expiresIn = Math.max(0, Math.round((expiry.getTime() - Date.now()) / 1000));
   return view;
