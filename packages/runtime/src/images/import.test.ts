@@ -194,6 +194,12 @@ describe.skipIf(!isRoot)("importing images", { timeout: 120_000 }, () => {
   it("accepts local paths only under the configured import roots", async () => {
     const restricted = new LocalImageStore({ dir, localImportRoots: [join(work, "elsewhere")] });
     await expectInvalid(restricted.resolve(img.layoutRef), "outside roots", 1_000);
+    // outside the roots, an existing and a missing path get the same answer (no probing the host)
+    const a = await expectInvalid(restricted.resolve("oci-archive:/etc/shadow"), "existing", 1_000);
+    const b = await expectInvalid(restricted.resolve("oci-archive:/root/no-such-file"), "missing", 1_000);
+    const detail = (e: HangarError) => e.message.replace(/^image "[^"]*": /, "");
+    expect(detail(a)).toBe(detail(b));
+    expect(detail(a)).toMatch(/outside the allowed import directories/);
     const allowed = new LocalImageStore({ dir, localImportRoots: [work] });
     expect((await allowed.resolve(img.layoutRef)).config.uid).toBe(1000);
   });

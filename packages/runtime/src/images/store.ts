@@ -13,7 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { HangarError, isHangarError, silentLogger, type Logger } from "@hangar/common";
 import type { ImageConfig } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "./types.js";
@@ -338,17 +338,21 @@ export class LocalImageStore implements ImageStore {
 
   /** Validates a local source quickly and fingerprints it (cheap: stat, or index.json's hash). */
   private async checkLocalSource(ref: LocalRef): Promise<{ realPath: string; fingerprint: string }> {
+    const roots = this.opts.localImportRoots;
+    const outside = () => invalidImage(ref.canonical, "local image paths outside the allowed import directories are not accepted");
+    // a path outside the import directories gets the same answer whether or not it exists
+    const lexical = resolvePath(ref.path);
+    if (roots !== undefined && !roots.some((r) => lexical === r || lexical.startsWith(r.endsWith("/") ? r : r + "/"))) throw outside();
     let realPath: string;
     try {
       realPath = await realpath(ref.path);
     } catch {
       throw invalidImage(ref.canonical, `${ref.path} does not exist`);
     }
-    const roots = this.opts.localImportRoots;
     if (roots !== undefined) {
       const allowed = await Promise.all(roots.map((r) => realpath(r).catch(() => undefined)));
       if (!allowed.some((r) => r !== undefined && (realPath === r || realPath.startsWith(r.endsWith("/") ? r : r + "/")))) {
-        throw invalidImage(ref.canonical, "local image paths outside the allowed import directories are not accepted");
+        throw outside();
       }
     }
     if (/[^A-Za-z0-9._\-+@/=,~]/.test(realPath)) throw invalidImage(ref.canonical, "the resolved path contains unsupported characters");
