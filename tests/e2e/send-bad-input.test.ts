@@ -56,6 +56,7 @@ describe("bad input", () => {
     await expectProblem(await create({ name: "ok-name" }, { image: "no/such-image:1" }), 400, /image/i);
     await expectProblem(await create({ name: "ok-name" }, { image: "../../etc/passwd" }), 400, /image/i);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?limit=0"), 400);
+    await expectProblem(await api(h, "GET", "/v0/sandboxes?sort=name:asc&anchor=end"), 400, /anchor=end: only with a createdAt sort/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?sort=size:asc"), 400, /must be one of "createdAt:desc", "createdAt:asc", "name:asc", "name:desc"/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?status=HAPPY"), 400, /status/);
     await expectProblem(await api(h, "GET", "/v0/sandboxes?cursor=bm9wZQ"), 400, /cursor/);

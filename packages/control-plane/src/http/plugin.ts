@@ -102,6 +102,7 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
       const statuses = q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined;
       for (const s of statuses ?? []) if (!SANDBOX_STATUSES.has(s)) throw new HangarError("validation_failed", `status: unknown value ${JSON.stringify(s)}`);
       const pageMode = paginated(req);
+      if (q.anchor === "end" && q.sort?.startsWith("name:")) throw new HangarError("validation_failed", "anchor=end: only with a createdAt sort (the newest or oldest page)");
       const term = q.q?.trim().toLowerCase();
       const listQuery = {
         sort: pageMode ? (q.sort ?? "createdAt:desc") : ("createdAt:desc" as const),
