@@ -53,7 +53,8 @@ const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
-const TOKEN_QUERY = /([?&])bl_preview_token=([^&#]*)&?/;
+/** The terminal WebSocket of the sandbox API (§5.4 D), where `?token=` carries the API key. */
+const TERMINAL_WS = /^\/+terminal\/ws\/?(\?|$)/;
 /** Hangar's own credentials, never forwarded to a sandbox's app. */
 const PREVIEW_CREDENTIALS = ["x-blaxel-preview-token", "x-blaxel-authorization", "x-blaxel-workspace"];
 const SPLICE_DROP: ReadonlySet<string> = new Set(PREVIEW_CREDENTIALS);
@@ -70,18 +71,50 @@ function hostOf(req: IncomingMessage): string {
   return (header(req, "host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
 }
 
-/** Takes bl_preview_token out of a path+query, returning both. */
-function takeQueryToken(rest: string): { rest: string; token: string | undefined } {
-  const m = TOKEN_QUERY.exec(rest);
-  if (!m) return { rest, token: undefined };
-  let token: string | undefined;
+/** Takes a query parameter out of a path+query, returning both (the first occurrence). */
+function takeQueryParam(rest: string, name: string): { rest: string; value: string | undefined } {
+  const re = new RegExp(`([?&])${name}=([^&#]*)&?`);
+  const m = re.exec(rest);
+  if (!m) return { rest, value: undefined };
+  let value: string | undefined;
   try {
-    token = decodeURIComponent(m[2]!);
+    value = decodeURIComponent(m[2]!);
   } catch {
-    token = m[2];
+    value = m[2];
   }
-  const stripped = rest.replace(TOKEN_QUERY, (_all, sep: string) => sep).replace(/[?&]$/, "");
-  return { rest: stripped, token };
+  const stripped = rest.replace(re, (_all, sep: string) => sep).replace(/[?&]$/, "");
+  return { rest: stripped, value };
+}
+
+/** The CORS headers among a preview's configured response headers. */
+function configuredCors(p: PreviewRecord | null | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(p?.responseHeaders ?? {}).filter(([k]) => k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary"));
+}
+
+/**
+ * CORS headers for the edge's own answers (errors: 401, 404, 502…), so a browser can read them:
+ * the preview's configured CORS, else the sandbox API's own (any origin; auth is never by cookie).
+ */
+function errorCors(p: PreviewRecord | null | undefined): Record<string, string> {
+  const c = configuredCors(p);
+  return Object.keys(c).length ? c : { "access-control-allow-origin": "*" };
+}
+
+/**
+ * A preflight answered by the edge without credentials: the origin, the requested method and
+ * headers are allowed (never credentials, so no cookie rides on it). Requests themselves still
+ * need a key or token.
+ */
+function permissivePreflight(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {
+    "access-control-allow-origin": header(req, "origin")!,
+    "access-control-allow-methods": header(req, "access-control-request-method")!,
+    "access-control-max-age": "86400",
+    vary: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+  };
+  const h = header(req, "access-control-request-headers");
+  if (h) out["access-control-allow-headers"] = h;
+  return out;
 }
 
 export class Edge<S extends SandboxServicesLike> {
@@ -150,7 +183,16 @@ export class Edge<S extends SandboxServicesLike> {
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
     if (r.kind === "sandbox" || r.kind === "sandbox-host") {
-      const principal = await this.opts.auth.authenticate(header(req, "x-blaxel-authorization") ?? header(req, "authorization"));
+      let rest = r.rest;
+      let authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
+      if (kind === "connection" && TERMINAL_WS.test(rest)) {
+        // `bl connect sandbox` sends no headers: the API key comes as ?token= (§5.4 D), and never
+        // reaches the sandbox.
+        const q = takeQueryParam(rest, "token");
+        rest = q.rest;
+        if (!authorization && q.value) authorization = /^bearer\s/i.test(q.value) ? q.value : `Bearer ${q.value}`;
+      }
+      const principal = await this.opts.auth.authenticate(authorization);
       let ws: WorkspaceRecord;
       if (r.kind === "sandbox") ws = await this.opts.auth.resolveWorkspace(principal, r.workspace);
       else {
@@ -161,7 +203,7 @@ export class Edge<S extends SandboxServicesLike> {
       const rec = await this.opts.sandboxes.getForRequest(ws, r.name);
       const drop = ["x-blaxel-authorization", "x-blaxel-workspace"];
       if (!header(req, "x-blaxel-authorization")) drop.push("authorization");
-      return { lease: await this.liveSandbox(rec, kind), rest: r.rest, drop };
+      return { lease: await this.liveSandbox(rec, kind), rest, drop };
     }
 
     const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
@@ -178,7 +220,7 @@ export class Edge<S extends SandboxServicesLike> {
   private async authorizePreview(preview: PreviewRecord | null, target: string, tokenHeader: string | undefined, authorization: string | undefined): Promise<{ rest: string; rec: SandboxRecord }> {
     if (!preview) throw new HangarError("preview_not_found", "no preview is published at this address");
     if (preview.expiresAt && Date.parse(preview.expiresAt) <= Date.now()) throw new HangarError("invalid_token", "this preview has expired");
-    const { rest, token: queryToken } = takeQueryToken(target);
+    const { rest, value: queryToken } = takeQueryParam(target, "bl_preview_token");
     const token = tokenHeader ?? queryToken;
     if (!preview.public) {
       const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(authorization, preview.workspaceId));
@@ -220,24 +262,49 @@ export class Edge<S extends SandboxServicesLike> {
     };
   }
 
-  /** CORS preflight of a preview with CORS response headers: answered here, without credentials. */
+  /**
+   * CORS preflights, which carry no credentials, answered here: with a preview's configured CORS
+   * headers, else permissively for the sandbox API (sandbox URLs, sessions) and private previews
+   * (whose app cannot be reached without a token). A public app preview without CORS headers
+   * leaves the preflight to its app.
+   */
   private preflight(req: IncomingMessage, res: ServerResponse, r: Route): boolean {
     if (req.method !== "OPTIONS" || !header(req, "origin") || !header(req, "access-control-request-method")) return false;
-    if (r.kind !== "preview" && r.kind !== "domain") return false;
+    if (r.kind === "sandbox" || r.kind === "sandbox-host") {
+      res.writeHead(204, permissivePreflight(req));
+      res.end();
+      return true;
+    }
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
-      const cors = Object.entries(preview?.responseHeaders ?? {}).filter(([k]) => k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary");
-      if (!preview || cors.length === 0) return false;
-      res.writeHead(204, Object.fromEntries(cors));
+      if (!preview) return false;
+      const cors = configuredCors(preview);
+      if (Object.keys(cors).length) res.writeHead(204, cors);
+      else if (API_PORTS.has(preview.port) || !preview.public) res.writeHead(204, permissivePreflight(req));
+      else return false;
       res.end();
       return true;
     })().then(
       (done) => {
         if (!done) this.run(req, res, r);
       },
-      (e) => sendProblem(res, asHangarError(e)),
+      (e) => this.fail(req, res, r, e),
     );
     return true;
+  }
+
+  /** Answers an error, with CORS headers a browser needs to read it. */
+  private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
+    const err = asHangarError(e);
+    if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
+    const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
+    lookup.then(
+      (p) => {
+        for (const [k, v] of Object.entries(errorCors(p))) res.setHeader(k, v);
+        sendProblem(res, err);
+      },
+      () => sendProblem(res, err),
+    );
   }
 
   /**
@@ -269,10 +336,10 @@ export class Edge<S extends SandboxServicesLike> {
         try {
           this.dispatch(req, res, t);
         } catch (e) {
-          sendProblem(res, asHangarError(e));
+          this.fail(req, res, r, e, t.preview);
         }
       },
-      (e) => sendProblem(res, asHangarError(e)),
+      (e) => this.fail(req, res, r, e),
     );
   }
 
@@ -283,7 +350,7 @@ export class Edge<S extends SandboxServicesLike> {
       proxyHttp(req, res, { host: live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
       return;
     }
-    const port = p ? null : PORT_PATH.exec(t.rest);
+    const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
     if (port) {
       proxyHttp(req, res, this.portTarget(live, port), this.proxyOptions(t));
       return;
@@ -302,7 +369,7 @@ export class Edge<S extends SandboxServicesLike> {
   }
 
   private proxyOptions(t: Target<S>): ProxyOptions {
-    return { dropHeaders: t.drop, addRequestHeaders: t.preview?.requestHeaders ?? {}, responseHeaders: t.preview?.responseHeaders ?? {} };
+    return { dropHeaders: t.drop, addRequestHeaders: t.preview?.requestHeaders ?? {}, responseHeaders: t.preview?.responseHeaders ?? {}, errorHeaders: errorCors(t.preview) };
   }
 
   private portTarget(live: LiveSandbox<S>, m: RegExpExecArray) {
@@ -351,7 +418,7 @@ export class Edge<S extends SandboxServicesLike> {
       lease.release();
     });
     const p = t.preview;
-    const port = p ? null : PORT_PATH.exec(t.rest);
+    const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
     if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
     else if (port) proxyUpgrade(req, socket, head, this.portTarget(lease.live, port), this.proxyOptions(t));
     else {

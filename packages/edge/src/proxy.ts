@@ -19,6 +19,8 @@ export interface ProxyOptions {
   addRequestHeaders?: Record<string, string>;
   /** Headers set on the response (override upstream's). */
   responseHeaders?: Record<string, string>;
+  /** Headers set on the proxy's own error answers (502/504), e.g. CORS. */
+  errorHeaders?: Record<string, string>;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
@@ -51,6 +53,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
     },
   );
   up.on("error", (e: NodeJS.ErrnoException) => {
+    if (!res.headersSent && req.headers.origin) for (const [k, v] of Object.entries(opts.errorHeaders ?? {})) res.setHeader(k, v);
     const refused = e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH";
     sendProblem(
       res,
