@@ -2,7 +2,7 @@
 // the session token alone — and that token opens nothing else.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { type RunningHangar, api, httpRequest, startHangar, useSdkAgainst } from "./harness.js";
 
 let h: RunningHangar;
 let SandboxInstance: typeof import("@blaxel/core").SandboxInstance;
@@ -56,6 +56,49 @@ describe("sessions", () => {
     await new Promise((r) => setTimeout(r, 300));
     stream.close();
     expect(lines.join("")).toContain("line3");
+  });
+
+  it("serves a browser page of another origin: preflights answered without credentials, errors readable", async () => {
+    const session = await owner.sessions.create({ expiresAt: new Date(Date.now() + 3_600_000) });
+    const origin = "https://app.example";
+    const preflight = { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,x-blaxel-preview-token" };
+    const pre = await httpRequest(`${session.url}/process`, { method: "OPTIONS", headers: preflight });
+    expect(pre.status).toBe(204);
+    expect(pre.headers["access-control-allow-origin"]).toBe(origin);
+    expect(pre.headers["access-control-allow-methods"]).toContain("POST");
+    expect(pre.headers["access-control-allow-headers"]).toContain("x-blaxel-preview-token");
+    expect(pre.headers["access-control-allow-credentials"]).toBeUndefined();
+    expect(Number(pre.headers["access-control-max-age"])).toBeGreaterThan(0);
+
+    const run = await httpRequest(`${session.url}/process`, {
+      method: "POST",
+      headers: { origin, "content-type": "application/json", "x-blaxel-preview-token": session.token },
+      body: JSON.stringify({ command: "echo cors-ok", waitForCompletion: true }),
+    });
+    expect(run.status).toBe(200);
+    expect(run.headers["access-control-allow-origin"]).toBe("*");
+    expect(JSON.parse(run.body)).toMatchObject({ stdout: "cors-ok\n" });
+
+    for (const headers of [{ origin }, { origin, "x-blaxel-preview-token": "hpt_wrong" }] as Record<string, string>[]) {
+      const denied = await httpRequest(`${session.url}/process`, { headers });
+      expect(denied.status).toBe(401);
+      expect(denied.headers["access-control-allow-origin"]).toBe("*");
+      expect(JSON.parse(denied.body)).toMatchObject({ status: 401 });
+    }
+    const gone = await httpRequest(`${h.url}/preview/nosuchsession/process`, { headers: { origin } });
+    expect(gone.status).toBe(404);
+    expect(gone.headers["access-control-allow-origin"]).toBe("*");
+
+    // The sandbox URL itself (API key in a header) is the same sandbox API.
+    const base = `${h.url}/run/default/sandboxes/session-box`;
+    const preKey = await httpRequest(`${base}/process`, { method: "OPTIONS", headers: { ...preflight, "access-control-request-headers": "authorization" } });
+    expect(preKey.status).toBe(204);
+    expect(preKey.headers["access-control-allow-headers"]).toBe("authorization");
+    const noKey = await httpRequest(`${base}/process`, { headers: { origin } });
+    expect(noKey.status).toBe(401);
+    expect(noKey.headers["access-control-allow-origin"]).toBe("*");
+    // Without an Origin nothing changes.
+    expect((await httpRequest(`${base}/process`)).headers["access-control-allow-origin"]).toBeUndefined();
   });
 
   it("opens neither the control plane nor another sandbox", async () => {

@@ -132,6 +132,33 @@ describe("headers, CORS, prefixes and custom domains", () => {
     const seen = JSON.parse(res.body) as { headers: Record<string, string> };
     expect(seen.headers["x-from-edge"]).toBe("client");
     expect(seen.headers["x-blaxel-preview-token"]).toBeUndefined();
+    // Refusals carry the preview's CORS headers, so the page can read them.
+    const denied = await httpRequest(`${p.spec.url}/headers`, { headers: { origin: "https://app.example" } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers["access-control-allow-origin"]).toBe("https://app.example");
+  });
+
+  it("answers preflights of a private preview without CORS headers, and lets a page read its refusals", async () => {
+    const p = await sandbox.previews.create({ metadata: { name: "private-nocors" }, spec: { port: 3000, public: false } });
+    const origin = "https://elsewhere.example";
+    const pre = await httpRequest(`${p.spec.url}/headers`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "PUT", "access-control-request-headers": "x-blaxel-preview-token" } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers["access-control-allow-origin"]).toBe(origin);
+    expect(pre.headers["access-control-allow-methods"]).toContain("PUT");
+    expect(pre.headers["access-control-allow-headers"]).toContain("x-blaxel-preview-token");
+    const denied = await httpRequest(`${p.spec.url}/headers`, { headers: { origin } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers["access-control-allow-origin"]).toBe("*");
+    // With a token, the app's own response decides (this app sends no CORS headers).
+    const t = await p.tokens.create(new Date(Date.now() + 600_000));
+    const ok = await httpRequest(`${p.spec.url}/headers`, { headers: { origin, "x-blaxel-preview-token": t.value } });
+    expect(ok.status).toBe(200);
+    expect(ok.headers["access-control-allow-origin"]).toBeUndefined();
+    // A public preview without CORS headers leaves preflights to its app.
+    const site = await sandbox.previews.get("site");
+    const appPre = await httpRequest(`${site.spec.url}/headers`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "PUT" } });
+    expect(appPre.status).toBe(200);
+    expect(appPre.headers["x-app"]).toBe("yes");
   });
 
   it("uses prefixUrl in the host and refuses a prefix that is taken", async () => {
