@@ -75,7 +75,7 @@ program
           `Use it with the Blaxel SDK:\n    BL_API_URL=${url}/v0 BL_RUN_URL=${url}/run BL_WORKSPACE=default BL_API_KEY=<key> BL_DISABLE_H2=true\n\n`,
       );
     }
-    hangar.logger.info({ url, dataDir: config.dataDir, runtime: config.runtime }, "hangar is serving");
+    hangar.logger.info({ url, dataDir: config.dataDir, runtime: config.runtime, runtimeClass: config.runtimeClass }, "hangar is serving");
     let closing = false;
     const stop = (sig: string) => {
       if (closing) process.exit(1);

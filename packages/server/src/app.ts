@@ -20,7 +20,7 @@ import {
 } from "@hangar/control-plane";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { LocalNode } from "@hangar/node";
-import { DEFAULT_SANDBOX_CIDR } from "@hangar/runtime";
+import { DEFAULT_SANDBOX_CIDR, LinuxDriver } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
@@ -69,6 +69,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const egress = config.runtime === "linux" ? await startEgress(config, logger) : null;
   const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined);
   await driver.preflight();
+  if (config.runtimeClass === "gvisor" && driver instanceof LinuxDriver && !driver.gvisor) {
+    logger.warn("HANGAR_RUNTIME_CLASS=gvisor but runsc is not installed (Debian package runsc): creating a sandbox will fail with 503 until it is");
+  }
   const sandboxApi = createSandboxApi({ logger });
   const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
   const node = new LocalNode<SandboxServices>({
@@ -94,7 +97,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
-  const sandboxes = new SandboxService({ store, node, secrets, logger });
+  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass });
   const previews = new PreviewService(store, secrets);
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 

@@ -21,4 +21,10 @@ describe("configuration", () => {
     expect(c.memoryLowBytes).toBe(Math.round(totalmem() / 10));
     expect(() => loadConfig({}, { HANGAR_PORT: "99999" })).toThrow(/port/);
   });
+
+  it("takes the node's runtime class from HANGAR_RUNTIME_CLASS and refuses unknown ones", () => {
+    expect(loadConfig({}, {}).runtimeClass).toBe("default");
+    expect(loadConfig({}, { HANGAR_RUNTIME_CLASS: "gvisor" }).runtimeClass).toBe("gvisor");
+    expect(() => loadConfig({}, { HANGAR_RUNTIME_CLASS: "kata" })).toThrow(/invalid HANGAR_RUNTIME_CLASS: "kata" \(use "default" or "gvisor"\)/);
+  });
 });

@@ -16,6 +16,8 @@ export interface HangarConfig {
   bootstrapApiKey: string | undefined;
   /** Sandbox runtime: "linux" (isolated, default) or "unisolated-host" (development only). */
   runtime: string;
+  /** Runtime class of sandboxes created without spec.runtime.runtimeClass (HANGAR_RUNTIME_CLASS): "default" (crun) or "gvisor" (runsc). */
+  runtimeClass: "default" | "gvisor";
   /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
   importDirs: string[];
   /** Previews are served as <label>.<previewDomain> (default preview.localhost, which browsers resolve). */
@@ -64,6 +66,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     publicUrl: pick(flags.publicUrl, "HANGAR_PUBLIC_URL")?.replace(/\/+$/, ""),
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
+    runtimeClass: parseRuntimeClass(pick(flags.runtimeClass, "HANGAR_RUNTIME_CLASS") ?? "default"),
     previewDomain: (pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN") ?? "preview.localhost").toLowerCase(),
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
@@ -94,4 +97,10 @@ export function parseMemory(text: string, what: string): number {
   }
   const power = { b: 0, k: 1, m: 2, g: 3, t: 4 }[unit[0] as "b" | "k" | "m" | "g" | "t"];
   return Math.round(n * 1024 ** power);
+}
+
+/** HANGAR_RUNTIME_CLASS: "default" (crun) or "gvisor" (runsc, a second wall: gVisor's own kernel). */
+export function parseRuntimeClass(text: string): "default" | "gvisor" {
+  if (text === "default" || text === "gvisor") return text;
+  throw new Error(`invalid HANGAR_RUNTIME_CLASS: ${JSON.stringify(text)} (use "default" or "gvisor")`);
 }

@@ -45,7 +45,7 @@ export const SandboxRuntime = Type.Object(
     envs: Type.Optional(Type.Union([Type.Array(Env), Type.Null()])),
     ttl: Type.Optional(Type.Union([Type.String({ description: "Max age: s, m, h, d or w" }), Type.Null()])),
     expires: Type.Optional(Type.Union([Type.String({ description: "ISO-8601 date" }), Type.Null()])),
-    runtimeClass: Type.Optional(Type.String({ description: "Hangar: default (crun) or gvisor" })),
+    runtimeClass: Type.Optional(Type.String({ description: "Hangar: default (crun) or gvisor (runsc: gVisor's own kernel as a second wall). Left out: the node's HANGAR_RUNTIME_CLASS, written back into the spec. Cannot change after create." })),
   },
   { additionalProperties: true },
 );

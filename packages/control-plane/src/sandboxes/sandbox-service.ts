@@ -35,6 +35,11 @@ export interface SandboxServiceDeps {
   node: SandboxNodePort;
   secrets: SecretBox;
   logger?: Logger;
+  /**
+   * Runtime class of a sandbox created without spec.runtime.runtimeClass (the node's
+   * HANGAR_RUNTIME_CLASS). Written into the stored spec, so the API states the class used.
+   */
+  defaultRuntimeClass?: "default" | "gvisor";
 }
 
 function event(status: string, message: string): SandboxEvent {
@@ -79,6 +84,7 @@ export class SandboxService {
   private readonly node: SandboxNodePort;
   private readonly secrets: SecretBox;
   private readonly log: Logger;
+  private readonly defaultRuntimeClass: "default" | "gvisor" | undefined;
   /** Creations in flight in this process, so concurrent createIfNotExist calls wait for the winner. */
   private readonly inflight = new Map<string, Promise<SandboxRecord>>();
   /** Records read by data-plane requests in the last second; dropped on every change made here. */
@@ -89,6 +95,7 @@ export class SandboxService {
     this.node = deps.node;
     this.secrets = deps.secrets;
     this.log = deps.logger ?? silentLogger;
+    this.defaultRuntimeClass = deps.defaultRuntimeClass;
   }
 
   /** The runtime's view of a record: secrets revealed. */
@@ -111,6 +118,7 @@ export class SandboxService {
   async create(ws: WorkspaceRecord, input: SandboxInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     const md = validateMetadata(input.metadata);
     const spec = normalizeSpec(input.spec);
+    if (spec.runtime.runtimeClass === undefined && this.defaultRuntimeClass) spec.runtime.runtimeClass = this.defaultRuntimeClass;
     const name = md.name ?? `sandbox-${randomId(8)}`;
     // Resolve the image first: a bad reference is a 400 and nothing is created.
     await this.node.ensureImage(spec.runtime.image, opts.onProgress);
@@ -263,6 +271,8 @@ export class SandboxService {
     if (md.name !== undefined && md.name !== name) throw new HangarError("validation_failed", "metadata.name: a sandbox cannot be renamed");
     const prev = rec.spec as unknown as SandboxSpecDoc;
     const next = input.spec === undefined ? prev : normalizeSpec(input.spec);
+    // a PUT that leaves the class out keeps the one the sandbox runs under (e.g. the node's default)
+    if (next.runtime.runtimeClass === undefined && prev.runtime.runtimeClass !== undefined) next.runtime.runtimeClass = prev.runtime.runtimeClass;
     if (next.runtime.image !== prev.runtime.image) {
       throw new HangarError("validation_failed", "spec.runtime.image: the image of a sandbox cannot change; create a new sandbox");
     }
