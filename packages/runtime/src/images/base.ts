@@ -12,7 +12,7 @@ export const BASE_SUITE = "bookworm";
 /** Packages on top of debootstrap's minbase: the tools agents expect to find. */
 export const BASE_PACKAGES = [
   "bash", "coreutils", "procps", "findutils", "grep", "sed", "tar", "gzip", "xz-utils", "unzip",
-  "curl", "wget", "ca-certificates", "git", "openssh-client", "python3", "nodejs", "ripgrep", "jq",
+  "curl", "wget", "ca-certificates", "git", "openssh-client", "python3", "python3-pip", "python3-requests", "nodejs", "ripgrep", "jq",
   "less", "file", "vim-tiny", "nano", "iproute2", "iputils-ping", "netcat-openbsd",
 ];
 

@@ -102,6 +102,15 @@ describe.skipIf(!linuxDriverAvailable())("egress through the proxy (linux driver
     r = await agentSh(h, `python3 -c 'import urllib.request as u; print(u.urlopen("https://api.openai.com/v1/models").read().decode())'`);
     expect(r.stdout).toContain('"httpVersion":"1.1"');
     expect((await net.requests()).pop()?.headers.authorization).toBe("Bearer sk-proj-xyz789...");
+    // Python's requests, and pip against an index (the stand-in is no index: pip gets there over
+    // TLS through the proxy and finds no package, rather than failing on the certificate)
+    r = await agentSh(h, `python3 -c 'import requests; r = requests.get("https://api.openai.com/v1/requests"); print(r.status_code)'`);
+    expect(r.stdout.trim()).toBe("200");
+    expect((await net.requests()).pop()).toMatchObject({ url: "/v1/requests", headers: { authorization: "Bearer sk-proj-xyz789..." } });
+    r = await agentSh(h, "pip download --no-deps --no-cache-dir -d /tmp/pip --index-url https://api.stripe.com/simple/ hangar-demo 2>&1; true");
+    expect(r.stdout).not.toMatch(/SSL|certificate|ProxyError/i);
+    expect(r.stdout).toMatch(/No matching distribution found for hangar-demo/);
+    expect((await net.requests()).some((q) => q.url.startsWith("/simple/hangar-demo") && String(q.headers["user-agent"]).startsWith("pip/"))).toBe(true);
     // git over HTTPS goes through the proxy with the CA (the stand-in is no git server)
     r = await agentSh(h, "git ls-remote https://api.stripe.com/repo.git 2>&1; true");
     expect(r.stdout).not.toMatch(/SSL|certificate/i);
