@@ -2,7 +2,7 @@
 // API call, preview hit or WebSocket — never losing a file, a process or a connection.
 
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startWebApp } from "./fixtures.js";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -135,6 +135,89 @@ describe("standby", () => {
     const ls = await sandbox.fs.ls("/tmp/cycles");
     expect(ls.files.map((f) => f.name)).toEqual(["marker.txt"]);
   }, 300_000);
+});
+
+describe("open streams and standby", () => {
+  // An open HTTP stream keeps its sandbox awake only while it carries data: after
+  // HANGAR_STANDBY_CONNECTION_IDLE of silence (keepalives do not count) the sandbox may park.
+  const CAP_MS = 2_000;
+  let hs: RunningHangar;
+  const run = (method: string, path: string, body?: unknown, init: Record<string, string> = {}) => api(hs, method, `/run/default/sandboxes/streamer${path}`, body, init);
+  const streamerState = async () => ((await (await api(hs, "GET", "/v0/sandboxes/streamer")).json()) as { state: string }).state;
+
+  /** Opens a watch stream; `lines` collects what it delivers (keepalives aside). */
+  async function watch(dir: string) {
+    const ac = new AbortController();
+    const res = await fetch(`${hs.url}/run/default/sandboxes/streamer/watch/filesystem${dir}`, { headers: { authorization: `Bearer ${hs.apiKey}` }, signal: ac.signal });
+    expect(res.status).toBe(200);
+    const lines: string[] = [];
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    void (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buf += decoder.decode(value, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line && line !== "[keepalive]") lines.push(line);
+        }
+      }
+    })().catch(() => undefined);
+    return { lines, close: () => ac.abort() };
+  }
+
+  async function until(what: string, ok: () => Promise<boolean> | boolean, withinMs = 10_000): Promise<number> {
+    const t0 = Date.now();
+    while (!(await ok())) {
+      if (Date.now() - t0 > withinMs) throw new Error(`${what}: not within ${withinMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return Date.now() - t0;
+  }
+
+  beforeAll(async () => {
+    hs = await startHangar({ env: { HANGAR_STANDBY_IDLE: `${IDLE_MS / 1000}s`, HANGAR_STANDBY_CONNECTION_IDLE: `${CAP_MS / 1000}s` } });
+    expect((await api(hs, "POST", "/v0/sandboxes", { metadata: { name: "streamer" }, spec: { runtime: { memory: 512 } } })).status).toBe(200);
+    for (const d of ["/quiet", "/busy"]) expect((await run("PUT", `/filesystem${d}`, { isDirectory: true })).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await hs?.dispose();
+  });
+
+  it("lets a sandbox with a silent watch stream park after the idle cap, and the watch delivers again after wake", async () => {
+    const w = await watch("/quiet");
+    onTestFinished(w.close);
+    const t0 = Date.now();
+    // the stream counts as activity for the first CAP_MS, longer than the 1 s idle time
+    await new Promise((r) => setTimeout(r, CAP_MS * 0.75));
+    expect(await streamerState()).toBe("RUNNING");
+    await until("STANDBY with a silent watch open", async () => (await streamerState()) === "STANDBY");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(CAP_MS);
+    // parked with the stream still open: a file written through the API wakes the sandbox, the watch sees it
+    expect((await run("PUT", "/filesystem/quiet/hello.txt", { content: "hi" })).status).toBe(200);
+    expect(await streamerState()).toBe("RUNNING");
+    await until("the watch event after wake", () => w.lines.some((l) => (JSON.parse(l) as { name: string }).name === "hello.txt"), 5_000);
+    w.close();
+  });
+
+  it("keeps a sandbox awake while its watch stream delivers events, and lets it park once the stream closes", async () => {
+    // a plain process (not keepAlive) writes every 300 ms: only the watch's events can keep the sandbox up
+    // (paths in URLs and commands are relative to the working directory)
+    const p = await run("POST", "/process", { name: "toucher", command: "sh -c 'i=0; while :; do i=$((i+1)); echo $i > busy/tick; sleep 0.3; done'" });
+    expect(p.status).toBe(200);
+    const w = await watch("/busy");
+    onTestFinished(w.close);
+    await new Promise((r) => setTimeout(r, CAP_MS + IDLE_MS * 2));
+    expect(await streamerState()).toBe("RUNNING");
+    expect(w.lines.length).toBeGreaterThan(5);
+    w.close();
+    await until("STANDBY once the watch closed", async () => (await streamerState()) === "STANDBY");
+  });
 });
 
 /** The checkpointed record of the only sandbox of a server (the linux driver's state on disk), or null. */

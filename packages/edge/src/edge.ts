@@ -49,6 +49,22 @@ interface Target<S> {
   drop: string[];
 }
 
+/** Flag the sandbox API sets on a response while it writes a keepalive (its KEEPALIVE_WRITE). */
+const KEEPALIVE_WRITE = Symbol.for("hangar.keepaliveWrite");
+
+/**
+ * What a response writes is traffic on its request's lease: a long response (a download, a proxied
+ * event stream, a watch or log stream) keeps the sandbox awake while it delivers data, keepalives
+ * excepted, and stops counting after connectionIdleMs of silence, like a quiet WebSocket.
+ */
+function countWrites(res: ServerResponse, lease: { touch(): void }): void {
+  const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+  res.write = ((...a: unknown[]) => {
+    if (!(res as ServerResponse & { [KEEPALIVE_WRITE]?: boolean })[KEEPALIVE_WRITE]) lease.touch();
+    return write(...a);
+  }) as typeof res.write;
+}
+
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
@@ -333,6 +349,7 @@ export class Edge<S extends SandboxServicesLike> {
     this.resolve(req, r, "request").then(
       (t) => {
         res.once("close", () => t.lease.release());
+        countWrites(res, t.lease);
         try {
           this.dispatch(req, res, t);
         } catch (e) {

@@ -42,7 +42,10 @@ export interface StandbyOptions {
   idleMs: number;
   /** Idle time after which a frozen sandbox is checkpointed to disk, where the driver can (default 10 min). */
   checkpointAfterMs: number;
-  /** An open WebSocket/TCP connection stops counting as activity after this much silence (default 15 min). */
+  /**
+   * A lease (an open WebSocket/TCP connection, or an HTTP request such as a watch or log stream) stops
+   * counting as activity after this much silence: no touch() (default 15 min).
+   */
   connectionIdleMs: number;
   /** How often idleness is checked (default: a quarter of idleMs, at most 1 s). */
   tickMs: number;
@@ -81,21 +84,30 @@ export interface LocalNodeOptions<S> {
   memory?: () => { total: number; available: number };
 }
 
-/** A claim on a sandbox by one request or one long-lived connection; it keeps the sandbox awake. */
+/**
+ * A claim on a sandbox by one request or one long-lived connection; it keeps the sandbox awake while
+ * it carries traffic (touch) at least every connectionIdleMs.
+ */
 export interface Lease<S> {
   readonly live: LiveSandbox<S>;
-  /** Marks traffic on a long-lived connection; wakes the sandbox if it went to standby meanwhile. */
+  /**
+   * Marks traffic (real data, not keepalives) on the connection or the request's streamed response;
+   * wakes the sandbox if it went to standby meanwhile.
+   */
   touch(): void;
   release(): void;
+}
+
+interface Claim {
+  kind: "request" | "connection";
+  last: number;
 }
 
 interface Slot<S> {
   live: LiveSandbox<S>;
   tier: Tier;
-  /** In-flight requests: standby waits for them. */
-  requests: number;
-  /** Open connections and when each last carried traffic. */
-  connections: Set<{ last: number }>;
+  /** In-flight requests and open connections, and when each last carried traffic. */
+  leases: Set<Claim>;
   lastActivity: number;
   tierSince: number;
 }
@@ -177,8 +189,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.slots.set(spec.id, {
       live: { id: spec.id, spec, handle, services },
       tier,
-      requests: 0,
-      connections: new Set(),
+      leases: new Set(),
       lastActivity: now,
       tierSince: now,
     });
@@ -273,19 +284,19 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
 
   /**
    * Claims a sandbox for a request ("request": standby waits until it is released) or a long-lived
-   * connection ("connection": counts while it carries traffic). Wakes the sandbox first if needed.
+   * connection ("connection"). Either keeps the sandbox awake until connectionIdleMs pass without
+   * traffic (touch): a short request always, a stream (watch, logs, exec) while it delivers data.
+   * Wakes the sandbox first if needed.
    */
   async acquire(id: string, kind: "request" | "connection" = "request"): Promise<Lease<S>> {
     const slot = this.slotOf(id);
-    if (kind === "request") slot.requests++;
-    const conn = { last: Date.now() };
-    if (kind === "connection") slot.connections.add(conn);
+    const claim: Claim = { kind, last: Date.now() };
+    slot.leases.add(claim);
     this.markActivity(id, slot);
     try {
       if (slot.tier !== "running" || this.locks.has(id)) await this.wake(id);
     } catch (e) {
-      if (kind === "request") slot.requests--;
-      slot.connections.delete(conn);
+      slot.leases.delete(claim);
       throw e;
     }
     let released = false;
@@ -293,15 +304,16 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     return {
       live: current.live,
       touch: () => {
-        conn.last = Date.now();
+        if (released) return;
+        claim.last = Date.now();
         this.markActivity(id, current);
         if (current.tier !== "running") void this.wake(id).catch((e) => this.log.warn({ err: e, id }, "wake on traffic failed"));
       },
       release: () => {
         if (released) return;
         released = true;
-        if (kind === "request") current.requests--;
-        else current.connections.delete(conn);
+        slot.leases.delete(claim);
+        current.leases.delete(claim);
         this.markActivity(id, current);
       },
     };
@@ -339,13 +351,16 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.log.debug({ id, from, ms: Math.round((performance.now() - t0) * 10) / 10 }, "sandbox resumed");
   }
 
-  /** Parks a sandbox in standby now, unless requests are in flight (409). */
+  /**
+   * Parks a sandbox in standby now, unless requests are in flight (409); a stream silent for
+   * connectionIdleMs (a watch with no events) does not hold it.
+   */
   standby(id: string): Promise<void> {
     const slot = this.slotOf(id);
-    if (slot.requests > 0) return Promise.reject(new HangarError("conflict", "the sandbox has requests in flight"));
+    if (this.held(slot, Date.now(), "request")) return Promise.reject(new HangarError("conflict", "the sandbox has requests in flight"));
     return this.serialize(id, async () => {
       const s = this.slots.get(id);
-      if (s && s.tier === "running" && s.requests === 0) await this.freezeLocked(s);
+      if (s && s.tier === "running" && !this.held(s, Date.now(), "request")) await this.freezeLocked(s);
     });
   }
 
@@ -374,11 +389,15 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.emit("tier", slot.live.id, "checkpointed");
   }
 
-  /** True while requests are in flight, a connection carried traffic recently, or keepAlive holds. */
+  /** True while a lease (of `kind`, or any) carried traffic within connectionIdleMs. */
+  private held(slot: Slot<S>, now: number, kind?: Claim["kind"]): boolean {
+    for (const c of slot.leases) if ((!kind || c.kind === kind) && now - c.last < this.standbyOptions.connectionIdleMs) return true;
+    return false;
+  }
+
+  /** True while a request or connection carried traffic recently, or keepAlive holds. */
   private busy(slot: Slot<S>, now: number): boolean {
-    if (slot.requests > 0) return true;
-    for (const c of slot.connections) if (now - c.last < this.standbyOptions.connectionIdleMs) return true;
-    return slot.live.services.keepAliveActive?.() ?? false;
+    return this.held(slot, now) || (slot.live.services.keepAliveActive?.() ?? false);
   }
 
   /** Moves idle sandboxes down the standby tiers. */
@@ -389,10 +408,13 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     for (const [id, slot] of this.slots) {
       if (this.locks.has(id)) continue;
       if (slot.tier === "running") {
-        if (this.busy(slot, now)) {
-          if (slot.requests > 0 || slot.connections.size > 0) slot.lastActivity = now;
+        // a live lease keeps the idle clock at zero (it starts when the lease is released or goes
+        // silent); a stale one, silent for connectionIdleMs, no longer counts
+        if (this.held(slot, now)) {
+          slot.lastActivity = now;
           continue;
         }
+        if (slot.live.services.keepAliveActive?.()) continue;
         if (now - slot.lastActivity < idleMs || !this.driver.capabilities.freeze) continue;
         void this.serialize(id, async () => {
           const s = this.slots.get(id);

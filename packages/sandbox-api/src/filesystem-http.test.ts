@@ -2,9 +2,10 @@
 
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { request } from "node:http";
+import { type IncomingMessage, type ServerResponse, request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KEEPALIVE_WRITE } from "./http.js";
 import { raw, startSandbox, waitFor, type SandboxHarness } from "../test/harness.js";
 
 let h: SandboxHarness;
@@ -333,8 +334,19 @@ describe("watch", () => {
     expect(events.some((e) => e.name.includes("ignored"))).toBe(false);
   });
 
-  it("watches only the directory itself without /**, and sends keepalives", async () => {
+  it("watches only the directory itself without /**, and sends keepalives (flagged: not activity)", async () => {
     const k = await startSandbox({ limits: { streamKeepaliveMs: 100 } });
+    // what the edge counts as sandbox activity: every write of a response except keepalives
+    const counted: string[] = [];
+    k.server.removeAllListeners("request");
+    k.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+      res.write = ((...a: unknown[]) => {
+        if (!(res as ServerResponse & { [KEEPALIVE_WRITE]?: boolean })[KEEPALIVE_WRITE]) counted.push(String(a[0]));
+        return write(...a);
+      }) as typeof res.write;
+      k.api.handle(req, res, k.services);
+    });
     try {
       await raw(k.port, "PUT", `/filesystem/${enc("/tmp/w2/sub/x")}`, { content: "" });
       const lines: string[] = [];
@@ -346,6 +358,8 @@ describe("watch", () => {
       await waitFor(() => lines.some((l) => l.includes("top.txt")), 3000, "top-level event");
       req.destroy();
       expect(lines.some((l) => l.includes("deep.txt"))).toBe(false);
+      expect(counted.some((c) => c.includes("top.txt"))).toBe(true);
+      expect(counted.some((c) => c.includes("keepalive"))).toBe(false);
     } finally {
       await k.stop();
     }

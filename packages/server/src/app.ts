@@ -77,7 +77,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const node = new LocalNode<SandboxServices>({
     driver,
     logger,
-    standby: { idleMs: config.standbyIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
+    standby: { idleMs: config.standbyIdleMs, connectionIdleMs: config.connectionIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
     // zero data retention: a destroyed sandbox's process logs go with it
     removeData: (id) => rm(join(config.dataDir, "logs", id), { recursive: true, force: true }),

@@ -26,6 +26,8 @@ export interface HangarConfig {
   sandboxDomain: string | undefined;
   /** Idle time before a sandbox goes to standby, in ms (HANGAR_STANDBY_IDLE, e.g. "15s"). */
   standbyIdleMs: number;
+  /** Silence after which an open connection or stream (WebSocket, watch, logs) stops keeping a sandbox awake, in ms (HANGAR_STANDBY_CONNECTION_IDLE). */
+  connectionIdleMs: number;
   /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
   checkpointAfterMs: number;
   /** Below this much available host memory, frozen sandboxes are checkpointed early (HANGAR_STANDBY_MEMORY_LOW: "10%", "2GiB", bytes). */
@@ -70,6 +72,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     previewDomain: (pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN") ?? "preview.localhost").toLowerCase(),
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
+    connectionIdleMs: parseDuration(pick(flags.connectionIdleMs, "HANGAR_STANDBY_CONNECTION_IDLE") ?? "15m", "HANGAR_STANDBY_CONNECTION_IDLE"),
     checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
     memoryLowBytes: parseMemory(pick(flags.memoryLowBytes, "HANGAR_STANDBY_MEMORY_LOW") ?? "10%", "HANGAR_STANDBY_MEMORY_LOW"),
     sandboxCidr: pick(flags.sandboxCidr, "HANGAR_SANDBOX_CIDR"),

@@ -373,7 +373,7 @@ export async function filesystemRoutes(app: FastifyInstance): Promise<void> {
     });
     out = new StreamWriter(hijack(reply), 200, { "content-type": "text/plain; charset=utf-8" });
     for (const l of pending) out.write(l);
-    const keepalive = setInterval(() => out?.write(KEEPALIVE_LINE), s.limits.streamKeepaliveMs);
+    const keepalive = setInterval(() => out?.keepalive(KEEPALIVE_LINE), s.limits.streamKeepaliveMs);
     out.onClose(() => {
       clearInterval(keepalive);
       void sub.close();

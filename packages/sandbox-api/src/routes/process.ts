@@ -30,7 +30,7 @@ async function execStream(reply: FastifyReply, s: SandboxServices, body: ExecReq
   const out = new StreamWriter(hijack(reply), 200, { "content-type": "application/x-ndjson" });
   const decoder = new ChunkDecoder();
   let finished = false;
-  const keepalive = setInterval(() => out.write(execEventLine("keepalive")), s.limits.execKeepaliveMs);
+  const keepalive = setInterval(() => out.keepalive(execEventLine("keepalive")), s.limits.execKeepaliveMs);
   const cap = body.waitForCompletion ? setTimeout(() => void done(true), s.limits.waitCapMs) : undefined;
   const follow = rec.logs.follow(
     (chunk) => {
@@ -122,7 +122,7 @@ export async function processRoutes(app: FastifyInstance): Promise<void> {
     const fmt = new LogLineFormatter();
     let idle: NodeJS.Timeout | undefined;
     const keepalive = setInterval(() => {
-      if (!fmt.hasPartial) out.write(KEEPALIVE_LINE);
+      if (!fmt.hasPartial) out.keepalive(KEEPALIVE_LINE);
     }, s.limits.streamKeepaliveMs);
     const follow = rec.logs.follow(
       (chunk) => {
