@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { CLI, IMAGE_DIR, type RunningHangar, api, startHangar } from "./harness.js";
 
 let h: RunningHangar;
@@ -67,6 +68,55 @@ describe("restart and crash", () => {
     expect(second.stderr).toMatch(/another Hangar process \(pid \d+\) is using/);
     const uninstall = spawnSync(process.execPath, [CLI, "uninstall", "--data-dir", h.dataDir], { env: { ...process.env, ...h.instance.env, HANGAR_IMAGE_DIR: IMAGE_DIR }, encoding: "utf8", timeout: 60_000 });
     expect(uninstall.status).toBe(1);
+    expect((await exec(h, "keep-1", "cat /tmp/who")).stdout).toBe("keep-1\n");
+  });
+
+  it("starts a sandbox whose container died again, with its files", async () => {
+    expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name: "phoenix" }, spec: { runtime: { memory: 256 } } })).status).toBe(200);
+    await exec(h, "phoenix", "echo survived > /tmp/f");
+    // its cgroup: the one whose processes see /etc/hostname "phoenix" in their root
+    const cg = readdirSync(`/sys/fs/cgroup/pids/${h.instance.cgroupParent}`).find((d) => {
+      try {
+        const pid = readFileSync(`/sys/fs/cgroup/pids/${h.instance.cgroupParent}/${d}/cgroup.procs`, "utf8").trim().split("\n")[0];
+        return readFileSync(`/proc/${pid}/root/etc/hostname`, "utf8").trim() === "phoenix";
+      } catch {
+        return false;
+      }
+    });
+    expect(cg).toBeDefined();
+    for (const p of readFileSync(`/sys/fs/cgroup/pids/${h.instance.cgroupParent}/${cg}/cgroup.procs`, "utf8").trim().split("\n").filter(Boolean)) {
+      try {
+        process.kill(Number(p), "SIGKILL");
+      } catch {}
+    }
+    let out = "";
+    const t0 = Date.now();
+    while (Date.now() - t0 < 30_000) {
+      const r = await api(h, "POST", "/run/default/sandboxes/phoenix/process", { command: "cat /tmp/f", waitForCompletion: true });
+      if (r.status === 200) {
+        out = ((await r.json()) as { stdout: string }).stdout;
+        if (out === "survived\n") break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(out).toBe("survived\n");
+    expect(h.output()).toContain("sandbox stopped on its own; starting it again with its files");
+    // the others were not touched
+    const p = (await (await api(h, "GET", "/run/default/sandboxes/keep-1/process/long")).json()) as { status: string };
+    expect(p.status).toBe("running");
+  });
+
+  it("stops gracefully within seconds while a client holds a stream open", async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${h.url}/run/default/sandboxes/keep-1/watch/filesystem/%2Ftmp`, { headers: { authorization: `Bearer ${h.apiKey}`, "x-blaxel-workspace": "default" }, signal: ac.signal });
+    expect(res.status).toBe(200);
+    const reading = res.body!.getReader().read().catch(() => undefined);
+    const t0 = Date.now();
+    await h.stop();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    ac.abort();
+    await reading;
+    h = await h.restart();
     expect((await exec(h, "keep-1", "cat /tmp/who")).stdout).toBe("keep-1\n");
   });
 

@@ -367,13 +367,18 @@ class Connection {
 
 export class FrontDoor {
   readonly server: Server;
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     readonly http: HttpServer,
     readonly decide: SpliceDecider,
     readonly log: Logger,
   ) {
-    this.server = createServer({ noDelay: true }, (sock) => new Connection(this, sock));
+    this.server = createServer({ noDelay: true }, (sock) => {
+      this.sockets.add(sock);
+      sock.once("close", () => this.sockets.delete(sock));
+      new Connection(this, sock);
+    });
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -386,7 +391,16 @@ export class FrontDoor {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  /**
+   * Stops accepting; idle keep-alive connections close at once, the rest (open streams, tunnels)
+   * get `graceMs` to finish and are then cut.
+   */
+  close(graceMs = 2_000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.http.closeIdleConnections();
+    const timer = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, graceMs);
+    return closed.finally(() => clearTimeout(timer));
   }
 }

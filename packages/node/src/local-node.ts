@@ -66,6 +66,9 @@ export function hostMemory(): { total: number; available: number } {
 
 export const DEFAULT_STANDBY: StandbyOptions = { idleMs: 15_000, checkpointAfterMs: 600_000, connectionIdleMs: 900_000, tickMs: 1_000, memoryLowBytes: Math.round(totalmem() / 10) };
 
+/** How long a running sandbox's agent may stay away before the node checks its container. */
+const RECOVER_AFTER_MS = 2_000;
+
 /** Frozen sandboxes checkpointed per tick under memory pressure. */
 const PRESSURE_BATCH = 2;
 
@@ -183,6 +186,8 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
 
   private install(spec: NodeSandboxSpec, handle: SandboxHandle, tier: Tier = "running"): void {
     const now = Date.now();
+    const agent = handle.agent;
+    agent.on("disconnect", () => setTimeout(() => void this.recoverIfStopped(spec.id, agent), RECOVER_AFTER_MS).unref());
     this.egress?.setSandbox(spec.id, handle.address, spec.network);
     const services = this.createServices(handle, spec);
     if (tier !== "running") services.pauseTimers?.();
@@ -193,6 +198,24 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
       lastActivity: now,
       tierSince: now,
     });
+  }
+
+  /**
+   * A running sandbox whose agent went away and whose container is gone (its init died, e.g.
+   * gVisor's kernel OOM-killed as a whole) is started again with its files: new services, the
+   * old processes reported lost.
+   */
+  private recoverIfStopped(id: string, agent: SandboxHandle["agent"]): Promise<void> {
+    return this.serialize(id, async () => {
+      const s = this.slots.get(id);
+      if (!s || s.live.handle.agent !== agent || s.tier !== "running" || agent.connected) return;
+      if ((await this.driver.state(id)) !== "stopped") return;
+      this.log.warn({ id, sandbox: s.live.spec.name }, "sandbox stopped on its own; starting it again with its files");
+      await Promise.resolve(s.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
+      const spec = toRuntimeSpec(s.live.spec);
+      this.install(s.live.spec, (await this.driver.adopt(spec)) ?? (await this.driver.create(spec)));
+      this.emit("tier", id, "running");
+    }).catch((e) => this.log.error({ err: e, id }, "could not restart a stopped sandbox"));
   }
 
   /** Resolves an image; building progress goes to the caller, else to the log. */

@@ -639,7 +639,12 @@ export class LinuxDriver implements SandboxDriver {
       const id = spec.id;
       const known = this.live.get(id);
       if (known?.rec.checkpoint) return (await this.restoreLocked(known.rec, known)).handle;
-      if (known) return known.handle;
+      if (known && (await this.initPid(id)) !== null) return known.handle;
+      if (known) {
+        // its container died (e.g. gVisor's kernel OOM-killed): start it again below, files kept
+        this.live.delete(id);
+        await known.agent.close().catch(() => {});
+      }
       const stored = await this.readRecord(id);
       if (!stored) {
         await this.teardown(id, null);
