@@ -89,6 +89,38 @@ describe("private previews and tokens", () => {
     expect(JSON.stringify(seen.headers)).not.toContain(tokens[0]!.value);
   });
 
+  it("keeps a page opened with ?bl_preview_token= open for its links and assets, by cookie", async () => {
+    const p = await sandbox.previews.get("private");
+    const t = await p.tokens.create(new Date(Date.now() + 600_000));
+    const page = await httpRequest(`${p.spec.url}/?bl_preview_token=${encodeURIComponent(t.value)}`);
+    expect(page.status).toBe(200);
+    const cookie = [page.headers["set-cookie"] ?? []].flat().find((c) => c.startsWith("hangar_preview_token="));
+    expect(cookie).toMatch(/^hangar_preview_token=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+    const jar = cookie!.split(";")[0]!;
+
+    // An asset of the page carries only the cookie; the app sees its own cookies, never the token.
+    const asset = await httpRequest(`${p.spec.url}/headers`, { headers: { cookie: `theme=dark; ${jar}; lang=en` } });
+    expect(asset.status).toBe(200);
+    const seen = JSON.parse(asset.body) as { headers: Record<string, string> };
+    expect(seen.headers.cookie).toBe("theme=dark; lang=en");
+    expect(JSON.stringify(seen.headers)).not.toContain(t.value);
+    const alone = await httpRequest(`${p.spec.url}/headers`, { headers: { cookie: jar } });
+    expect(alone.status).toBe(200);
+    expect((JSON.parse(alone.body) as { headers: Record<string, string> }).headers.cookie).toBeUndefined();
+
+    // A wrong cookie, the cookie on the shared-origin path alias, or a header token never sets one.
+    expect((await httpRequest(`${p.spec.url}/count`, { headers: { cookie: "hangar_preview_token=hpt_wrong" } })).status).toBe(401);
+    const label = new URL(p.spec.url!).hostname.split(".")[0];
+    expect((await httpRequest(`${h.url}/preview/${label}/count`, { headers: { cookie: jar } })).status).toBe(401);
+    const viaHeader = await httpRequest(`${p.spec.url}/count`, { headers: { "x-blaxel-preview-token": t.value } });
+    expect(viaHeader.headers["set-cookie"]).toBeUndefined();
+
+    // Deleting the token closes the cookie too.
+    const name = (await api(h, "GET", "/v0/sandboxes/web/previews/private/tokens").then((r) => r.json()) as { metadata: { name: string }; spec: { token: string } }[]).find((x) => x.spec.token === t.value)!.metadata.name;
+    await p.tokens.delete(name);
+    expect((await httpRequest(`${p.spec.url}/count`, { headers: { cookie: jar } })).status).toBe(401);
+  });
+
   it("refuses expired and deleted tokens, and tokens of another preview", async () => {
     const p = await sandbox.previews.get("private");
     const short = await p.tokens.create(new Date(Date.now() + 1_500));

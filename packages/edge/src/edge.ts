@@ -8,7 +8,7 @@ import { HangarError, type Logger, asHangarError, sendProblem, silentLogger } fr
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
 import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
 import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
-import { type RequestHead, type SpliceRoute, rewriteHead } from "./front-door.js";
+import { type RequestHead, type SpliceRoute, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
 import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
 import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
@@ -47,6 +47,8 @@ interface Target<S> {
   preview?: PreviewRecord;
   /** Headers the client must not see forwarded (credentials of Hangar itself). */
   drop: string[];
+  /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
+  setCookie?: string;
 }
 
 /** Flag the sandbox API sets on a response while it writes a keepalive (its KEEPALIVE_WRITE). */
@@ -75,6 +77,11 @@ const TERMINAL_WS = /^\/+terminal\/ws\/?(\?|$)/;
 const PREVIEW_CREDENTIALS = ["x-blaxel-preview-token", "x-blaxel-authorization", "x-blaxel-workspace"];
 const SPLICE_DROP: ReadonlySet<string> = new Set(PREVIEW_CREDENTIALS);
 const SPLICE_DROP_WITH_KEY: ReadonlySet<string> = new Set([...PREVIEW_CREDENTIALS, "authorization"]);
+/**
+ * The cookie a private preview opened with `?bl_preview_token=` sets, so the page's own links and
+ * assets (which do not carry the query) are let in too. Never forwarded to the app.
+ */
+const PREVIEW_COOKIE = "hangar_preview_token";
 /** An Authorization header that carries a Hangar API key (never forwarded to an app). */
 const HANGAR_KEY = /^\s*bearer\s+hgr_/i;
 
@@ -223,28 +230,47 @@ export class Edge<S extends SandboxServicesLike> {
     }
 
     const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
-    const { rest, rec } = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"));
-    const drop = HANGAR_KEY.test(header(req, "authorization") ?? "") ? [...PREVIEW_CREDENTIALS, "authorization"] : PREVIEW_CREDENTIALS;
-    return { lease: await this.liveSandbox(rec, kind), rest, preview: preview!, drop };
+    const cookie = header(req, "cookie");
+    // Path-based previews share one origin, where one preview's page could use another's cookie.
+    const ownOrigin = !(r.kind === "preview" && (req.url ?? "").startsWith(`/preview/${r.label}`));
+    const a = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"), ownOrigin ? cookie : undefined);
+    const drop = HANGAR_KEY.test(header(req, "authorization") ?? "") ? [...PREVIEW_CREDENTIALS, "authorization"] : [...PREVIEW_CREDENTIALS];
+    if (cookie !== undefined) {
+      const kept = withoutCookie(cookie, PREVIEW_COOKIE);
+      if (kept) req.headers.cookie = kept;
+      else drop.push("cookie");
+    }
+    let setCookie: string | undefined;
+    if (ownOrigin && a.queryToken !== undefined && !preview!.public && !API_PORTS.has(preview!.port)) {
+      setCookie = `${PREVIEW_COOKIE}=${encodeURIComponent(a.queryToken)}; Path=/; HttpOnly; SameSite=Lax`;
+    }
+    return { lease: await this.liveSandbox(a.rec, kind), rest: a.rest, preview: preview!, drop, setCookie };
   }
 
   /**
-   * Checks a request against a preview: published, not expired, public or opened by its token (header
-   * or query) or an API key of its workspace. Returns the path without the query token, and the
-   * preview's sandbox.
+   * Checks a request against a preview: published, not expired, public or opened by its token (header,
+   * query or the preview cookie) or an API key of its workspace. Returns the path without the query
+   * token, the query token if that is what opened it, and the preview's sandbox.
    */
-  private async authorizePreview(preview: PreviewRecord | null, target: string, tokenHeader: string | undefined, authorization: string | undefined): Promise<{ rest: string; rec: SandboxRecord }> {
+  private async authorizePreview(
+    preview: PreviewRecord | null,
+    target: string,
+    tokenHeader: string | undefined,
+    authorization: string | undefined,
+    cookie: string | null | undefined,
+  ): Promise<{ rest: string; rec: SandboxRecord; queryToken?: string }> {
     if (!preview) throw new HangarError("preview_not_found", "no preview is published at this address");
     if (preview.expiresAt && Date.parse(preview.expiresAt) <= Date.now()) throw new HangarError("invalid_token", "this preview has expired");
     const { rest, value: queryToken } = takeQueryParam(target, "bl_preview_token");
-    const token = tokenHeader ?? queryToken;
+    // The cookie opens app ports only: the sandbox API (sessions) is never driven by a cookie.
+    const token = tokenHeader ?? queryToken ?? (API_PORTS.has(preview.port) ? undefined : readCookie(cookie, PREVIEW_COOKIE));
     if (!preview.public) {
       const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(authorization, preview.workspaceId));
       if (!ok) throw new HangarError("invalid_token", token ? "the preview token is wrong or has expired" : "this preview is private: send X-Blaxel-Preview-Token or ?bl_preview_token=");
     }
     const rec = await this.opts.sandboxes.getByIdForRequest(preview.sandboxId);
     if (!rec || rec.terminatedAt) throw new HangarError("preview_not_found", "the preview's sandbox no longer exists");
-    return { rest, rec };
+    return { rest, rec, queryToken: tokenHeader === undefined ? queryToken : undefined };
   }
 
   /**
@@ -260,19 +286,26 @@ export class Edge<S extends SandboxServicesLike> {
     if (host.endsWith(`.${previewDomain}`)) preview = await this.opts.previews.byLabel(host.slice(0, -previewDomain.length - 1));
     else if (host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".")) preview = await this.customDomainPreview(host);
     if (!preview || API_PORTS.has(preview.port) || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
-    let authorized: { rest: string; rec: SandboxRecord };
+    let authorized: { rest: string; rec: SandboxRecord; queryToken?: string };
     try {
-      authorized = await this.authorizePreview(preview, head.target, head.headers.get("x-blaxel-preview-token"), head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization"));
+      authorized = await this.authorizePreview(
+        preview,
+        head.target,
+        head.headers.get("x-blaxel-preview-token"),
+        head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization"),
+        head.headers.get("cookie"),
+      );
     } catch {
       return null;
     }
     const { rec, rest } = authorized;
+    if (authorized.queryToken !== undefined && !preview.public) return null; // the HTTP path sets the cookie
     if (rec.status !== "DEPLOYED" || !this.opts.node.has(rec.id)) return null;
     return {
       key: `${preview.id}:${preview.port}`,
       host: this.opts.node.get(rec.id).handle.address,
       port: preview.port,
-      head: rewriteHead(raw, head, rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      head: rewriteHead(raw, head, rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP, PREVIEW_COOKIE),
       acquire: () => this.opts.node.acquire(rec.id, "connection"),
       idleMs: this.opts.node.standbyOptions.connectionIdleMs,
     };
@@ -386,7 +419,7 @@ export class Edge<S extends SandboxServicesLike> {
   }
 
   private proxyOptions(t: Target<S>): ProxyOptions {
-    return { dropHeaders: t.drop, addRequestHeaders: t.preview?.requestHeaders ?? {}, responseHeaders: t.preview?.responseHeaders ?? {}, errorHeaders: errorCors(t.preview) };
+    return { dropHeaders: t.drop, addRequestHeaders: t.preview?.requestHeaders ?? {}, responseHeaders: t.preview?.responseHeaders ?? {}, errorHeaders: errorCors(t.preview), setCookie: t.setCookie };
   }
 
   private portTarget(live: LiveSandbox<S>, m: RegExpExecArray) {

@@ -2,7 +2,7 @@ import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "@hangar/common";
-import { ChunkedBody, FrontDoor, ResponseFraming, type SpliceDecider, parseHead, rewriteHead } from "./front-door.js";
+import { ChunkedBody, FrontDoor, ResponseFraming, type SpliceDecider, parseHead, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
 
 describe("request heads", () => {
   it("parses a head, waits for the rest, refuses what is not HTTP/1.x", () => {
@@ -24,6 +24,18 @@ describe("request heads", () => {
     if (!h || h === "bad") throw new Error("unreachable");
     const out = rewriteHead(raw, h, "/x", new Set(["x-blaxel-preview-token"])).toString();
     expect(out).toBe("GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n");
+  });
+
+  it("reads and strips one cookie, leaving the others as they were", () => {
+    expect(readCookie("a=1; hpt=x%20y; b=2", "hpt")).toBe("x y");
+    expect(readCookie("ahpt=1", "hpt")).toBeUndefined();
+    expect(readCookie(undefined, "hpt")).toBeUndefined();
+    expect(withoutCookie(" a=1; hpt=x; b=2", "hpt")).toBe("a=1; b=2");
+    expect(withoutCookie("hpt=x", "hpt")).toBeUndefined();
+    const raw = Buffer.from("GET / HTTP/1.1\r\nHost: h\r\nCookie: hpt=x; theme=dark\r\nCookie: hpt=y\r\n\r\n");
+    const h = parseHead(raw);
+    if (!h || h === "bad") throw new Error("unreachable");
+    expect(rewriteHead(raw, h, "/", new Set(), "hpt").toString()).toBe("GET / HTTP/1.1\r\nHost: h\r\nCookie: theme=dark\r\n\r\n");
   });
 
   it("finds the end of a chunked body split anywhere", () => {

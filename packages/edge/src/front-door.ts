@@ -58,14 +58,45 @@ export function parseHead(buf: Buffer): RequestHead | null | "bad" {
 }
 
 /** Rebuilds a request head with another target and without some headers. */
-export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop: ReadonlySet<string>): Buffer {
+export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop: ReadonlySet<string>, dropCookie?: string): Buffer {
   const lines = raw.subarray(0, head.headLength - 4).toString("latin1").split("\r\n");
   const out = [`${head.method} ${target} ${head.version}`];
   for (const line of lines.slice(1)) {
-    const name = line.slice(0, line.indexOf(":")).trim().toLowerCase();
-    if (!drop.has(name)) out.push(line);
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (drop.has(name)) continue;
+    if (dropCookie && name === "cookie") {
+      const rest = withoutCookie(line.slice(colon + 1), dropCookie);
+      if (rest) out.push(`Cookie: ${rest}`);
+      continue;
+    }
+    out.push(line);
   }
   return Buffer.from(`${out.join("\r\n")}\r\n\r\n`, "latin1");
+}
+
+/** A Cookie header's value without the named cookie (undefined when nothing is left). */
+export function withoutCookie(value: string, name: string): string | undefined {
+  const kept = value
+    .split(";")
+    .map((c) => c.trim())
+    .filter((c) => c && c.slice(0, c.indexOf("=") < 0 ? c.length : c.indexOf("=")).trim() !== name);
+  return kept.length ? kept.join("; ") : undefined;
+}
+
+/** The value of a named cookie in a Cookie header. */
+export function readCookie(value: string | null | undefined, name: string): string | undefined {
+  for (const c of (value ?? "").split(";")) {
+    const eq = c.indexOf("=");
+    if (eq > 0 && c.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(c.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Finds the end of a chunked body across reads; `scan` returns how many bytes belong to it. */

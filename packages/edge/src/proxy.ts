@@ -21,6 +21,8 @@ export interface ProxyOptions {
   responseHeaders?: Record<string, string>;
   /** Headers set on the proxy's own error answers (502/504), e.g. CORS. */
   errorHeaders?: Record<string, string>;
+  /** A Set-Cookie added to the response, after upstream's own. */
+  setCookie?: string;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
@@ -47,6 +49,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
       const headers = { ...ures.headers };
       for (const h of HOP_BY_HOP) if (h !== "transfer-encoding") delete headers[h];
       for (const [k, v] of Object.entries(opts.responseHeaders ?? {})) headers[k.toLowerCase()] = v;
+      if (opts.setCookie) headers["set-cookie"] = [...[headers["set-cookie"] ?? []].flat(), opts.setCookie];
       res.writeHead(ures.statusCode ?? 502, ures.statusMessage, headers);
       ures.pipe(res);
       ures.on("error", () => res.destroy());
