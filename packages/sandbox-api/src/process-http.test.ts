@@ -294,6 +294,13 @@ describe("ports", () => {
       expect(m.json()).toEqual({ pid: Number(p.pid), message: "Port monitoring started" });
       await waitFor(() => calls.length > 0, 8000, "monitor callback");
       expect(calls[0]).toEqual({ pid: Number(p.pid), port });
+      // A monitor registered after the port opened reports it at once, and each port only once.
+      const late = await raw(h.port, "POST", `/network/process/${p.pid}/monitor`, { callback: `http://127.0.0.1:${(cb.address() as AddressInfo).port}/cb` });
+      expect(late.status).toBe(200);
+      await waitFor(() => calls.length > 1, 2000, "late monitor callback");
+      expect(calls[1]).toEqual({ pid: Number(p.pid), port });
+      await sleep(2_500);
+      expect(calls).toHaveLength(2);
       expect((await raw(h.port, "DELETE", `/network/process/${p.pid}/monitor`)).status).toBe(200);
       await raw(h.port, "DELETE", "/process/mon/kill");
     } finally {

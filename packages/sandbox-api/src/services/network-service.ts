@@ -235,7 +235,10 @@ export class NetworkService {
     return out;
   }
 
-  /** Starts POSTing `{pid, port}` to `callback` for each new listening port of `pid`. */
+  /**
+   * Starts POSTing `{pid, port}` to `callback` once for each listening port of `pid`: those already
+   * open at once (a server may be up before its monitor is), then each new one as it opens.
+   */
   async monitor(pid: number, callback: string): Promise<void> {
     let url: URL;
     try {
@@ -249,15 +252,15 @@ export class NetworkService {
     }
     await this.checkCallback?.(url);
     this.unmonitor(pid);
-    const initial = new Set((await this.portsOf(pid).catch(() => [])).filter((p) => p.state === "LISTEN").map((p) => p.localPort));
     const m: PortMonitor = {
       pid,
       callback,
-      known: initial,
+      known: new Set(),
       timer: setInterval(() => void this.poll(m), 2_000),
     };
     m.timer.unref();
     this.monitors.set(pid, m);
+    await this.poll(m);
   }
 
   private async poll(m: PortMonitor): Promise<void> {
