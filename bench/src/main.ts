@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningHangar, api, REPO, startHangar } from "@hangar/testkit";
@@ -256,7 +257,32 @@ async function wrk(url: string, host: string, seconds: number): Promise<number> 
   const out = await run("wrk", ["-t2", "-c32", `-d${seconds}s`, "-H", `Host: ${host}`, url]);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!m) throw new Error(`unexpected wrk output: ${out}`);
+  // a peer that failed (refused connections, error answers) must not count as a measurement
+  if (!(Number(m[1]) > 0) || /Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk against ${url} got no good answers: ${out}`);
   return Number(m[1]);
+}
+
+/** A TCP port free on loopback right now. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Waits until something accepts connections on 127.0.0.1:port. */
+async function untilListening(port: number, what: string, withinMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const up = await new Promise<boolean>((r) => {
+      const c = connect(port, "127.0.0.1", () => (c.destroy(), r(true)));
+      c.on("error", () => r(false));
+    });
+    if (up) return;
+    if (Date.now() - t0 > withinMs) throw new Error(`${what} is not listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function benchProxy(h: RunningHangar): Promise<void> {
@@ -267,7 +293,7 @@ async function benchProxy(h: RunningHangar): Promise<void> {
   log("preview proxy throughput vs nginx, wrk -t2 -c32");
   const { host, ip } = await startApp(h, "bench-proxy");
   const dir = mkdtempSync(join(tmpdir(), "hangar-bench-nginx-"));
-  const nginxPort = 18_000 + Math.floor(Math.random() * 1000);
+  const nginxPort = await freePort();
   writeFileSync(
     join(dir, "nginx.conf"),
     `worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log; daemon off;
@@ -278,8 +304,10 @@ http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
   );
   mkdirSync(join(dir, "tmp"), { recursive: true });
   const nginx = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 500));
   try {
+    await untilListening(nginxPort, "nginx").catch((e: Error) => {
+      throw new Error(`${e.message}: ${existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8").slice(-2000) : "no error log"}`);
+    });
     await wrk(`http://127.0.0.1:${h.port}/`, host, 2);
     const viaHangar = await wrk(`http://127.0.0.1:${h.port}/`, host, 8);
     const viaNginx = await wrk(`http://127.0.0.1:${nginxPort}/`, "app.local", 8);
@@ -401,29 +429,44 @@ async function benchActive(h: RunningHangar): Promise<void> {
 
 // ---- main ----------------------------------------------------------------------------------------
 
+/** Sections that failed: each is reported, the others still run, and the bench exits non-zero. */
+const failed: string[] = [];
+
+async function section(name: string, fn: () => Promise<void>): Promise<void> {
+  if (SKIP.has(name)) return;
+  try {
+    await fn();
+  } catch (e) {
+    failed.push(name);
+    notes.push(`${name} FAILED: ${(e as Error).message.split("\n")[0]}`);
+    process.stderr.write(`[bench] ${name} failed: ${(e as Error).stack ?? String(e)}\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const image = JSON.parse(spawnSync(process.execPath, [join(REPO, "packages/runtime/dist/images/prebuild.js")], { encoding: "utf8" }).stdout) as { lowerDir: string };
   const h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1h", HANGAR_LOG_LEVEL: "warn" } });
   try {
-    if (!SKIP.has("create")) await benchCreate(h, image.lowerDir);
-    if (!SKIP.has("exec")) await benchExec(h);
-    if (!SKIP.has("files") && !SKIP.has("exec")) await benchFiles(h);
-    if (!SKIP.has("search") && !SKIP.has("exec")) await benchSearch(h);
-    if (!SKIP.has("resume")) await benchResume(h);
-    if (!SKIP.has("proxy")) await benchProxy(h);
-    if (!SKIP.has("active")) await benchActive(h);
-    if (!SKIP.has("density")) await benchDensity(h);
+    await section("create", () => benchCreate(h, image.lowerDir));
+    await section("exec", () => benchExec(h));
+    if (!SKIP.has("exec")) await section("files", () => benchFiles(h));
+    if (!SKIP.has("exec")) await section("search", () => benchSearch(h));
+    await section("resume", () => benchResume(h));
+    await section("proxy", () => benchProxy(h));
+    await section("active", () => benchActive(h));
+    await section("density", () => benchDensity(h));
   } finally {
     await h.dispose();
   }
   // the egress proxy needs a server pointed at a stand-in internet: its own
-  if (!SKIP.has("egress")) await benchEgress({ rows, notes, log });
+  await section("egress", () => benchEgress({ rows, notes, log }));
   const cols = ["measure", "hangar", "peer", "ratio", "target", "met"] as const;
   const table = [cols.map((c) => c.toUpperCase()), ...rows.map((r) => cols.map((c) => (c === "met" ? (r.met === null ? "" : r.met ? "yes" : "NO") : r[c])))];
   const widths = cols.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
   process.stdout.write(`\nHangar benchmarks (${new Date().toISOString()}, ${spawnSync("nproc").stdout.toString().trim()} CPUs)\n\n`);
   for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
   for (const n of notes) process.stdout.write(`note: ${n}\n`);
+  if (failed.length) process.exitCode = 1;
 }
 
 main().catch((e) => {

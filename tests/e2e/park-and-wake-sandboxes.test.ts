@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startWebApp } from "./fixtures.js";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { request as httpRequestRaw } from "node:http";
 import { join } from "node:path";
 import { type RunningHangar, api, httpRequest, startHangar, useSdkAgainst } from "./harness.js";
 
@@ -217,6 +218,38 @@ describe("open streams and standby", () => {
     expect(w.lines.length).toBeGreaterThan(5);
     w.close();
     await until("STANDBY once the watch closed", async () => (await streamerState()) === "STANDBY");
+  });
+
+  it("keeps a sandbox awake while a slow upload trickles in, and writes the file at the end", async () => {
+    const states: string[] = [];
+    const done = new Promise<number>((resolve, reject) => {
+      const req = httpRequestRaw(
+        { host: "127.0.0.1", port: hs.port, method: "PUT", path: "/run/default/sandboxes/streamer/filesystem/busy/upload.txt", headers: { authorization: `Bearer ${hs.apiKey}`, "content-type": "application/json" } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.write('{"content":"');
+      let n = 0;
+      const t = setInterval(() => {
+        req.write("a");
+        if (++n === Math.ceil((CAP_MS + IDLE_MS * 3) / 200)) {
+          clearInterval(t);
+          req.end('"}');
+        }
+      }, 200);
+    });
+    await new Promise((r) => setTimeout(r, 400)); // the upload's first bytes have woken the sandbox
+    const watcher = setInterval(() => void streamerState().then((s) => states.push(s)), 250);
+    onTestFinished(() => clearInterval(watcher));
+    expect(await done).toBe(200);
+    clearInterval(watcher);
+    expect(states.length).toBeGreaterThan(10);
+    expect(states.every((s) => s === "RUNNING")).toBe(true);
+    const file = await run("GET", "/filesystem/busy/upload.txt");
+    expect(((await file.json()) as { content: string }).content).toBe("a".repeat(Math.ceil((CAP_MS + IDLE_MS * 3) / 200)));
   });
 });
 

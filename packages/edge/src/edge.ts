@@ -67,6 +67,24 @@ function countWrites(res: ServerResponse, lease: { touch(): void }): void {
   }) as typeof res.write;
 }
 
+/**
+ * What a request uploads is traffic too: while it is open, the bytes its connection has read are
+ * checked every few seconds, so a long upload (whose response has not begun) keeps the sandbox
+ * awake like a download does.
+ */
+function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch(): void }, idleMs: number): void {
+  const socket = req.socket;
+  let seen = socket.bytesRead;
+  const timer = setInterval(() => {
+    if (socket.bytesRead !== seen) lease.touch();
+    seen = socket.bytesRead;
+  }, Math.max(250, Math.min(5_000, idleMs / 4)));
+  timer.unref();
+  res.once("close", () => clearInterval(timer));
+  // the body's end is traffic: the handler is about to use the sandbox, which must be awake
+  req.once("end", () => lease.touch());
+}
+
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
@@ -383,6 +401,7 @@ export class Edge<S extends SandboxServicesLike> {
       (t) => {
         res.once("close", () => t.lease.release());
         countWrites(res, t.lease);
+        countReads(req, res, t.lease, this.opts.node.standbyOptions.connectionIdleMs);
         try {
           this.dispatch(req, res, t);
         } catch (e) {
