@@ -57,6 +57,24 @@ function stream(path: string, init: { method?: string; body?: unknown; headers?:
 }
 
 describe("exec", () => {
+  it("execs a plain command without a shell in between, and falls back to the shell with its semantics", async () => {
+    // one simple command is exec'ed directly, as the shell would, with the variables it would export
+    const direct = await run({ command: "env", workingDir: "/tmp" });
+    expect(direct.stdout).toMatch(/^PWD=\/tmp$/m);
+    expect(direct.stdout).toMatch(/^SHLVL=\d+$/m);
+    expect(direct.stdout).toMatch(/^FROM_SANDBOX=sandbox$/m);
+    // not found, not executable, no #! line: the shell answers exactly as before
+    const missing = await run({ command: "no-such-command-xyz --flag" });
+    expect(missing).toMatchObject({ status: "failed", exitCode: 127 });
+    expect(missing.stderr).toContain("not found");
+    await run({ command: "printf 'echo from-script\\n' > /tmp/noshebang; chmod +x /tmp/noshebang" });
+    expect((await run({ command: "/tmp/noshebang" })).stdout).toBe("from-script\n");
+    await run({ command: "chmod -x /tmp/noshebang" });
+    expect(await run({ command: "/tmp/noshebang" })).toMatchObject({ status: "failed", exitCode: 126 });
+    expect(await run({ command: "true" })).toMatchObject({ status: "completed", exitCode: 0 });
+    expect(await run({ command: "false" })).toMatchObject({ status: "failed", exitCode: 1 });
+  });
+
   it("runs through the shell and returns output, status and Go-formatted times", async () => {
     const p = await run({ command: "echo out; echo err >&2; echo $FROM_SANDBOX $OVERRIDE $EXTRA; pwd", env: { OVERRIDE: "request", EXTRA: "x" } });
     expect(p).toMatchObject({ status: "completed", exitCode: 0, stdout: "out\nsandbox request x\n/blaxel\n", stderr: "err\n", workingDir: "/blaxel" });

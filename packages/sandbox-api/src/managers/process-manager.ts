@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { HangarError, randomId, type Logger } from "@hangar/common";
 import type { AgentClient, AgentProcess, ExitInfo } from "@hangar/sandbox-agent";
 import { agentErrno, fromAgentError } from "../util/agent-errors.js";
+import { directArgv } from "../util/direct-exec.js";
 import { goHttpDate } from "../util/go-format.js";
 import { PausableTimer } from "../util/timers.js";
 import { resolvePath, type PathContext } from "../paths.js";
@@ -287,19 +288,22 @@ export class ProcessManager extends EventEmitter {
   private async spawnRun(record: ProcessRecord, first: boolean): Promise<void> {
     const { agent, image } = this.deps;
     const shell = image.shell || "/bin/sh";
-    let spawned: { id: number; pid: number };
-    try {
-      spawned = await agent.spawn({
-        argv: [shell, "-c", record.command],
-        env: this.environment(record),
-        cwd: record.workingDir,
-        uid: image.uid,
-        gid: image.gid,
-        stdin: record.stdin,
-        tag: this.tagOf(record),
-      });
-    } catch (e) {
-      throw await this.spawnError(e, record);
+    const env = this.environment(record);
+    const spawn = (argv: string[], env: Record<string, string>) =>
+      agent.spawn({ argv, env, cwd: record.workingDir, uid: image.uid, gid: image.gid, stdin: record.stdin, tag: this.tagOf(record) });
+    let spawned: { id: number; pid: number } | null = null;
+    const direct = directArgv(record.command, env);
+    if (direct) {
+      // what the shell would exec itself, with the variables it would export (PWD, SHLVL)
+      const shellEnv = { ...env, PWD: record.workingDir, SHLVL: String((Number.parseInt(env.SHLVL ?? "0", 10) || 0) + 1) };
+      spawned = await spawn(direct, shellEnv).catch(() => null); // not found, not executable…: the shell says why
+    }
+    if (!spawned) {
+      try {
+        spawned = await spawn([shell, "-c", record.command], env);
+      } catch (e) {
+        throw await this.spawnError(e, record);
+      }
     }
     record.agentId = spawned.id;
     record.osPid = spawned.pid;
