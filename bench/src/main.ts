@@ -296,7 +296,8 @@ async function benchProxy(h: RunningHangar): Promise<void> {
   const nginxPort = await freePort();
   writeFileSync(
     join(dir, "nginx.conf"),
-    `worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log; daemon off;
+    // workers as root: like Hangar's edge, only root's sockets may reach sandbox addresses
+    `user root; worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log; daemon off;
 events { worker_connections 1024; }
 http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
   server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; } } }
