@@ -79,7 +79,7 @@ export interface DriverCapabilities {
 }
 
 export interface SandboxDriver {
-  /** e.g. "linux" or "unisolated-host". */
+  /** e.g. "linux". */
   readonly name: string;
   readonly capabilities: DriverCapabilities;
 

@@ -14,7 +14,7 @@ export interface HangarConfig {
   publicUrl: string | undefined;
   /** API key to create on first start instead of a random one (HANGAR_BOOTSTRAP_API_KEY). */
   bootstrapApiKey: string | undefined;
-  /** Sandbox runtime: "linux" (isolated, default) or "unisolated-host" (development only). */
+  /** Sandbox runtime: "linux" (isolated; the only one). */
   runtime: string;
   /** Runtime class of sandboxes created without spec.runtime.runtimeClass (HANGAR_RUNTIME_CLASS): "default" (crun) or "gvisor" (runsc). */
   runtimeClass: "default" | "gvisor";
