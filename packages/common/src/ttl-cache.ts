@@ -17,6 +17,15 @@ export class TtlCache<K, V> {
     return e.value;
   }
 
+  /** The cached value, else what `load` gives, cached (a throw caches nothing). */
+  async getOrLoad(key: K, load: () => Promise<V>): Promise<V> {
+    const hit = this.get(key);
+    if (hit !== undefined) return hit;
+    const value = await load();
+    this.set(key, value);
+    return value;
+  }
+
   set(key: K, value: V): void {
     if (this.map.size >= this.maxEntries) this.map.clear();
     this.map.set(key, { at: Date.now(), value });

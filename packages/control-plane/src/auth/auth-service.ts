@@ -55,11 +55,7 @@ export class AuthService {
     const token = bearerToken(authorization);
     if (!token) throw new HangarError("unauthorized", "missing API key: send 'Authorization: Bearer <key>' or 'x-blaxel-authorization: Bearer <key>'");
     const hash = hashApiKey(token);
-    let key = this.keys.get(hash);
-    if (key === undefined) {
-      key = await this.store.apiKeys.findByHash(hash);
-      this.keys.set(hash, key);
-    }
+    const key = await this.keys.getOrLoad(hash, () => this.store.apiKeys.findByHash(hash));
     if (!key || key.revokedAt) throw new HangarError("unauthorized", key ? "API key has been revoked" : "unknown API key");
     if (key.expiresAt && Date.parse(key.expiresAt) <= Date.now()) throw new HangarError("unauthorized", "API key has expired");
     this.touch(key);
@@ -78,11 +74,7 @@ export class AuthService {
       }
       throw new HangarError("workspace_required", "select a workspace with the x-blaxel-workspace header or ?workspace=");
     }
-    let ws = this.workspacesByName.get(name);
-    if (ws === undefined) {
-      ws = await this.store.workspaces.getByName(name);
-      this.workspacesByName.set(name, ws);
-    }
+    const ws = await this.workspacesByName.getOrLoad(name, () => this.store.workspaces.getByName(name));
     if (!ws || !principal.workspaceIds.has(ws.id)) {
       throw new HangarError("forbidden", `this API key has no access to workspace '${name}'`);
     }

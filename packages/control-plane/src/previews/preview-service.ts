@@ -78,12 +78,7 @@ export class PreviewService {
 
   /** The preview served under a DNS label (cached for a second). */
   async byLabel(label: string): Promise<PreviewRecord | null> {
-    let p = this.byLabelCache.get(label);
-    if (p === undefined) {
-      p = await this.store.previews.getByLabel(label);
-      this.byLabelCache.set(label, p);
-    }
-    return p;
+    return this.byLabelCache.getOrLoad(label, () => this.store.previews.getByLabel(label));
   }
 
   private normalize(ws: WorkspaceRecord, sbx: SandboxRecord, input: PreviewInput, existing?: PreviewRecord) {
@@ -227,11 +222,7 @@ export class PreviewService {
   /** Whether `token` opens `preview`: issued for it and not expired. */
   async tokenOpens(preview: PreviewRecord, token: string): Promise<boolean> {
     const hash = hashPreviewToken(token);
-    let t = this.tokenCache.get(hash);
-    if (t === undefined) {
-      t = await this.store.previews.findTokenByHash(hash);
-      this.tokenCache.set(hash, t);
-    }
+    const t = await this.tokenCache.getOrLoad(hash, () => this.store.previews.findTokenByHash(hash));
     return !!t && t.previewId === preview.id && Date.parse(t.expiresAt) > Date.now();
   }
 

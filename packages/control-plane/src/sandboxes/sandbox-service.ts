@@ -218,12 +218,7 @@ export class SandboxService {
 
   /** Like get(), served from a one-second cache: for the data plane's per-request lookup. */
   async getForRequest(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
-    const key = `${ws.id}/${name}`;
-    const hit = this.recent.get(key);
-    if (hit) return hit;
-    const rec = await this.get(ws, name);
-    this.recent.set(key, rec);
-    return rec;
+    return this.recent.getOrLoad(`${ws.id}/${name}`, () => this.get(ws, name));
   }
 
   /** A record by id from the same one-second cache, or null: for the preview path's per-request lookup. */
