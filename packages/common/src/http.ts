@@ -18,3 +18,26 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), ...headers });
   res.end(body);
 }
+
+/**
+ * Set on a response while it writes a keepalive. Whoever holds the request (the edge, which counts
+ * what a response writes as sandbox activity) leaves those bytes out: a stream that only keeps
+ * itself open does not keep the sandbox awake.
+ */
+const KEEPALIVE_WRITE = Symbol("hangar.keepaliveWrite");
+type Flagged = ServerResponse & { [KEEPALIVE_WRITE]?: boolean };
+
+/** Writes bytes that only keep the response open (not activity). */
+export function writeKeepalive(res: ServerResponse, text: string): boolean {
+  (res as Flagged)[KEEPALIVE_WRITE] = true;
+  try {
+    return res.write(text);
+  } finally {
+    (res as Flagged)[KEEPALIVE_WRITE] = false;
+  }
+}
+
+/** True while the response is writing a keepalive (for wrappers of res.write). */
+export function writingKeepalive(res: ServerResponse): boolean {
+  return (res as Flagged)[KEEPALIVE_WRITE] === true;
+}

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { HangarError, type Logger, asHangarError, sendProblem, silentLogger } from "@hangar/common";
+import { HangarError, type Logger, asHangarError, sendProblem, silentLogger, writingKeepalive } from "@hangar/common";
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
 import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
 import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
@@ -51,9 +51,6 @@ interface Target<S> {
   setCookie?: string;
 }
 
-/** Flag the sandbox API sets on a response while it writes a keepalive (its KEEPALIVE_WRITE). */
-const KEEPALIVE_WRITE = Symbol.for("hangar.keepaliveWrite");
-
 /**
  * What a response writes is traffic on its request's lease: a long response (a download, a proxied
  * event stream, a watch or log stream) keeps the sandbox awake while it delivers data, keepalives
@@ -62,7 +59,7 @@ const KEEPALIVE_WRITE = Symbol.for("hangar.keepaliveWrite");
 function countWrites(res: ServerResponse, lease: { touch(): void }): void {
   const write = res.write.bind(res) as (...a: unknown[]) => boolean;
   res.write = ((...a: unknown[]) => {
-    if (!(res as ServerResponse & { [KEEPALIVE_WRITE]?: boolean })[KEEPALIVE_WRITE]) lease.touch();
+    if (!writingKeepalive(res)) lease.touch();
     return write(...a);
   }) as typeof res.write;
 }

@@ -5,7 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import { type IncomingMessage, type ServerResponse, request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KEEPALIVE_WRITE } from "./http.js";
+import { writingKeepalive } from "@hangar/common";
 import { raw, startSandbox, waitFor, type SandboxHarness } from "../test/harness.js";
 
 let h: SandboxHarness;
@@ -342,7 +342,7 @@ describe("watch", () => {
     k.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       const write = res.write.bind(res) as (...a: unknown[]) => boolean;
       res.write = ((...a: unknown[]) => {
-        if (!(res as ServerResponse & { [KEEPALIVE_WRITE]?: boolean })[KEEPALIVE_WRITE]) counted.push(String(a[0]));
+        if (!writingKeepalive(res)) counted.push(String(a[0]));
         return write(...a);
       }) as typeof res.write;
       k.api.handle(req, res, k.services);

@@ -3,7 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { HangarError, PROBLEM_CONTENT_TYPE, asHangarError, toProblem } from "@hangar/common";
+import { HangarError, PROBLEM_CONTENT_TYPE, asHangarError, toProblem, writeKeepalive } from "@hangar/common";
 import { rawPathAfter, resolveRawPathParam } from "./paths.js";
 import type { SandboxServices } from "./services.js";
 
@@ -102,13 +102,6 @@ export function sendRawProblem(res: ServerResponse, err: unknown): void {
 
 // ---- streaming ----------------------------------------------------------------------------------
 
-/**
- * Set on a response while it writes a keepalive. Whoever holds the request (the edge, which counts
- * what a response writes as sandbox activity) leaves those bytes out: a stream that only keeps
- * itself open does not keep the sandbox awake. Symbol.for: the edge does not import this package.
- */
-export const KEEPALIVE_WRITE = Symbol.for("hangar.keepaliveWrite");
-
 /** A hijacked streaming response: writes respect backpressure, `closed` flips when the client leaves. */
 export class StreamWriter {
   closed = false;
@@ -141,16 +134,10 @@ export class StreamWriter {
     return this.res.write(text);
   }
 
-  /** Writes bytes that only keep the connection open (not activity, see KEEPALIVE_WRITE). */
+  /** Writes bytes that only keep the connection open (not activity, see writeKeepalive). */
   keepalive(text: string): boolean {
     if (this.closed || text === "") return true;
-    const res = this.res as ServerResponse & { [KEEPALIVE_WRITE]?: boolean };
-    res[KEEPALIVE_WRITE] = true;
-    try {
-      return res.write(text);
-    } finally {
-      res[KEEPALIVE_WRITE] = false;
-    }
+    return writeKeepalive(this.res, text);
   }
 
   end(text?: string): void {
