@@ -35,7 +35,8 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 type Route =
   | { kind: "sandbox"; workspace: string; name: string; rest: string }
   | { kind: "sandbox-host"; code: string; name: string; rest: string }
-  | { kind: "preview"; label: string; rest: string }
+  /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
+  | { kind: "preview"; label: string; rest: string; alias?: true }
   | { kind: "domain"; host: string; rest: string };
 
 /** Where a resolved request goes. */
@@ -105,8 +106,13 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** A Host header's name: lowercased, without port or trailing dot. */
+function hostName(host: string | null | undefined): string {
+  return (host ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
+}
+
 function hostOf(req: IncomingMessage): string {
-  return (header(req, "host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
+  return hostName(header(req, "host"));
 }
 
 /** Takes a query parameter out of a path+query, returning both (the first occurrence). */
@@ -166,15 +172,23 @@ export class Edge<S extends SandboxServicesLike> {
     this.selfHosts = new Set(["localhost", ...(opts.selfHosts ?? []).map((h) => h.toLowerCase())]);
   }
 
+  /** What a host names for previews: a label under the preview domain, maybe a custom domain, or nothing. */
+  private previewHost(host: string): { label: string } | "maybe-domain" | null {
+    const { previewDomain } = this.opts.urls.config;
+    if (host.endsWith(`.${previewDomain}`)) {
+      const label = host.slice(0, -previewDomain.length - 1);
+      if (/^[a-z0-9-]{1,80}$/.test(label)) return { label };
+    }
+    return host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".") ? "maybe-domain" : null;
+  }
+
   /** Classifies a request: run-plane route, maybe a custom domain, or not the edge's. */
   private route(req: IncomingMessage): Route | "maybe-domain" | null {
     const url = req.url ?? "/";
     const host = hostOf(req);
-    const { previewDomain, sandboxDomain } = this.opts.urls.config;
-    if (host.endsWith(`.${previewDomain}`)) {
-      const label = host.slice(0, -previewDomain.length - 1);
-      if (/^[a-z0-9-]{1,80}$/.test(label)) return { kind: "preview", label, rest: url };
-    }
+    const { sandboxDomain } = this.opts.urls.config;
+    const byHost = this.previewHost(host);
+    if (byHost && byHost !== "maybe-domain") return { kind: "preview", label: byHost.label, rest: url };
     if (sandboxDomain && host.endsWith(`.${sandboxDomain}`)) {
       const m = /^sbx-([a-z0-9-]+)-([a-z0-9]{8})$/.exec(host.slice(0, -sandboxDomain.length - 1));
       if (m) return { kind: "sandbox-host", name: m[1]!, code: m[2]!, rest: url };
@@ -188,9 +202,8 @@ export class Edge<S extends SandboxServicesLike> {
       }
     }
     m = PREVIEW_PATH.exec(url);
-    if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
-    if (host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".")) return "maybe-domain";
-    return null;
+    if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
+    return byHost;
   }
 
   private async customDomainPreview(host: string): Promise<PreviewRecord | null> {
@@ -246,8 +259,8 @@ export class Edge<S extends SandboxServicesLike> {
 
     const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
     const cookie = header(req, "cookie");
-    // Path-based previews share one origin, where one preview's page could use another's cookie.
-    const ownOrigin = !(r.kind === "preview" && (req.url ?? "").startsWith(`/preview/${r.label}`));
+    // Path aliases share one origin, where one preview's page could use another's cookie.
+    const ownOrigin = !(r.kind === "preview" && r.alias);
     const a = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"), ownOrigin ? cookie : undefined);
     const drop = HANGAR_KEY.test(header(req, "authorization") ?? "") ? [...PREVIEW_CREDENTIALS, "authorization"] : [...PREVIEW_CREDENTIALS];
     if (cookie !== undefined) {
@@ -295,11 +308,9 @@ export class Edge<S extends SandboxServicesLike> {
    */
   async decideSplice(head: RequestHead, raw: Buffer): Promise<SpliceRoute | null> {
     if (head.method === "OPTIONS") return null;
-    const host = (head.headers.get("host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
-    const { previewDomain } = this.opts.urls.config;
-    let preview: PreviewRecord | null = null;
-    if (host.endsWith(`.${previewDomain}`)) preview = await this.opts.previews.byLabel(host.slice(0, -previewDomain.length - 1));
-    else if (host && !this.selfHosts.has(host) && !IP_HOST.test(host) && host.includes(".")) preview = await this.customDomainPreview(host);
+    const host = hostName(head.headers.get("host"));
+    const byHost = this.previewHost(host);
+    const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
     if (!preview || API_PORTS.has(preview.port) || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
     let authorized: { rest: string; rec: SandboxRecord; queryToken?: string };
     try {
