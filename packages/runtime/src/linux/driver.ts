@@ -122,6 +122,8 @@ const ID_RE = /^[a-z0-9]{1,32}$/;
 /** How long a detached agent stays away without SIGUSR1 (a day: the restore signals it). */
 const DETACH_QUIET_MS = 86_400_000;
 const round1 = (n: number) => Math.round(n * 10) / 10;
+/** Size of a sandbox's writable layer (tmpfs): half its memory; also the most CRIU keeps of a deleted file. */
+const writableBytes = (rec: { spec: { memoryMb: number } }) => Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024;
 /** Descriptor under which crun finds the user namespace to join (config: /proc/self/fd/3). */
 const USERNS_FD = 3;
 
@@ -556,7 +558,7 @@ export class LinuxDriver implements SandboxDriver {
     const owner = String(rec.userns?.hostId ?? 0);
     const ops: string[] = [];
     if (mounts === "all") {
-      const size = Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024;
+      const size = writableBytes(rec);
       ops.push("--mount-tmpfs", `${B}/rw`, String(size), owner, owner, `hangar-${rec.id}`);
       ops.push("--mkdir", `${B}/rw/upper`, owner, owner, "--mkdir", `${B}/rw/work`, owner, owner);
     }
@@ -809,7 +811,7 @@ export class LinuxDriver implements SandboxDriver {
         pid,
         imagesDir: `${dir}/img`,
         freezer: cg.cgDir("freezer", path),
-        ghostLimit: Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024,
+        ghostLimit: writableBytes(rec),
         ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
       });
       // the v1 controllers only: crun does not place sandboxes in the hybrid layout's cgroup2
@@ -902,7 +904,7 @@ export class LinuxDriver implements SandboxDriver {
     const B = this.bundle(id);
     const dir = this.checkpointDir(id);
     const owner = String(rec.userns?.hostId ?? 0);
-    const size = Math.max(1, Math.floor(rec.spec.memoryMb / 2)) * 1024 * 1024;
+    const size = writableBytes(rec);
     // after a reboot (or a stray run) the bundle may be gone: write it again (same paths, same files)
     if (!existsSync(`${B}/config.json`)) await this.writeBundle(rec);
     await fs.mkdir(this.agentDir(id), { recursive: true, mode: 0o755 });
