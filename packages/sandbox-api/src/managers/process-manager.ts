@@ -289,8 +289,8 @@ export class ProcessManager extends EventEmitter {
     const { agent, image } = this.deps;
     const shell = image.shell || "/bin/sh";
     const env = this.environment(record);
-    const spawn = (argv: string[], env: Record<string, string>) =>
-      agent.spawn({ argv, env, cwd: record.workingDir, uid: image.uid, gid: image.gid, stdin: record.stdin, tag: this.tagOf(record) });
+    const tag = this.tagOf(record);
+    const spawn = (argv: string[], env: Record<string, string>) => agent.spawn({ argv, env, cwd: record.workingDir, uid: image.uid, gid: image.gid, stdin: record.stdin, tag });
     let spawned: { id: number; pid: number } | null = null;
     const direct = directArgv(record.command, env);
     if (direct) {
