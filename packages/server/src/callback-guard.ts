@@ -6,18 +6,10 @@ import { lookup } from "node:dns/promises";
 import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { HangarError } from "@hangar/common";
+import { compilePattern } from "@hangar/egress-proxy";
 
-function v4(ip: string): number {
-  return ip.split(".").reduce((a, o) => a * 256 + Number(o), 0);
-}
-
-function inCidr(ip: string, cidr: string): boolean {
-  const [base, bits] = cidr.split("/");
-  const size = 2 ** (32 - Number(bits));
-  const start = Math.floor(v4(base!) / size) * size;
-  const n = v4(ip);
-  return n >= start && n < start + size;
-}
+const LOOPBACK = [compilePattern("127.0.0.0/8"), compilePattern("0.0.0.0/8")];
+const LINK_LOCAL = compilePattern("169.254.0.0/16");
 
 /** Why an address is refused as a callback target, or null. */
 export function refusedCallbackAddress(address: string, sandboxCidr: string, hostAddresses: Set<string>): string | null {
@@ -25,9 +17,9 @@ export function refusedCallbackAddress(address: string, sandboxCidr: string, hos
   if (ip.startsWith("::ffff:") && isIPv4(ip.slice(7))) ip = ip.slice(7);
   if (hostAddresses.has(ip)) return "an address of the Hangar host";
   if (isIPv4(ip)) {
-    if (inCidr(ip, "127.0.0.0/8") || inCidr(ip, "0.0.0.0/8")) return "the host's loopback";
-    if (inCidr(ip, "169.254.0.0/16")) return "a link-local (metadata) address";
-    if (inCidr(ip, sandboxCidr)) return "a sandbox address";
+    if (LOOPBACK.some((inRange) => inRange(ip))) return "the host's loopback";
+    if (LINK_LOCAL(ip)) return "a link-local (metadata) address";
+    if (compilePattern(sandboxCidr)(ip)) return "a sandbox address";
     return null;
   }
   if (ip === "::1" || ip === "::") return "the host's loopback";
