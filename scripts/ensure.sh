@@ -45,17 +45,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# CRIU >= 4.2 for the checkpointed standby tier, in a private prefix (Debian sid via the mirror).
-# Without it the tier stays off (standby stays in the frozen tier) and its tests are skipped.
-if { [ "$mode" = test ] || [ "$mode" = bench ]; } && [ "$(id -u)" = 0 ]; then
+# CRIU >= 4.2 for the checkpointed standby tier, in a private prefix (Debian sid via the mirror),
+# for every mode: the tier is part of the product. Without it standby stays in the frozen tier
+# (the server says so at start) and the checkpoint tests are skipped.
+if [ "$(id -u)" = 0 ]; then
   bash packages/runtime/src/linux/criu-install.sh >/dev/null ||
-    log "warning: CRIU could not be installed; the checkpointed standby tier stays off and its tests are skipped"
+    log "warning: CRIU could not be installed; the checkpointed standby tier stays off"
 fi
 
-# npm packages (workspaces); reinstall when the lockfile changed since the last install
+# npm packages (workspaces), exactly as locked; again when the lockfile changed since the install
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing npm packages"
-  npm install --no-audit --no-fund --loglevel=error
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # build: the agent binary and the TypeScript packages (both incremental)

@@ -4,7 +4,7 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startWebApp } from "./fixtures.js";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequestRaw } from "node:http";
 import { join } from "node:path";
 import { type RunningHangar, api, httpRequest, startHangar, useSdkAgainst } from "./harness.js";
@@ -272,7 +272,7 @@ describe.skipIf(!criuInstalled)("checkpointed standby (CRIU)", () => {
   beforeAll(async () => {
     // the port and key of the server above, when it ran: @blaxel/core keeps the settings it read first
     hc = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s" }, ...(h ? { port: h.port, apiKey: h.apiKey } : {}) });
-    expect(hc.output()).toContain("checkpointed standby tier enabled");
+    expect(hc.output()).toContain("standby tiers: frozen, checkpointed");
     useSdkAgainst(hc);
     ({ SandboxInstance } = await import("@blaxel/core"));
     sb = await SandboxInstance.create({ name: "sleeper", memory: 512, ports: [{ target: 3000 }] });
@@ -372,5 +372,29 @@ describe.skipIf(!criuInstalled)("checkpointed standby under memory pressure", ()
     expect(r.stdout).toBe("kept\n");
     const p = (await (await api(hp, "GET", "/run/default/sandboxes/squeezed/process/sleeper")).json()) as { status: string };
     expect(p.status).toBe("running");
+  }, 120_000);
+
+  it("wakes a sandbox whose checkpoint cannot be restored with its files, and says on the sandbox that its processes were lost", async () => {
+    const t0 = Date.now();
+    while (!checkpointOf(hp)) {
+      if (Date.now() - t0 > 20_000) throw new Error(`not checkpointed again:\n${hp.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // damage the process images of the only checkpoint on disk
+    const root = join(hp.dataDir, "runtime", "checkpoints");
+    for (const id of readdirSync(root)) {
+      for (const f of readdirSync(join(root, id, "img"))) if (/^(core|pagemap|mm)-/.test(f)) writeFileSync(join(root, id, "img", f), "damaged");
+    }
+    const res = await api(hp, "POST", "/run/default/sandboxes/squeezed/process", { command: "cat /tmp/f", waitForCompletion: true });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { stdout: string }).stdout).toBe("kept\n");
+    const sandbox = (await (await api(hp, "GET", "/v0/sandboxes/squeezed")).json()) as { status: string; events: { status: string; message: string }[] };
+    expect(sandbox.status).toBe("DEPLOYED");
+    expect(sandbox.events.at(-1)).toMatchObject({ status: "RECOVERED", message: expect.stringContaining("processes were lost") });
+    // the old process is gone, the sandbox runs new ones
+    expect((await api(hp, "GET", "/run/default/sandboxes/squeezed/process/sleeper")).status).toBe(404);
+    const r = (await (await api(hp, "POST", "/run/default/sandboxes/squeezed/process", { command: "echo alive", waitForCompletion: true })).json()) as { stdout: string };
+    expect(r.stdout).toBe("alive\n");
+    expect(hp.output()).toContain("sandbox recovered with its files");
   }, 120_000);
 });

@@ -59,6 +59,7 @@ export const ERRORS = {
   internal: { status: 500, title: "Internal server error" },
   runtime_failed: { status: 500, title: "Sandbox runtime failed" },
   sandbox_unavailable: { status: 503, title: "Sandbox is not running" },
+  sandbox_recovering: { status: 503, title: "Sandbox is being recovered", hint: "Its files are kept; retry the request in a few seconds." },
   not_configured: { status: 503, title: "Feature not configured" },
   stdin_not_read: { status: 503, title: "Process stopped reading its stdin" },
   upstream_unreachable: { status: 502, title: "Upstream unreachable" },

@@ -136,6 +136,8 @@ export interface LocalNodeEvents {
   activity: [id: string, at: number];
   /** A sandbox changed standby tier. */
   tier: [id: string, tier: Tier];
+  /** A sandbox could not be restored from disk and was started again with its files (processes lost). */
+  recovered: [id: string, message: string];
 }
 
 export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<LocalNodeEvents> implements SandboxNodePort {
@@ -364,6 +366,10 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
         await Promise.resolve(slot.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
         slot.live.handle = handle;
         slot.live.services = this.createServices(handle, slot.live.spec);
+        if (handle.recovered) {
+          this.log.warn({ id, sandbox: slot.live.spec.name, why: handle.recovered }, "sandbox recovered with its files; its processes were lost");
+          this.emit("recovered", id, handle.recovered);
+        }
       }
     }
     const from = slot.tier;

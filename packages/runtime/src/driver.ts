@@ -58,6 +58,11 @@ export interface SandboxHandle {
   readonly image: ImageConfig;
   /** Environment every process gets: image env, then spec envs. */
   readonly env: Record<string, string>;
+  /**
+   * Set when a wake could not restore the sandbox's processes and started it again with its files
+   * instead: what happened, for the sandbox's events.
+   */
+  readonly recovered?: string;
 }
 
 export type SandboxRunState = "running" | "frozen" | "checkpointed" | "stopped" | "missing";

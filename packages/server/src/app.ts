@@ -112,6 +112,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     touched.set(id, at);
     void sandboxes.touch(id, new Date(at)).catch(() => undefined);
   });
+  node.on("recovered", (id, message) => void sandboxes.recordEvent(id, "RECOVERED", message).catch((e) => logger.warn({ err: e, id }, "recording a recovery event failed")));
   const reaper = new ExpiryReaper({ store, node, lastActivity: (id) => node.lastActivity(id), logger });
   let server!: Server;
   const app = Fastify({

@@ -331,6 +331,15 @@ export class SandboxService {
   }
 
   /** Records activity (throttled by the caller). */
+  /** Appends an event to a sandbox (e.g. the node recovered it); retried on a concurrent change. */
+  async recordEvent(id: string, status: string, message: string): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      const rec = await this.store.sandboxes.getById(id);
+      if (!rec) return;
+      if (await this.store.sandboxes.update(id, { events: [...rec.events, event(status, message)] }, rec.version)) return;
+    }
+  }
+
   async touch(id: string, at = new Date()): Promise<void> {
     const rec = await this.store.sandboxes.getById(id);
     if (!rec || rec.terminatedAt) return;

@@ -1,11 +1,15 @@
 // Checkpointed standby tier (CRIU) against the real kernel: a sandbox with a server holding state
 // in memory, a TCP connection open from the host and files in its writable layer is dumped to disk
 // (memory freed, tmpfs gone) and restored with all of that intact, several times; destroy after a
-// checkpoint leaves no trace. Runs where CRIU ≥ 4.2 is installed (criu-install.sh); skipped with
-// the reason otherwise.
+// checkpoint leaves no trace; a restore that fails falls back to a cold start with the files. The
+// agent is built into a 0700 directory, as in a checkout under /root: what sandboxes bind must not
+// come from there. Runs where CRIU ≥ 4.2 is installed (criu-install.sh); skipped with the reason
+// otherwise.
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { existsSync, promises as fs } from "node:fs";
+import { existsSync, mkdtempSync, copyFileSync, promises as fs } from "node:fs";
+import { tmpdir } from "node:os";
+import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { connect, type Socket } from "node:net";
 import { LinuxDriver } from "./driver.js";
 import { DEFAULT_CRIU_DIR } from "./criu.js";
@@ -15,7 +19,13 @@ import type { SandboxHandle } from "../driver.js";
 import { linuxDriverAvailable, testDriverOptions, freshDriver, spec, agentSh } from "./testkit.js";
 import { sleep } from "./proc.js";
 
-const opts = testDriverOptions("ckp", 7, process.env.HANGAR_TEST_LOG ? { logger: (await import("pino")).pino({ level: "info" }) } : {});
+// the agent as a checkout under a 0700 home holds it (mkdtemp makes 0700 dirs)
+const privateDir = mkdtempSync(`${tmpdir()}/hangar-private-checkout-`);
+if (existsSync(agentBinaryPath())) copyFileSync(agentBinaryPath(), `${privateDir}/hangar-agent`);
+const opts = testDriverOptions("ckp", 7, {
+  agentBinary: `${privateDir}/hangar-agent`,
+  ...(process.env.HANGAR_TEST_LOG ? { logger: (await import("pino")).pino({ level: "info" }) } : {}),
+});
 // skipped only when CRIU is not installed (scripts/ensure.sh test installs it); an installed CRIU
 // that does not work fails the tests
 const criuMissing = !existsSync(`${DEFAULT_CRIU_DIR}/criu`);
@@ -105,11 +115,17 @@ describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
 
   afterAll(async () => {
     await d?.purge();
+    await fs.rm(privateDir, { recursive: true, force: true });
   }, 60_000);
 
   it("checkpoints a sandbox to disk and restores it with memory, connections, files and processes intact, several times", async () => {
     const h: SandboxHandle = await d.create(spec("c1", { memoryMb: 256 }));
     const id = h.id;
+    // the agent is bound from its installed copy, not from the private checkout
+    const config = JSON.parse(await fs.readFile(`${opts.runDir}/b/${id}/config.json`, "utf8")) as { mounts: { destination: string; source: string }[] };
+    const agentMount = config.mounts.find((m) => m.destination === "/.hangar/bin/hangar-agent");
+    expect(agentMount?.source).toMatch(/^\/opt\/hangar\/agent\/[0-9a-f]{16}\/hangar-agent$/);
+    expect((await fs.stat(privateDir)).mode & 0o777).toBe(0o700);
     await agentSh(h, "mkdir -p /data && echo hello > /data/a.txt && head -c 3000000 /dev/urandom > /data/big && rm -f /etc/motd && sha256sum /data/big > /data/big.sum");
     // the server and a second long-running process, started through the agent
     const srv = await h.agent.spawn({ argv: ["python3", "-c", SERVER], env: h.env, cwd: "/", tag: Buffer.from("server") });
@@ -217,5 +233,37 @@ describe.skipIf(skip)("LinuxDriver checkpoint/restore (CRIU)", () => {
     expect(existsSync(`/run/netns/tckpn${slot}`)).toBe(false);
     for (let i = 0; i < 50 && existsSync(`/sys/class/net/tckpv${slot}`); i++) await sleep(20);
     expect(existsSync(`/sys/class/net/tckpv${slot}`)).toBe(false);
+  }, 180_000);
+
+  it("a restore that fails (damaged checkpoint image) is retried, then the sandbox starts again with its files and says its processes were lost", async () => {
+    const h = await d.create(spec("c3", { memoryMb: 128 }));
+    const id = h.id;
+    await agentSh(h, "mkdir -p /work && echo precious > /work/notes.txt && head -c 200000 /dev/urandom > /work/blob && sha256sum /work/blob > /work/blob.sum");
+    await h.agent.spawn({ argv: ["sleep", "100000"], env: h.env, cwd: "/" });
+    await d.freeze(id);
+    await d.checkpoint(id);
+    // damage the process images: CRIU cannot restore from them
+    const img = `${d.checkpointDir(id)}/img`;
+    for (const f of await fs.readdir(img)) if (/^(core|pagemap|mm)-/.test(f)) await fs.writeFile(`${img}/${f}`, "damaged");
+
+    const h2 = await d.restore(id);
+    expect(h2).not.toBe(h); // a new agent: the old processes are gone
+    expect(h2.recovered).toMatch(/restore from disk failed .*processes were lost/);
+    expect(h2.address).toBe(h.address);
+    expect(await d.state(id)).toBe("running");
+    expect(existsSync(d.checkpointDir(id))).toBe(false);
+    const rec = JSON.parse(await fs.readFile(`${opts.stateDir}/sandboxes/${id}.json`, "utf8"));
+    expect(rec.checkpoint).toBeUndefined();
+    const f = await agentSh(h2, "cat /work/notes.txt; cd /work && sha256sum -c blob.sum >/dev/null && echo sum-ok; ip -4 -o addr show eth0 | awk '{print $4}'");
+    expect(f.stdout).toBe(`precious\nsum-ok\n${h.address}/30\n`);
+    expect((await h2.agent.listProcesses()).filter((p) => p.running)).toEqual([]);
+    // the recovered sandbox parks and wakes normally again
+    await agentSh(h2, "echo again > /work/second");
+    await d.freeze(id);
+    await d.checkpoint(id);
+    const h3 = await d.restore(id);
+    expect(h3).toBe(h2);
+    expect((await agentSh(h3, "cat /work/notes.txt /work/second")).stdout).toBe("precious\nagain\n");
+    await d.destroy(id);
   }, 180_000);
 });

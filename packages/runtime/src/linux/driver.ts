@@ -31,6 +31,7 @@ import { defaultAgentListen, type AgentListen } from "./agent.js";
 import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
+import { DEFAULT_AGENT_INSTALL_DIR, installHostBinary } from "./host-files.js";
 import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
@@ -52,8 +53,13 @@ export interface LinuxDriverOptions {
   userns?: UserNsRange | false;
   /** pids.max of a sandbox. Default 1024. */
   pidsLimit?: number;
-  /** Static agent binary mounted as PID 1. Default: @hangar/sandbox-agent's build. */
+  /**
+   * Static agent binary mounted as PID 1. Default: @hangar/sandbox-agent's build. It is copied into
+   * agentInstallDir (keyed by its hash) and bound from there, never from where it was built.
+   */
   agentBinary?: string;
+  /** Root-owned, world-traversable dir the agent is installed into. Default /opt/hangar/agent. */
+  agentInstallDir?: string;
   /** Listen factory of the agent client. Default: listenForAgent of @hangar/sandbox-agent. */
   agentListen?: AgentListen;
   /** How long create() waits for the agent. Default 10 s. */
@@ -95,6 +101,8 @@ interface SandboxRecord {
   createdAt: string;
   /** The container joins the user namespace owning its netns (the slot's) instead of making one. */
   usernsOfNetns?: boolean;
+  /** The installed agent binary the sandbox was started with (absent in records of older servers: the built one). */
+  agentBinary?: string;
   /** Set while checkpointed: memory and processes in CRIU images, files in a tar, under checkpointDir(id). */
   checkpoint?: CheckpointInfo;
 }
@@ -144,7 +152,10 @@ export class LinuxDriver implements SandboxDriver {
   private readonly userns: UserNsRange | null;
   private readonly lowers: IdmappedLowers | null;
   private readonly pidsLimit: number;
-  private readonly agentBinary: string;
+  /** The agent as built, and its installed copy (set by preflight) that new sandboxes bind. */
+  private readonly agentSource: string;
+  private readonly agentInstallDir: string;
+  private agentBinary = "";
   private readonly agentListen: AgentListen;
   private readonly connectTimeoutMs: number;
   private readonly launcherDir: string;
@@ -170,7 +181,8 @@ export class LinuxDriver implements SandboxDriver {
     this.userns = opts.userns === false ? null : (opts.userns ?? DEFAULT_USERNS);
     this.lowers = this.userns ? new IdmappedLowers(`${this.runDir}/lower`, this.userns) : null;
     this.pidsLimit = opts.pidsLimit ?? 1024;
-    this.agentBinary = opts.agentBinary ?? agentBinaryPath();
+    this.agentSource = opts.agentBinary ?? agentBinaryPath();
+    this.agentInstallDir = opts.agentInstallDir ?? DEFAULT_AGENT_INSTALL_DIR;
     this.agentListen = opts.agentListen ?? defaultAgentListen;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
@@ -262,9 +274,10 @@ export class LinuxDriver implements SandboxDriver {
     for (const [cmd, pkg] of [[this.crun.binary, "crun"], ["nsenter", "util-linux"], ["ip", "iproute2"], ["nft", "nftables"], ["perl", "perl-base"]] as const) {
       if (!findCommand(cmd)) throw new HangarError("not_configured", `${cmd} is missing (Debian package ${pkg})`);
     }
-    if (!existsSync(this.agentBinary)) {
-      throw new HangarError("not_configured", `agent binary ${this.agentBinary} is missing (npm run build -w @hangar/sandbox-agent)`);
+    if (!existsSync(this.agentSource)) {
+      throw new HangarError("not_configured", `agent binary ${this.agentSource} is missing (npm run build -w @hangar/sandbox-agent)`);
     }
+    this.agentBinary = await installHostBinary(this.agentSource, this.agentInstallDir);
     await cg.ensureCgroupsV1();
     this.hierarchies = await cg.mountedHierarchies();
     this.limits = await hostHardLimits();
@@ -302,9 +315,9 @@ export class LinuxDriver implements SandboxDriver {
       await fs.writeFile(this.hookFile(), NET_HOOK, { mode: 0o700 });
       await fs.mkdir(`${this.stateDir}/checkpoints`, { recursive: true, mode: 0o700 });
       this.capabilities.checkpoint = true;
-      this.log.info({ criu: this.criu.version }, "checkpointed standby tier enabled (CRIU)");
+      this.log.info({ tiers: ["frozen", "checkpointed"], criu: this.criu.version }, `standby tiers: frozen, checkpointed (CRIU ${this.criu.version})`);
     } else {
-      this.log.info({ reason: this.criuReason }, "checkpointed standby tier unavailable; standby stays in the frozen tier");
+      this.log.warn({ tiers: ["frozen"], reason: this.criuReason }, `standby tiers: frozen only; the checkpointed tier is off: ${this.criuReason}`);
     }
   }
 
@@ -411,6 +424,7 @@ export class LinuxDriver implements SandboxDriver {
           userns,
           runtimeClass: spec.runtimeClass ?? "default",
           agentToken: randomToken(24),
+          agentBinary: this.agentBinary,
           createdAt: new Date().toISOString(),
           usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
         };
@@ -521,7 +535,7 @@ export class LinuxDriver implements SandboxDriver {
       args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, "--api-port", "8080", "--api-socket", `${AGENT_RUN_DIR}/api.sock`],
       env: { ...env, HANGAR_AGENT_TOKEN: rec.agentToken },
       cwd: "/",
-      agentBinary: this.agentBinary,
+      agentBinary: rec.agentBinary ?? this.agentSource,
       agentRunDir: A,
       etcDir: `${B}/etc`,
       netnsPath: slot?.netnsPath ?? null,
@@ -622,13 +636,14 @@ export class LinuxDriver implements SandboxDriver {
       if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
       let live = this.live.get(id);
       // a checkpointed sandbox comes back first: its files are in the checkpoint
-      if (rec.checkpoint) live = await this.restoreLocked(rec, live ?? null);
+      if (rec.checkpoint) live = await this.restoreOrRecover(rec, live ?? null);
       if (live) await live.agent.close().catch(() => {});
       await this.stopContainer(id, live ?? null, live?.rec ?? rec);
       this.live.delete(id);
       const mounts = await mountTable();
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
-      const next: SandboxRecord = { ...(live?.rec ?? rec), spec: { ...spec, id } };
+      // new processes: the agent installed now
+      const next: SandboxRecord = { ...(live?.rec ?? rec), spec: { ...spec, id }, agentBinary: this.agentBinary };
       await this.writeRecord(next);
       await this.syncEgress(rec, next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
@@ -640,7 +655,7 @@ export class LinuxDriver implements SandboxDriver {
       await this.preflight();
       const id = spec.id;
       const known = this.live.get(id);
-      if (known?.rec.checkpoint) return (await this.restoreLocked(known.rec, known)).handle;
+      if (known?.rec.checkpoint) return (await this.restoreOrRecover(known.rec, known)).handle;
       if (known && (await this.initPid(id)) !== null) return known.handle;
       if (known) {
         // its container died (e.g. gVisor's kernel OOM-killed): start it again below, files kept
@@ -703,7 +718,7 @@ export class LinuxDriver implements SandboxDriver {
       }
       // the container died but its files are there: start it again
       await this.runtimeOf(rec).delete(id);
-      const next: SandboxRecord = { ...rec, spec: { ...spec, id } };
+      const next: SandboxRecord = { ...rec, spec: { ...spec, id }, agentBinary: this.agentBinary };
       await this.writeRecord(next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
     });
@@ -877,8 +892,94 @@ export class LinuxDriver implements SandboxDriver {
         if (live && (await this.initPid(id)) !== null) return live.handle;
         throw new HangarError("sandbox_unavailable", `sandbox ${id} is not checkpointed`);
       }
-      return (await this.restoreLocked(rec, live ?? null)).handle;
+      return (await this.restoreOrRecover(rec, live ?? null)).handle;
     });
+  }
+
+  /**
+   * Brings a checkpointed sandbox back: CRIU restore, once more if that fails, and then — its
+   * processes lost, its files kept — a cold start on the saved writable layer, whose handle says so
+   * in `recovered`. Only if that fails too does it throw (503 sandbox_recovering); the checkpoint
+   * stays on disk for the next try.
+   */
+  private async restoreOrRecover(rec: SandboxRecord, live: Live | null): Promise<Live> {
+    let why = "";
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        return await this.restoreLocked(rec, live);
+      } catch (e) {
+        why ||= (e as Error).message.replace(/\s*\n\s*/g, "; ");
+        this.log.warn({ err: e, id: rec.id, attempt }, "restore from checkpoint failed");
+      }
+    }
+    try {
+      const l = await this.coldStartLocked(rec, live, why);
+      this.log.warn({ id: rec.id, why }, "restore failed twice: sandbox started again with its saved files; its processes were lost");
+      return l;
+    } catch (e) {
+      this.log.error({ err: e, id: rec.id }, "cold start from the saved files failed; the checkpoint is kept for the next try");
+      throw new HangarError("sandbox_recovering", `sandbox ${rec.id} could not be woken yet (${why}); its files are kept`, { retryable: true }, { cause: e });
+    }
+  }
+
+  /**
+   * Starts a checkpointed sandbox afresh on its saved files: a new network namespace at the same
+   * slot (same address; CRIU's network lock holds the old one), the writable layer from files.tar,
+   * a new container and agent. The checkpoint is removed only once the sandbox runs.
+   */
+  private async coldStartLocked(rec: SandboxRecord, live: Live | null, why: string): Promise<Live> {
+    const id = rec.id;
+    const B = this.bundle(id);
+    const dir = this.checkpointDir(id);
+    if (!existsSync(`${dir}/files.tar`)) throw new HangarError("sandbox_unavailable", `sandbox ${id}: its saved files are missing`);
+    if (live) await live.agent.close().catch(() => {});
+    this.live.delete(id);
+    await this.stopContainer(id, null, rec).catch(() => {});
+    await cg.removeCgroup(this.cgroupPath(id), this.hierarchies).catch(() => {});
+    if (rec.slot !== null && this.network) await this.network.rebuild(this.network.slot(rec.slot));
+    const next: SandboxRecord = { ...rec, agentBinary: this.agentBinary };
+    delete next.checkpoint;
+    try {
+      await this.mountSavedFiles(rec);
+      const l = await this.start(next, "none");
+      await this.writeRecord(next);
+      await fs.rm(dir, { recursive: true, force: true });
+      l.handle = { ...l.handle, recovered: `restore from disk failed (${why}); started again with its files, processes were lost` };
+      return l;
+    } catch (e) {
+      this.live.delete(id);
+      await this.stopContainer(id, null, rec).catch(() => {});
+      const mounts = await mountTable();
+      const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+      if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Mounts what a checkpointed sandbox's root needs: the image's view, the tmpfs with files.tar, the overlay. */
+  private async mountSavedFiles(rec: SandboxRecord): Promise<void> {
+    const id = rec.id;
+    const B = this.bundle(id);
+    const owner = String(rec.userns?.hostId ?? 0);
+    const mounts = await mountTable();
+    // after a reboot the image's idmapped view is gone: mount it again (same path)
+    if (rec.userns && this.lowers && !mounts.has(rec.lowerDir)) {
+      const image = await this.images.resolve(rec.spec.image);
+      if (image.id !== rec.imageId) throw new HangarError("runtime_failed", `sandbox ${id}: image ${rec.spec.image} is now ${image.id}, not the ${rec.imageId} it was checkpointed on`);
+      await this.lowers.get(rec.imageId, image.lowerDir);
+    }
+    if (!mounts.has(`${B}/rw`)) {
+      await run(this.crun.launcher, ["--mount-tmpfs", `${B}/rw`, String(writableBytes(rec)), owner, owner, `hangar-${id}`]);
+      const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", `${this.checkpointDir(id)}/files.tar`, "-C", `${B}/rw`]);
+      if (x.code !== 0) throw new HangarError("runtime_failed", `restoring the files of sandbox ${id} failed: ${x.stderr.trim().slice(0, 1000)}`);
+    }
+    if (!mounts.has(`${B}/rootfs`)) {
+      await run(this.crun.launcher, [
+        "--mkdir", `${B}/rw/work`, owner, owner,
+        "--mkdir", `${B}/rootfs`, "0", "0",
+        "--mount-overlay", `${B}/rootfs`, rec.lowerDir, `${B}/rw/upper`, `${B}/rw/work`, `hangar-${id}`,
+      ]);
+    }
   }
 
   private checkpointLevel(): number | undefined {
@@ -903,8 +1004,6 @@ export class LinuxDriver implements SandboxDriver {
     const path = this.cgroupPath(id);
     const B = this.bundle(id);
     const dir = this.checkpointDir(id);
-    const owner = String(rec.userns?.hostId ?? 0);
-    const size = writableBytes(rec);
     // after a reboot (or a stray run) the bundle may be gone: write it again (same paths, same files)
     if (!existsSync(`${B}/config.json`)) await this.writeBundle(rec);
     await fs.mkdir(this.agentDir(id), { recursive: true, mode: 0o755 });
@@ -913,25 +1012,7 @@ export class LinuxDriver implements SandboxDriver {
     try {
       await cg.removeCgroup(path, this.hierarchies).catch(() => {});
       await cg.createWithSettings(path, this.hierarchies, info.cgroups);
-      const mounts = await mountTable();
-      // after a reboot the image's idmapped view is gone: mount it again (same path)
-      if (rec.userns && this.lowers && !mounts.has(rec.lowerDir)) {
-        const image = await this.images.resolve(rec.spec.image);
-        if (image.id !== rec.imageId) throw new HangarError("runtime_failed", `sandbox ${id}: image ${rec.spec.image} is now ${image.id}, not the ${rec.imageId} it was checkpointed on`);
-        await this.lowers.get(rec.imageId, image.lowerDir);
-      }
-      if (!mounts.has(`${B}/rw`)) {
-        await run(this.crun.launcher, ["--mount-tmpfs", `${B}/rw`, String(size), owner, owner, `hangar-${id}`]);
-        const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", `${dir}/files.tar`, "-C", `${B}/rw`]);
-        if (x.code !== 0) throw new HangarError("runtime_failed", `restoring the files of sandbox ${id} failed: ${x.stderr.trim().slice(0, 1000)}`);
-      }
-      if (!mounts.has(`${B}/rootfs`)) {
-        await run(this.crun.launcher, [
-          "--mkdir", `${B}/rw/work`, owner, owner,
-          "--mkdir", `${B}/rootfs`, "0", "0",
-          "--mount-overlay", `${B}/rootfs`, rec.lowerDir, `${B}/rw/upper`, `${B}/rw/work`, `hangar-${id}`,
-        ]);
-      }
+      await this.mountSavedFiles(rec);
       const filesMs = performance.now() - t0;
       await fs.rm(`${B}/pid`, { force: true });
       // restored tasks read some images from inside the sandbox's user namespace, through CRIU's

@@ -7,7 +7,7 @@
 
 import { promises as fs, existsSync } from "node:fs";
 import { HangarError, type Logger } from "@hangar/common";
-import { run, runRaw } from "./proc.js";
+import { run, runRaw, sleep } from "./proc.js";
 
 export interface NetworkOptions {
   /** IPv4 range the sandboxes' /30 links are carved from. Default 10.219.0.0/16 (not podman's or docker's). */
@@ -349,9 +349,21 @@ export class SandboxNetwork {
     throw new HangarError("runtime_failed", `no free network slot in ${this.cidr}`);
   }
 
+  /**
+   * Replaces a held slot's netns and veth with fresh ones at the same index (same addresses), e.g.
+   * for a sandbox that could not be restored into the netns its checkpoint left behind.
+   */
+  async rebuild(old: NetSlot): Promise<NetSlot> {
+    await runRaw("ip", ["netns", "del", old.netns]);
+    await runRaw("ip", ["link", "del", old.hostIf]);
+    // the kernel removes the veth ends with the netns, asynchronously
+    for (let i = 0; i < 200 && (existsSync(`/sys/class/net/${old.hostIf}`) || existsSync(old.netnsPath)); i++) await sleep(10);
+    this.inUse.delete(old.index);
+    return this.build(old.index);
+  }
+
   /** Creates netns + veth + addresses + routes for one slot (two `ip -batch` runs). */
-  private async build(): Promise<NetSlot> {
-    const index = this.nextFreeIndex();
+  private async build(index = this.nextFreeIndex()): Promise<NetSlot> {
     this.inUse.add(index);
     const s = this.slot(index);
     try {
