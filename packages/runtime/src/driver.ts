@@ -46,6 +46,10 @@ export interface ImageConfig {
   uid: number;
   gid: number;
   shell: string;
+  /** The image's command (ENTRYPOINT then CMD), when it names one. */
+  command?: string[];
+  /** Ports the image declares (EXPOSE), TCP. */
+  exposedPorts?: number[];
 }
 
 /** A running sandbox as the node sees it. */

@@ -95,6 +95,37 @@ export interface CustomDomainTable {
   verified_at: string | null;
 }
 
+export interface BuildTable {
+  id: string;
+  workspace_id: string;
+  resource_type: string;
+  resource_name: string;
+  status: string;
+  upload_token_hash: string | null;
+  upload_expires_at: string;
+  source_digest: string | null;
+  source_bytes: number | null;
+  image: string | null;
+  error: string | null;
+  attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  observed_at: string | null;
+  stats: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface BuildLogTable {
+  build_id: string;
+  seq: number;
+  time: string;
+  severity: number;
+  message: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -103,4 +134,6 @@ export interface Database {
   previews: PreviewTable;
   preview_tokens: PreviewTokenTable;
   custom_domains: CustomDomainTable;
+  builds: BuildTable;
+  build_logs: BuildLogTable;
 }

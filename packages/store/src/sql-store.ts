@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import type { Database, SandboxTable } from "./schema.js";
 import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
+import { SqlBuildRepo } from "./sql-builds.js";
 import { mapConflict } from "./sql-util.js";
 import {
   type ApiKeyRecord,
@@ -384,6 +385,7 @@ export class SqlStore implements Store {
   readonly sandboxes: SandboxRepo;
   readonly previews: SqlPreviewRepo;
   readonly customDomains: SqlCustomDomainRepo;
+  readonly builds: SqlBuildRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -395,6 +397,7 @@ export class SqlStore implements Store {
     this.sandboxes = new SqlSandboxRepo(db);
     this.previews = new SqlPreviewRepo(db);
     this.customDomains = new SqlCustomDomainRepo(db);
+    this.builds = new SqlBuildRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -406,6 +409,7 @@ export class SqlStore implements Store {
         sandboxes: new SqlSandboxRepo(trx),
         previews: new SqlPreviewRepo(trx),
         customDomains: new SqlCustomDomainRepo(trx),
+        builds: new SqlBuildRepo(trx),
       }),
     );
   }

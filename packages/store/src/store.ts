@@ -200,6 +200,63 @@ export interface CustomDomainRepo {
   delete(id: string): Promise<boolean>;
 }
 
+export type BuildStatus = "UPLOADING" | "QUEUED" | "BUILDING" | "BUILT" | "FAILED" | "CANCELLED";
+
+export interface BuildRecord {
+  id: string;
+  workspaceId: string;
+  /** sandboxes | agents | functions | jobs, or images (an image only, `bl push`). */
+  resourceType: string;
+  resourceName: string;
+  status: BuildStatus;
+  uploadExpiresAt: string;
+  sourceDigest: string | null;
+  sourceBytes: number | null;
+  /** The image the build produced (an image-store reference). */
+  image: string | null;
+  error: string | null;
+  attempts: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+  observedAt: string | null;
+  stats: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface BuildLogLine {
+  seq: number;
+  time: string;
+  /** 1 trace … 5 info … 9 error, as Blaxel's observability logs number severities. */
+  severity: number;
+  message: string;
+}
+
+export interface BuildRepo {
+  insert(rec: BuildRecord, uploadTokenHash: string): Promise<BuildRecord>;
+  get(id: string): Promise<BuildRecord | null>;
+  /** The build an unused, unexpired upload token belongs to. */
+  findByUploadToken(hash: string, now: string): Promise<BuildRecord | null>;
+  /** Builds of one resource, newest first. */
+  listForResource(workspaceId: string, resourceType: string, resourceName: string, limit?: number): Promise<BuildRecord[]>;
+  /** Builds with one of these statuses, oldest first. */
+  listByStatus(statuses: BuildStatus[]): Promise<BuildRecord[]>;
+  /** Applies a patch, only while the build has one of `fromStatuses` when given; null when it did not. */
+  update(id: string, patch: Partial<Omit<BuildRecord, "id" | "workspaceId" | "createdAt">> & { uploadTokenHash?: null }, fromStatuses?: BuildStatus[]): Promise<BuildRecord | null>;
+  /**
+   * Claims the oldest QUEUED build, or a BUILDING one whose lease ran out (its server died), for
+   * `owner` until `leaseUntil`; counts the attempt. Null when there is none.
+   */
+  claim(owner: string, now: string, leaseUntil: string): Promise<BuildRecord | null>;
+  /** Extends the lease while `owner` still holds it; false when it lost it. */
+  renew(id: string, owner: string, leaseUntil: string): Promise<boolean>;
+  appendLogs(buildId: string, lines: Omit<BuildLogLine, "seq">[]): Promise<void>;
+  logs(buildId: string, afterSeq?: number, limit?: number): Promise<BuildLogLine[]>;
+  delete(id: string): Promise<boolean>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
@@ -207,6 +264,7 @@ export interface Store {
   readonly sandboxes: SandboxRepo;
   readonly previews: PreviewRepo;
   readonly customDomains: CustomDomainRepo;
+  readonly builds: BuildRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

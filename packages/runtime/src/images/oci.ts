@@ -68,7 +68,7 @@ interface Descriptor {
 export interface OciImageConfig {
   architecture?: string;
   os?: string;
-  config?: { Env?: string[]; WorkingDir?: string; User?: string; Entrypoint?: string[]; Cmd?: string[] };
+  config?: { Env?: string[]; WorkingDir?: string; User?: string; Entrypoint?: string[]; Cmd?: string[]; ExposedPorts?: Record<string, unknown> };
 }
 
 export interface LayoutImage {
@@ -122,6 +122,8 @@ export async function imageConfigFromOci(rootfs: string, oci: OciImageConfig): P
   env.PATH ??= DEFAULT_PATH;
   env.HOME ??= user.home;
   const workingDir = c.WorkingDir && c.WorkingDir.startsWith("/") ? c.WorkingDir : "/";
+  const command = [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
+  const exposedPorts = Object.keys(c.ExposedPorts ?? {}).flatMap((k) => (/^\d+(\/tcp)?$/.test(k) ? [Number.parseInt(k, 10)] : []));
   return {
     workingDir,
     home: env.HOME,
@@ -129,5 +131,7 @@ export async function imageConfigFromOci(rootfs: string, oci: OciImageConfig): P
     uid: user.uid,
     gid: user.gid,
     shell: await pickShell(rootfs, user.loginShell),
+    ...(command.length ? { command } : {}),
+    ...(exposedPorts.length ? { exposedPorts } : {}),
   };
 }

@@ -6,16 +6,26 @@
 //   oci-archive:/abs/path/file.tar[:tag]             a tar of an OCI image layout
 //   docker-archive:/abs/path/file.tar[:repo:tag]     a `docker save` tarball
 //   [docker://]host[:port]/repo[:tag][@sha256:...]   a registry image (Docker Hub when no host)
+//   built:<workspace>/<kind>/<name>:<build id>       an image a build made (never pulled)
 
 import { HangarError } from "@hangar/common";
 
 export type ParsedRef =
   | { kind: "base"; canonical: string }
   | { kind: "oci" | "oci-archive" | "docker-archive"; canonical: string; path: string; tag: string | undefined }
-  | { kind: "registry"; canonical: string; domain: string; repository: string; tag: string | undefined; digest: string | undefined };
+  | { kind: "registry"; canonical: string; domain: string; repository: string; tag: string | undefined; digest: string | undefined }
+  | { kind: "built"; canonical: string; workspace: string };
 
 export type LocalRef = Extract<ParsedRef, { path: string }>;
 export type RegistryRef = Extract<ParsedRef, { kind: "registry" }>;
+export type BuiltRef = Extract<ParsedRef, { kind: "built" }>;
+
+const BUILT_RE = /^built:([a-z0-9][a-z0-9-]*)\/[a-z][a-z-]*\/[a-z0-9][a-z0-9-]*:[a-z0-9]+$/;
+
+/** The reference of the image build `buildId` made for a resource. */
+export function builtImageRef(workspace: string, kind: string, name: string, buildId: string): string {
+  return `built:${workspace}/${kind}/${name}:${buildId}`;
+}
 
 /** The canonical name of the built-in base image. */
 export const BASE_REF = "hangar/base:latest";
@@ -52,6 +62,11 @@ export function parseImageRef(input: string): ParsedRef {
     const s = scheme[1]!;
     const rest = ref.slice(s.length + 1);
     if (s === "oci" || s === "oci-archive" || s === "docker-archive") return parseLocal(ref, s, rest);
+    if (s === "built") {
+      const m = BUILT_RE.exec(ref);
+      if (!m) throw invalid(ref, "expected built:<workspace>/<kind>/<name>:<build id>");
+      return { kind: "built", canonical: ref, workspace: m[1]! };
+    }
     if (s === "docker") {
       if (!rest.startsWith("//")) throw invalid(ref, "expected docker://host/repo:tag");
       return parseRegistry(ref, rest.slice(2));

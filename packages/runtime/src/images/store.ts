@@ -20,8 +20,8 @@ import type { ImageStore, ResolvedImage } from "./types.js";
 import { BASE_SUITE, baseImageId, BASE_CONFIG, debootstrap, finishBaseRootfs, hostAptMirror } from "./base.js";
 import { mkfsErofs, mountAt, mountErofs, removeTree, unmountTree, type ErofsCompression } from "./erofs.js";
 import { tryLock, withLock } from "./lock.js";
-import { checkPlatform, imageConfigFromOci, readLayoutImage, skopeoCopy, skopeoInspect, umociUnpack } from "./oci.js";
-import { BASE_REF, isLoopbackRegistry, parseImageRef, skopeoSource, type LocalRef, type ParsedRef, type RegistryRef } from "./refs.js";
+import { checkPlatform, imageConfigFromOci, readLayoutImage, skopeoCopy, skopeoInspect, umociUnpack, type OciImageConfig } from "./oci.js";
+import { BASE_REF, isLoopbackRegistry, parseImageRef, skopeoSource, type BuiltRef, type LocalRef, type ParsedRef, type RegistryRef } from "./refs.js";
 
 export interface LocalImageStoreOptions {
   /** Where images live, e.g. `<data-dir>/images` or a machine-wide cache like /var/cache/hangar/images. */
@@ -179,7 +179,56 @@ export class LocalImageStore implements ImageStore {
       return this.finish(parsed.canonical, "", id);
     }
     if (parsed.kind === "registry") return this.resolveRegistry(parsed, progress);
+    if (parsed.kind === "built") {
+      const known = await this.readRef(parsed.canonical);
+      if (known && (await this.readRecord(known.id))) return this.finish(parsed.canonical, "", known.id);
+      throw invalidImage(parsed.canonical, "no such built image here (builds make them; deploy again)");
+    }
     return this.resolveLocal(parsed, progress);
+  }
+
+  /** True when image `id` is complete in the store. */
+  async has(id: string): Promise<boolean> {
+    await this.ready();
+    return ID_RE.test(id) && !!(await this.readRecord(id));
+  }
+
+  /**
+   * Adds an image a build made under its `built:` reference: `id` is the builder's image id, `oci`
+   * its config, and `writeErofs(file)` writes its root filesystem as EROFS — called only when the
+   * store does not have that image yet (an unchanged rebuild reuses it).
+   */
+  async addBuilt(ref: string, id: string, oci: OciImageConfig, writeErofs: (file: string) => Promise<void>, onProgress?: Progress): Promise<ResolvedImage> {
+    const parsed = parseImageRef(ref);
+    if (parsed.kind !== "built") throw new HangarError("invalid_image", `${ref} is not a built: reference`);
+    if (!ID_RE.test(id)) throw new HangarError("invalid_image", `"${id}" is not an image id`);
+    await this.ready();
+    await this.ensureImage(id, onProgress ?? (() => {}), async (staging, imageDir) => {
+      const file = join(imageDir, "image.erofs");
+      await writeErofs(file);
+      // how processes run (user, home, shell) comes from the image's own /etc/passwd
+      const mp = join(staging, "peek");
+      await mkdir(mp);
+      await mountErofs(file, mp);
+      try {
+        return { id, ref, config: await imageConfigFromOci(mp, oci) };
+      } finally {
+        await unmountTree(mp);
+      }
+    });
+    await this.writeRef({ ref, id, fingerprint: "" });
+    return this.finish(ref, "", id);
+  }
+
+  /**
+   * Imports the OCI image layout a build wrote (`layoutDir`, one image) under its `built:` reference
+   * and returns it ready to run. The layout may be removed afterwards.
+   */
+  async importBuilt(layoutDir: string, ref: string, onProgress?: Progress): Promise<ResolvedImage> {
+    const parsed = parseImageRef(ref);
+    if (parsed.kind !== "built") throw new HangarError("invalid_image", `${ref} is not a built: reference`);
+    await this.ready();
+    return this.importRef(parsed, "", onProgress ?? (() => {}), { source: `oci:${layoutDir}` });
   }
 
   /** Mounts the image and remembers it under `ref`. */
@@ -384,10 +433,10 @@ export class LocalImageStore implements ImageStore {
 
   /** Copies the source to a staging layout (skopeo), then builds the image by its digest once. */
   private async importRef(
-    ref: LocalRef | RegistryRef,
+    ref: LocalRef | RegistryRef | BuiltRef,
     fingerprint: string,
     progress: Progress,
-    how: { realPath?: string; insecure?: boolean },
+    how: { realPath?: string; insecure?: boolean; source?: string },
   ): Promise<ResolvedImage> {
     const key = `ref-${shortHash(ref.canonical)}`;
     const id = await withLock(
@@ -401,7 +450,8 @@ export class LocalImageStore implements ImageStore {
           const layout = join(staging, "layout");
           const tmpDir = join(staging, "tmp");
           await mkdir(tmpDir);
-          const source = ref.kind === "registry" ? skopeoSource(ref) : `${ref.kind}:${how.realPath}${ref.tag !== undefined ? ":" + ref.tag : ""}`;
+          const source =
+            how.source ?? (ref.kind === "registry" ? skopeoSource(ref) : ref.kind === "built" ? "" : `${ref.kind}:${how.realPath}${ref.tag !== undefined ? ":" + ref.tag : ""}`);
           progress(`importing ${ref.canonical}…`);
           const t0 = performance.now();
           try {
