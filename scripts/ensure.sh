@@ -21,6 +21,9 @@ declare -A DEB=(
   [rg]=ripgrep
   [gcc]=gcc
   [make]=make
+  [buildah]=buildah
+  [newuidmap]=uidmap
+  [runc]=runc
 )
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   DEB[chromium]=chromium

@@ -153,7 +153,7 @@ export class BuildahBuilder {
   }
 
   private wsDir(workspace: string): string {
-    if (!/^[a-z0-9-]+$/.test(workspace)) throw new HangarError("validation_failed", `bad workspace id ${workspace}`);
+    if (!/^[a-z0-9_-]+$/.test(workspace)) throw new HangarError("validation_failed", `bad workspace id ${workspace}`);
     return join(this.root, "ws", workspace);
   }
 
@@ -256,6 +256,8 @@ export class BuildahBuilder {
     // the context must be readable by the build user
     await run("chown", ["-R", `${this.uid}:${this.gid}`, req.contextDir]);
     try {
+      // what a killed server's run of this build left behind goes first
+      await this.killCgroup(cgroup, false);
       await this.makeCgroup(cgroup);
       const args = [
         "buildah", "bud", "--pull=never", "--layers", "--isolation=rootless",

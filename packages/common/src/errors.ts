@@ -25,6 +25,7 @@ export const ERRORS = {
   not_a_directory: { status: 400, title: "Not a directory" },
   is_a_directory: { status: 400, title: "Is a directory" },
   process_name_in_use: { status: 400, title: "A running process already has this name" },
+  invalid_archive: { status: 400, title: "Invalid archive", hint: "Upload a zip of regular files and directories with relative paths." },
   // 401 / 403
   unauthorized: { status: 401, title: "Authentication required", hint: "Send 'Authorization: Bearer <api key>' or 'x-blaxel-authorization: Bearer <api key>'." },
   invalid_token: { status: 401, title: "Invalid or expired token" },
@@ -49,11 +50,13 @@ export const ERRORS = {
   data_dir_in_use: { status: 409, title: "Data directory in use by another Hangar process" },
   stdin_closed: { status: 409, title: "Process stdin is not open" },
   payload_too_large: { status: 413, title: "Request body too large" },
+  archive_too_large: { status: 413, title: "Archive too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
   range_not_satisfiable: { status: 416, title: "Range not satisfiable", hint: "Ask for bytes=start-end within the file size." },
   directory_not_empty: { status: 422, title: "Directory not empty", hint: "Pass recursive=true to remove a directory with its contents." },
   unprocessable: { status: 422, title: "Request could not be processed" },
   process_start_failed: { status: 422, title: "Process failed to start" },
+  build_failed: { status: 422, title: "Build failed" },
   too_many_requests: { status: 429, title: "Too many requests" },
   // 5xx
   internal: { status: 500, title: "Internal server error" },

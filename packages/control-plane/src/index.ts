@@ -6,6 +6,7 @@ export * from "./sandboxes/sandbox-service.js";
 export * from "./sandboxes/sandbox-view.js";
 export * from "./sandboxes/secrets.js";
 export * from "./node-port.js";
+export * from "./builds-port.js";
 export * from "./http/plugin.js";
 export * from "./previews/preview-service.js";
 export * from "./previews/preview-view.js";

@@ -13,6 +13,9 @@ import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
 import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
 /** The sandbox API as the edge drives it. */
+/** Statuses of a sandbox whose new image is being built (or failed to build): the old one serves. */
+const REBUILDING = new Set(["UPLOADING", "BUILDING", "FAILED"]);
+
 export interface SandboxApiHandler<S> {
   handle(req: IncomingMessage, res: ServerResponse, services: S): void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, services: S): void;
@@ -226,8 +229,13 @@ export class Edge<S extends SandboxServicesLike> {
     }
   }
 
+  /** DEPLOYED, or rebuilding from source (or failed to) while what it ran before still runs. */
+  private servable(rec: SandboxRecord): boolean {
+    return rec.status === "DEPLOYED" || (REBUILDING.has(rec.status) && this.opts.node.has(rec.id));
+  }
+
   private async liveSandbox(rec: SandboxRecord, kind: "request" | "connection"): Promise<Lease<S>> {
-    if (rec.status !== "DEPLOYED") throw new HangarError("sandbox_unavailable", `sandbox '${rec.name}' is ${rec.status}`);
+    if (!this.servable(rec)) throw new HangarError("sandbox_unavailable", `sandbox '${rec.name}' is ${rec.status}`);
     return this.opts.node.acquire(rec.id, kind);
   }
 
@@ -326,7 +334,7 @@ export class Edge<S extends SandboxServicesLike> {
     }
     const { rec, rest } = authorized;
     if (authorized.queryToken !== undefined && !preview.public) return null; // the HTTP path sets the cookie
-    if (rec.status !== "DEPLOYED" || !this.opts.node.has(rec.id)) return null;
+    if (!this.servable(rec) || !this.opts.node.has(rec.id)) return null;
     return {
       key: `${preview.id}:${preview.port}`,
       host: this.opts.node.get(rec.id).handle.address,

@@ -18,16 +18,17 @@ import {
   WorkspaceService,
   controlPlanePlugin,
 } from "@hangar/control-plane";
+import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { LocalNode } from "@hangar/node";
-import { DEFAULT_SANDBOX_CIDR, LinuxDriver } from "@hangar/runtime";
+import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
 import type { HangarConfig } from "./config.js";
 import { hostCallbackGuard } from "./callback-guard.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
-import { createDriver } from "./driver.js";
+import { createDriver, createImageStore } from "./driver.js";
 import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
 import { VERSION } from "./version.js";
@@ -67,7 +68,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   // the egress proxy first: the driver's firewall redirects policed sandboxes to its port
   const egress = config.runtime === "linux" ? await startEgress(config, logger) : null;
-  const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined);
+  const images = createImageStore(config, logger);
+  const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined, images);
   await driver.preflight();
   if (config.runtimeClass === "gvisor" && driver instanceof LinuxDriver && !driver.gvisor) {
     logger.warn("HANGAR_RUNTIME_CLASS=gvisor but runsc is not installed (Debian package runsc): creating a sandbox will fail with 503 until it is");
@@ -99,6 +101,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass });
   const previews = new PreviewService(store, secrets);
+  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
@@ -152,7 +155,19 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name),
     previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
     lookupTxt: (host) => resolveTxt(host),
+    ...(builds ? { builds: { port: builds, uploadUrl: (req, token) => new URL(`/upload/${token}`, baseUrl(req)).href } } : {}),
   });
+
+  // The upload URL is its own credential (single use, expiring): no Blaxel auth headers.
+  if (builds) {
+    await app.register(async (up) => {
+      up.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+      up.put<{ Params: { token: string } }>("/upload/:token", { schema: { hide: true } }, async (req) => {
+        await builds.receiveUpload(req.params.token, req.body as import("node:stream").Readable);
+        return { message: "upload received; the build starts" };
+      });
+    });
+  }
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",
@@ -171,6 +186,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     const ws = wsNames.get(rec.workspaceId);
     if (!ws) continue;
     if (rec.status === "DEPLOYED") adoptable.push(sandboxes.nodeSpec(rec, ws));
+    // rebuilding from source, or failed to: what it ran before still runs (if anything does)
+    else if ((rec.status === "UPLOADING" || rec.status === "BUILDING" || rec.status === "FAILED") && (await driver.state(rec.id)) !== "missing") adoptable.push(sandboxes.nodeSpec(rec, ws));
     else if (rec.status === "DELETING") void sandboxes.purge(rec).catch((e) => logger.error({ err: e }, "resuming deletion failed"));
     else if (rec.status === "DEPLOYING") {
       // The server died mid-creation: the half-made sandbox is removed and marked failed.
@@ -183,6 +200,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   await app.ready();
   reaper.start();
+  // the data dir lock says no other server uses this store: builds it left mid-way resume now
+  if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
+  builds?.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -201,6 +221,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     },
     async close() {
       await reaper.stop();
+      await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);
       await node.close();
@@ -209,4 +230,62 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       lock.release();
     },
   };
+}
+
+/** Builds from source: buildah as the build user, on this node's sandbox network and image store. */
+function createBuilds(
+  config: HangarConfig,
+  logger: Logger,
+  store: Store,
+  driver: LinuxDriver,
+  images: LocalImageStore,
+  node: LocalNode<SandboxServices>,
+  sandboxes: SandboxService,
+): BuildService {
+  const log = logger.child({ component: "builds" });
+  const builder = new BuildahBuilder({
+    root: config.buildDir,
+    images,
+    network: driver.network,
+    logger: log,
+    cgroupParent: `${config.cgroupParent ?? "hangar"}-builds`,
+    limits: { timeoutMs: config.buildTimeoutMs },
+  });
+  // the sandbox a build is for, by name
+  const sandboxOf = async (b: { workspaceId: string; resourceName: string }) => store.sandboxes.get(b.workspaceId, b.resourceName);
+  const sandboxTarget: BuildTarget = {
+    building: async (b) => {
+      const rec = await sandboxOf(b);
+      if (rec) await sandboxes.buildStarted(rec.id);
+    },
+    deploy: async (b, out) => {
+      const rec = await sandboxOf(b);
+      if (!rec) return;
+      await sandboxes.deployBuilt(rec.id, out.ref);
+      // the image's own command runs as process "app" (not Blaxel's sandbox-api: Hangar serves that)
+      const cmd = out.config.command;
+      if (cmd?.length && !cmd[0]!.endsWith("/sandbox-api")) {
+        await node.get(rec.id).services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" ") }).catch((e) => log.warn({ err: e, sandbox: rec.name }, "starting the image's command failed"));
+      }
+    },
+    failed: async (b, message) => {
+      const rec = await sandboxOf(b);
+      if (rec) await sandboxes.buildFailed(rec.id, message);
+    },
+  };
+  return new BuildService({
+    store,
+    builder,
+    dir: join(config.dataDir, "builds"),
+    stagingDir: join(config.buildDir, "tmp"),
+    logger: log,
+    targets: { sandboxes: sandboxTarget },
+    concurrency: config.buildConcurrency,
+    uploadLimitBytes: config.uploadLimitBytes,
+  });
+}
+
+/** A word for /bin/sh: as is when plain, else single-quoted. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,5 +1,6 @@
 // Configuration of `hangar serve`: flags, then HANGAR_* environment variables, then defaults.
 
+import { createHash } from "node:crypto";
 import { homedir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
@@ -48,6 +49,11 @@ export interface HangarConfig {
   egressCaFiles: string[];
   /** Largest request body accepted by the control plane, in bytes. */
   bodyLimit: number;
+  /** Builds from source: the builder's machine-side state (buildah storage per workspace), outside the data dir. */
+  buildDir: string;
+  buildConcurrency: number;
+  buildTimeoutMs: number;
+  uploadLimitBytes: number;
 }
 
 export function defaultDataDir(): string {
@@ -85,6 +91,10 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     egressCaFiles: (pick(flags.egressCaFiles, "HANGAR_EGRESS_CA_FILES") ?? "").split(":").filter(Boolean).map((f) => resolve(f)),
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),
+    buildDir: resolve(pick(flags.buildDir, "HANGAR_BUILD_DIR") ?? join("/var/lib/hangar-builds", createHash("sha256").update(dataDir).digest("hex").slice(0, 12))),
+    buildConcurrency: Number(pick(flags.buildConcurrency, "HANGAR_BUILD_CONCURRENCY") ?? 1),
+    buildTimeoutMs: parseDuration(pick(flags.buildTimeoutMs, "HANGAR_BUILD_TIMEOUT") ?? "30m", "HANGAR_BUILD_TIMEOUT"),
+    uploadLimitBytes: parseMemory(pick(flags.uploadLimitBytes, "HANGAR_UPLOAD_LIMIT") ?? "512MiB", "HANGAR_UPLOAD_LIMIT"),
   };
 }
 

@@ -4,12 +4,21 @@ import { join } from "node:path";
 import type { Logger } from "@hangar/common";
 import { existsSync, realpathSync } from "node:fs";
 import { LinuxDriver, LocalImageStore, type SandboxDriver, unmountTree } from "@hangar/runtime";
+import { BuildahBuilder } from "@hangar/builds";
 import type { HangarConfig } from "./config.js";
 import { lockDataDir } from "./data-dir-lock.js";
 
-export async function createDriver(config: HangarConfig, logger: Logger, egress?: { port: number; caPem: string }): Promise<SandboxDriver> {
-  // Users may import local OCI layouts and archives only from the configured directories.
-  const images = new LocalImageStore({ dir: config.imageDir, localImportRoots: config.importDirs, logger: logger.child({ component: "images" }) });
+/** The node's image store. Users may import local OCI layouts and archives only from the configured directories. */
+export function createImageStore(config: HangarConfig, logger: Logger): LocalImageStore {
+  return new LocalImageStore({ dir: config.imageDir, localImportRoots: config.importDirs, logger: logger.child({ component: "images" }) });
+}
+
+export async function createDriver(
+  config: HangarConfig,
+  logger: Logger,
+  egress?: { port: number; caPem: string },
+  images: LocalImageStore = createImageStore(config, logger),
+): Promise<SandboxDriver> {
   switch (config.runtime) {
     case "linux":
       return new LinuxDriver({
@@ -41,6 +50,8 @@ export async function uninstallRuntime(config: HangarConfig, logger: Logger): Pr
     const driver = await createDriver(config, logger);
     if (!(driver instanceof LinuxDriver)) throw new Error(`the ${driver.name} runtime has nothing to uninstall`);
     await driver.purge();
+    // the builder's state of this data dir (its buildah storage and layer cache)
+    await new BuildahBuilder({ root: config.buildDir, images: createImageStore(config, logger), network: null, logger }).purge();
     // the data dir's own image store (not a shared cache elsewhere) is unmounted too
     const dataDir = realpathSync(config.dataDir);
     const imageDir = existsSync(config.imageDir) ? realpathSync(config.imageDir) : null;

@@ -11,6 +11,8 @@ import type { PreviewService } from "../previews/preview-service.js";
 import type { SandboxInput, SandboxService } from "../sandboxes/sandbox-service.js";
 import { sandboxView } from "../sandboxes/sandbox-view.js";
 import { type WorkspaceService, workspaceView } from "../workspaces/workspace-service.js";
+import type { SourceBuildsPort } from "../builds-port.js";
+import { registerBuildRoutes } from "./build-routes.js";
 import { registerPreviewRoutes } from "./preview-routes.js";
 import * as S from "./schemas.js";
 
@@ -40,6 +42,8 @@ export interface ControlPlaneOptions {
   previewUrl: (req: FastifyRequest, preview: PreviewRecord, workspace: string) => string;
   /** DNS TXT lookup used to verify custom domains. */
   lookupTxt: (host: string) => Promise<string[][]>;
+  /** Builds from source (`?upload=true`, images, build logs), when this server runs them. */
+  builds?: { port: SourceBuildsPort; uploadUrl: (req: FastifyRequest, token: string) => string };
 }
 
 type ListQueryString = {
@@ -122,19 +126,29 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     },
   );
 
-  app.post<{ Body: SandboxInput; Querystring: { createIfNotExist?: boolean } }>(
+  /** `?upload=true`: the sandbox runs an image built from the source PUT to X-Blaxel-Upload-Url. */
+  const prepareUpload = async (req: FastifyRequest, reply: FastifyReply, ws: WorkspaceRecord, body: SandboxInput, name?: string) => {
+    if (!opts.builds) throw new HangarError("not_configured", "this server does not build from source");
+    const rec = await opts.sandboxes.prepareUpload(ws, body, name);
+    const { token } = await opts.builds.port.createUpload(ws, "sandboxes", rec.name);
+    reply.header("x-blaxel-upload-url", opts.builds.uploadUrl(req, token));
+    return view(req, ws)(rec);
+  };
+
+  app.post<{ Body: SandboxInput; Querystring: { createIfNotExist?: boolean; upload?: boolean } }>(
     "/sandboxes",
     {
       schema: {
-        summary: "Create a sandbox",
+        summary: "Create a sandbox (with ?upload=true: from source built by Hangar)",
         tags: ["sandboxes"],
         body: S.SandboxBody,
-        querystring: { type: "object", properties: { createIfNotExist: { type: "boolean" }, workspace: { type: "string" } } },
+        querystring: { type: "object", properties: { createIfNotExist: { type: "boolean" }, upload: { type: "boolean" }, workspace: { type: "string" } } },
         response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 409, 500) },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const ws = await workspaceOf(req);
+      if (req.query.upload) return prepareUpload(req, reply, ws, req.body ?? {});
       const rec = await opts.sandboxes.create(ws, req.body ?? {}, { createIfNotExist: req.query.createIfNotExist === true });
       return view(req, ws)(rec);
     },
@@ -154,15 +168,27 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     { schema: { summary: "Get a sandbox", tags: ["sandboxes"], params: S.NameParam, response: { 200: S.Sandbox, ...S.errors(401, 403, 404) } } },
     async (req) => {
       const ws = await workspaceOf(req);
-      return view(req, ws)(await opts.sandboxes.get(ws, req.params.name));
+      const rec = await opts.sandboxes.get(ws, req.params.name);
+      if (rec.status === "BUILDING") await opts.builds?.port.observe(ws.id, "sandboxes", rec.name);
+      return view(req, ws)(rec);
     },
   );
 
-  app.put<{ Params: { name: string }; Body: SandboxInput }>(
+  app.put<{ Params: { name: string }; Body: SandboxInput; Querystring: { upload?: boolean } }>(
     "/sandboxes/:name",
-    { schema: { summary: "Update a sandbox (full object)", tags: ["sandboxes"], params: S.NameParam, body: S.SandboxBody, response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 404, 409) } } },
-    async (req) => {
+    {
+      schema: {
+        summary: "Update a sandbox (full object; with ?upload=true: rebuild from source)",
+        tags: ["sandboxes"],
+        params: S.NameParam,
+        body: S.SandboxBody,
+        querystring: { type: "object", properties: { upload: { type: "boolean" }, workspace: { type: "string" } } },
+        response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
       const ws = await workspaceOf(req);
+      if (req.query.upload) return prepareUpload(req, reply, ws, req.body ?? {}, req.params.name);
       return view(req, ws)(await opts.sandboxes.update(ws, req.params.name, req.body ?? {}));
     },
   );
@@ -187,6 +213,10 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
       return view(req, ws)(rec);
     },
   );
+
+  if (opts.builds) {
+    await registerBuildRoutes(app, { builds: opts.builds.port, workspaceOf, uploadUrl: opts.builds.uploadUrl, ensureImage: (ref) => opts.node.ensureImage(ref) });
+  }
 
   await registerPreviewRoutes(app, {
     previews: opts.previews,

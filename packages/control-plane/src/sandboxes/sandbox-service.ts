@@ -120,6 +120,10 @@ export class SandboxService {
     const spec = normalizeSpec(input.spec);
     if (spec.runtime.runtimeClass === undefined && this.defaultRuntimeClass) spec.runtime.runtimeClass = this.defaultRuntimeClass;
     const name = md.name ?? `sandbox-${randomId(8)}`;
+    // images built from source belong to their workspace
+    if (spec.runtime.image.startsWith("built:") && !spec.runtime.image.startsWith(`built:${ws.id}/`)) {
+      throw new HangarError("invalid_image", `image "${spec.runtime.image}": no such built image in workspace '${ws.name}'`);
+    }
     // Resolve the image first: a bad reference is a 400 and nothing is created.
     await this.node.ensureImage(spec.runtime.image, opts.onProgress);
 
@@ -331,6 +335,101 @@ export class SandboxService {
   }
 
   /** Records activity (throttled by the caller). */
+  // ---- sandboxes built from source (`?upload=true`: bl deploy, the SDK's ImageInstance.build)
+
+  /**
+   * Stores a sandbox whose image will be built from uploaded source: a new one waits in UPLOADING
+   * (nothing runs yet); an existing one keeps running what it runs until the build is deployed.
+   */
+  async prepareUpload(ws: WorkspaceRecord, input: SandboxInput, name?: string): Promise<SandboxRecord> {
+    this.recent.clear();
+    const md = validateMetadata(input.metadata);
+    if (name !== undefined && md.name !== undefined && md.name !== name) throw new HangarError("validation_failed", "metadata.name: a sandbox cannot be renamed");
+    const target = name ?? md.name ?? `sandbox-${randomId(8)}`;
+    const spec = normalizeSpec(input.spec);
+    if (spec.runtime.runtimeClass === undefined && this.defaultRuntimeClass) spec.runtime.runtimeClass = this.defaultRuntimeClass;
+    const now = new Date().toISOString();
+    const existing = await this.store.sandboxes.get(ws.id, target);
+    if (existing && !REPLACEABLE.has(existing.status)) {
+      if (existing.status === "DELETING") throw new HangarError("conflict", `sandbox '${target}' is being deleted`);
+      const prev = existing.spec as unknown as SandboxSpecDoc;
+      const next = { ...prev, runtime: { ...prev.runtime, memory: spec.runtime.memory, envs: spec.runtime.envs ?? prev.runtime.envs, ports: spec.runtime.ports ?? prev.runtime.ports } };
+      const updated = await this.store.sandboxes.update(existing.id, {
+        status: "UPLOADING",
+        labels: md.labels ?? existing.labels,
+        spec: sealSpec(this.secrets, next as SandboxSpecDoc, prev) as unknown as Record<string, unknown>,
+        events: [...existing.events, event("UPLOADING", "waiting for the source to build")],
+        updatedAt: now,
+      });
+      return updated ?? existing;
+    }
+    if (existing) await this.purge(existing);
+    const rec: SandboxRecord = {
+      id: randomId(12),
+      workspaceId: ws.id,
+      name: target,
+      externalId: md.externalId ?? null,
+      displayName: md.displayName ?? target,
+      labels: md.labels ?? {},
+      status: "UPLOADING",
+      state: "RUNNING",
+      spec: sealSpec(this.secrets, spec) as unknown as Record<string, unknown>,
+      events: [event("UPLOADING", "waiting for the source to build")],
+      node: this.node.nodeName,
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: now,
+      expiresAt: computeExpiry(spec, now, now)?.toISOString() ?? null,
+      terminatedAt: null,
+      version: 1,
+    };
+    try {
+      return await this.store.sandboxes.insert(rec);
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("conflict", `sandbox '${target}' is being created concurrently; retry`);
+      throw e;
+    }
+  }
+
+  /** The sandbox's build started. */
+  async buildStarted(id: string): Promise<void> {
+    await this.setStatus(id, "BUILDING", "building the image from source");
+  }
+
+  /** The sandbox's build failed: it says so; what it ran before (if anything) keeps running. */
+  async buildFailed(id: string, message: string): Promise<void> {
+    await this.setStatus(id, "FAILED", `build failed: ${message}`);
+  }
+
+  /** Moves the sandbox onto its freshly built image: a new sandbox from that image (files start afresh). */
+  async deployBuilt(id: string, image: string): Promise<SandboxRecord> {
+    this.recent.clear();
+    const rec = await this.store.sandboxes.getById(id);
+    if (!rec || rec.status === "DELETING" || rec.terminatedAt) throw new HangarError("sandbox_not_found", `sandbox ${id} is gone`);
+    const ws = await this.store.workspaces.getById(rec.workspaceId);
+    if (!ws) throw new HangarError("workspace_not_found", `workspace of sandbox ${rec.name} is gone`);
+    const prev = rec.spec as unknown as SandboxSpecDoc;
+    const spec = { ...prev, runtime: { ...prev.runtime, image } };
+    const deploying = await this.store.sandboxes.update(rec.id, {
+      status: "DEPLOYING",
+      spec: spec as unknown as Record<string, unknown>,
+      events: [...rec.events, event("DEPLOYING", `starting on the built image ${image}`)],
+      updatedAt: new Date().toISOString(),
+    });
+    if (!deploying) throw new HangarError("sandbox_not_found", `sandbox ${id} is gone`);
+    await this.node.destroy(rec.id);
+    return this.startRecord(deploying, ws);
+  }
+
+  private async setStatus(id: string, status: string, message: string): Promise<void> {
+    this.recent.clear();
+    for (let i = 0; i < 5; i++) {
+      const rec = await this.store.sandboxes.getById(id);
+      if (!rec || rec.status === "DELETING" || rec.terminatedAt) return;
+      if (await this.store.sandboxes.update(id, { status, events: [...rec.events, event(status, message)], updatedAt: new Date().toISOString() }, rec.version)) return;
+    }
+  }
+
   /** Appends an event to a sandbox (e.g. the node recovered it); retried on a concurrent change. */
   async recordEvent(id: string, status: string, message: string): Promise<void> {
     for (let i = 0; i < 5; i++) {

@@ -12,7 +12,7 @@ export const BASE_SUITE = "bookworm";
 /** Packages on top of debootstrap's minbase: the tools agents expect to find. */
 export const BASE_PACKAGES = [
   "bash", "coreutils", "procps", "findutils", "grep", "sed", "tar", "gzip", "xz-utils", "unzip",
-  "curl", "wget", "ca-certificates", "git", "openssh-client", "python3", "python3-pip", "python3-requests", "nodejs", "ripgrep", "jq",
+  "curl", "wget", "ca-certificates", "git", "openssh-client", "python3", "python3-pip", "python3-requests", "python3-venv", "nodejs", "ripgrep", "jq",
   "less", "file", "vim-tiny", "nano", "iproute2", "iputils-ping", "netcat-openbsd",
 ];
 
@@ -29,12 +29,15 @@ export const BASE_CONFIG: ImageConfig = {
   shell: "/bin/bash",
 };
 
+/** npm from the npm registry (Debian's npm package does not configure under debootstrap): for bookworm's Node 18. */
+export const BASE_NPM = "npm@10.9.2";
+
 // Bump when the build steps change so every node rebuilds its base image.
-const RECIPE_VERSION = 2;
+const RECIPE_VERSION = 3;
 
 /** The base image's id: a hash of everything that determines its content. */
 export function baseImageId(): string {
-  const recipe = { v: RECIPE_VERSION, suite: BASE_SUITE, arch: process.arch, packages: BASE_PACKAGES, config: BASE_CONFIG };
+  const recipe = { v: RECIPE_VERSION, suite: BASE_SUITE, arch: process.arch, packages: BASE_PACKAGES, npm: BASE_NPM, config: BASE_CONFIG };
   return createHash("sha256").update(JSON.stringify(recipe)).digest("hex").slice(0, 32);
 }
 
@@ -194,6 +197,17 @@ export async function finishBaseRootfs(rootfs: string, mirror: AptMirror): Promi
     ].join("\n"),
   );
   await writeFile(join(rootfs, "etc/apt/apt.conf.d/docker-clean"), 'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };\nAPT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };\nDir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";\n');
+  // npm itself comes from the npm registry, unpacked where Debian's would be
+  await run("sh", ["-c", [
+    "set -e",
+    "d=$(mktemp -d)",
+    "trap 'rm -rf \"$d\"' EXIT",
+    "npm pack --silent --pack-destination \"$d\" \"$2\" >/dev/null",
+    "mkdir -p \"$1/usr/lib/node_modules/npm\"",
+    "tar -xzf \"$d\"/npm-*.tgz -C \"$1/usr/lib/node_modules/npm\" --strip-components=1 --no-same-owner",
+    "ln -sf ../lib/node_modules/npm/bin/npm-cli.js \"$1/usr/bin/npm\"",
+    "ln -sf ../lib/node_modules/npm/bin/npx-cli.js \"$1/usr/bin/npx\"",
+  ].join("\n"), "sh", rootfs, BASE_NPM], { label: "npm for the base image", timeoutMs: 5 * 60_000 });
   await run("sh", ["-c", [
     "set -e",
     "cd \"$1\"",

@@ -20,7 +20,7 @@ export type LocalRef = Extract<ParsedRef, { path: string }>;
 export type RegistryRef = Extract<ParsedRef, { kind: "registry" }>;
 export type BuiltRef = Extract<ParsedRef, { kind: "built" }>;
 
-const BUILT_RE = /^built:([a-z0-9][a-z0-9-]*)\/[a-z][a-z-]*\/[a-z0-9][a-z0-9-]*:[a-z0-9]+$/;
+const BUILT_RE = /^built:([a-z0-9][a-z0-9_-]*)\/[a-z][a-z-]*\/[a-z0-9][a-z0-9-]*:[a-z0-9]+$/;
 
 /** The reference of the image build `buildId` made for a resource. */
 export function builtImageRef(workspace: string, kind: string, name: string, buildId: string): string {
