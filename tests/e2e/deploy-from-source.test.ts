@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:net";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
-import { zipFiles, zipOf } from "./zip.js";
+import { zipFiles, zipOf } from "./harness.js";
 
 let h: RunningHangar;
 

@@ -227,7 +227,6 @@ export class BuildService {
       await this.target(build)?.deploy(done, out);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      logs.push(`build failed: ${message}`, SEVERITY.error);
       await logs.flush();
       // aborted: this server stops or lost the lease; the build stays claimable and resumes elsewhere
       if (!signal.aborted) await this.fail(build, message);

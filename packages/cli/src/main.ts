@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
+import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -213,6 +214,35 @@ program
     process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
   });
 
+// ---- deploy / push -----------------------------------------------------------------------------
+program
+  .command("deploy")
+  .description("build a directory's source on the server and run it (a sandbox by default), following the build")
+  .option("-d, --directory <dir>", "project directory (with blaxel.toml, Dockerfile, .blaxelignore)", ".")
+  .option("-n, --name <name>", "resource name (blaxel.toml 'name' wins; default: the directory's name)")
+  .option("-t, --type <type>", "sandbox | agent | function | job (default: blaxel.toml 'type', else sandbox)")
+  .option("-e, --env-file <file...>", "env files for runtime.envs (default: .env in the directory)")
+  .option("--memory <mb>", "memory in MB (default: blaxel.toml [runtime] memory or memory)")
+  .option("--no-wait", "return once the source is uploaded")
+  .option("--timeout <seconds>", "give up following after this long", "3600")
+  .option("-y, --yes", "no effect (accepted for bl compatibility)")
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .action(async (o: { directory: string; name?: string; type?: string; envFile?: string[]; memory?: string; wait: boolean; timeout: string; output: "text" | "json" }) => {
+    process.exitCode = await deploy(client(), o, progress);
+  });
+
+program
+  .command("push")
+  .description("build an image from a directory's source on the server, without deploying it")
+  .option("-d, --directory <dir>", "project directory", ".")
+  .option("-n, --name <name>", "image name (blaxel.toml 'name' wins; default: the directory's name)")
+  .option("-t, --type <type>", "sandbox | agent | function | job (default: blaxel.toml 'type', else sandbox)")
+  .option("--timeout <seconds>", "give up waiting after this long", "3600")
+  .option("-y, --yes", "no effect (accepted for bl compatibility)")
+  .action(async (o: { directory: string; name?: string; type?: string; timeout: string }) => {
+    await push(client(), o, progress);
+  });
+
 // ---- exec / logs / connect ---------------------------------------------------------------------
 function shellQuote(args: string[]): string {
   if (args.length === 1) return args[0]!;
@@ -258,12 +288,17 @@ program
 
 program
   .command("logs")
-  .description("print a process's logs (-f: follow until it exits)")
-  .argument("<name>", "sandbox")
-  .argument("<process>", "process name or pid")
-  .option("-f, --follow", "stream new output")
-  .action(async (name: string, proc: string, o: { follow?: boolean }) => {
+  .description("print a process's logs, or with --build the build logs of a resource (-f: follow until it ends)")
+  .usage("SANDBOX PROCESS [-f] | KIND NAME --build [-f]")
+  .argument("<name>", "sandbox; with --build, a kind: sandbox | agent | function | job")
+  .argument("<process>", "process name or pid; with --build, the resource name")
+  .option("-f, --follow", "stream new output (build logs: until the build is over)")
+  .option("--build", "the build logs of a resource deployed from source")
+  .option("--since <when>", "with --build: lines since a duration ago (10m, 2h) or a date")
+  .action(async (name: string, proc: string, o: { follow?: boolean; build?: boolean; since?: string }) => {
     const c = client();
+    if (o.build) return buildLogs(c, name, proc, o);
+    if (BUILD_KINDS[name.toLowerCase()] && BUILD_KINDS[name.toLowerCase()] !== "sandboxes") throw new CliError(`only build logs are available for ${BUILD_KINDS[name.toLowerCase()]}: add --build`);
     const url = await c.sandboxUrl(name);
     if (!o.follow) {
       const res = await c.raw("GET", `${url}/process/${encodeURIComponent(proc)}/logs`);

@@ -216,3 +216,4 @@ export function httpRequest(url: string, init: { method?: string; headers?: Reco
     req.end(init.body);
   });
 }
+export { zipOf, zipFiles, type ZipEntry } from "./zip.js";

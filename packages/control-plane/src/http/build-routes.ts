@@ -25,7 +25,8 @@ function imageStatus(status: string): string {
 }
 
 /** The builds resource name of a pushed image. */
-const imageKey = (resourceType: string, name: string) => `${resourceType.replace(/s$/, "")}-${name}`;
+const SINGULAR: Record<string, string> = { agents: "agent", functions: "function", jobs: "job", sandboxes: "sandbox" };
+const imageKey = (resourceType: string, name: string) => `${SINGULAR[resourceType]}-${name}`;
 
 function checkName(name: unknown): string {
   const problem = typeof name === "string" ? describeNameProblem(name) : "name is required";

@@ -66,7 +66,7 @@ describe.skipIf(!isRoot)("importing images", { timeout: 120_000 }, () => {
     const r = await store.resolve(img.layoutRef);
     expect(r.id).toMatch(/^[a-f0-9]{64}$/);
     expect(r.ref).toBe(img.layoutRef);
-    expect(r.config).toEqual({ workingDir: "/app", home: "/home/app", env: img.expect.env, uid: 1000, gid: 1000, shell: "/bin/bash" });
+    expect(r.config).toEqual({ workingDir: "/app", home: "/home/app", env: img.expect.env, uid: 1000, gid: 1000, shell: "/bin/bash", command: ["/bin/sh"] });
     expect(r.config.env).toMatchObject({ FOO: "bar", GREETING: "hello world", PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/app" });
     const m = await mountAt(r.lowerDir);
     expect(m?.fsType).toBe("erofs");

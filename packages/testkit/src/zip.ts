@@ -1,5 +1,5 @@
-// A tiny zip writer for tests: stored (or deflated) entries with any name and mode, so tests can
-// also forge the hostile archives a real zip tool refuses to make (../ names, symlinks, bombs).
+// A tiny zip writer for tests and the bench: stored (or deflated) entries with any name and mode, so
+// tests can also forge the hostile archives a real zip tool refuses to make (../ names, symlinks, bombs).
 
 import { crc32, deflateRawSync } from "node:zlib";
 
