@@ -116,6 +116,14 @@ describe("deploying a sandbox from source", () => {
     expect(sandbox.status).toBe("DEPLOYED");
     const r = await exec("py-app", "for i in $(seq 50); do curl -s localhost:80 && break; sleep 0.1; done");
     expect(r.stdout).toBe("hello from python");
+    // once the sandbox is gone, the next build's garbage collection removes its image
+    const image = sandbox.spec.runtime.image;
+    expect((await api(h, "DELETE", "/v0/sandboxes/py-app")).status).toBe(200);
+    for (let i = 0; i < 100 && (await api(h, "GET", "/v0/sandboxes/py-app")).status !== 404; i++) await new Promise((r) => setTimeout(r, 100));
+    await upload(await askUpload("gc-trigger"), zipFiles({ Dockerfile: "FROM hangar/base\nRUN echo gc > /gc\n" }));
+    await waitFor("gc-trigger", "DEPLOYED");
+    const res = await api(h, "POST", "/v0/sandboxes", { metadata: { name: "py-again" }, spec: { runtime: { image } } });
+    expect(res.status).toBe(400);
   });
 
   it("a failing build marks the sandbox FAILED with a readable event, and what it ran before keeps serving", async () => {

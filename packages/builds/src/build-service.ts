@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { HangarError, randomId, silentLogger, type Logger } from "@hangar/common";
+import type { LocalImageStore } from "@hangar/runtime";
 import type { BuildRecord, BuildStatus, Store, WorkspaceRecord } from "@hangar/store";
 import { extractZip } from "./archive.js";
 import { SEVERITY, type BuildahBuilder, type BuildOutput } from "./buildah.js";
@@ -44,6 +45,12 @@ export interface BuildServiceOptions {
   minBuildingMs?: number;
   /** Attempts before a build whose server kept dying is failed. */
   maxAttempts?: number;
+  /** The image store built images go to, for garbage collection. */
+  images?: LocalImageStore | null;
+  /** Images resources use now (e.g. every live sandbox's spec image); the rest of the built ones may go. */
+  imagesInUse?: () => Promise<Set<string>>;
+  /** A workspace's build cache is pruned past this many bytes (default 10 GiB). */
+  cacheLimitBytes?: number;
 }
 
 const now = () => new Date().toISOString();
@@ -69,6 +76,9 @@ export class BuildService {
       concurrency: 1,
       minBuildingMs: 3_500,
       maxAttempts: 3,
+      images: null,
+      imagesInUse: async () => new Set<string>(),
+      cacheLimitBytes: 10 * 1024 ** 3,
       ...opts,
     } as Required<Omit<BuildServiceOptions, "logger">>;
   }
@@ -225,6 +235,7 @@ export class BuildService {
       logs.push(`built ${out.ref} in ${((Date.now() - t0) / 1000).toFixed(1)} s`, SEVERITY.info);
       await logs.flush();
       await this.target(build)?.deploy(done, out);
+      await this.collectGarbage().catch((e) => this.log.warn({ err: e }, "collecting unused built images failed"));
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       await logs.flush();
@@ -233,7 +244,39 @@ export class BuildService {
     } finally {
       clearInterval(renew);
       await logs.flush();
+      if (![...this.running.keys()].some((id) => id !== build.id)) {
+        await this.opts.builder.prune(build.workspaceId, this.opts.cacheLimitBytes).catch((e) => this.log.warn({ err: e }, "pruning the build cache failed"));
+      }
     }
+  }
+
+  /**
+   * Removes built images of this store's workspaces that nothing uses: not a live resource's image,
+   * not the latest push of an image (bl push). Images other refs still name stay.
+   */
+  async collectGarbage(): Promise<number> {
+    const images = this.opts.images;
+    if (!images) return 0;
+    const inUse = await this.opts.imagesInUse();
+    const mine = new Set((await this.store.workspaces.list()).map((w) => w.id));
+    const refs = await images.builtRefs();
+    const keep = new Set(inUse);
+    for (const b of await this.store.builds.listByStatus(["BUILT"])) {
+      if (b.resourceType !== "images") continue;
+      const [latest] = await this.store.builds.listForResource(b.workspaceId, b.resourceType, b.resourceName, 1);
+      if (latest?.image) keep.add(latest.image);
+    }
+    let removed = 0;
+    for (const r of refs) {
+      const ws = /^built:([^/]+)\//.exec(r.ref)?.[1];
+      if (!ws || !mine.has(ws) || keep.has(r.ref)) continue;
+      await images.removeRef(r.ref);
+      removed++;
+    }
+    if (!removed) return 0;
+    const named = new Set((await images.builtRefs()).map((r) => r.id));
+    for (const id of new Set(refs.map((r) => r.id))) if (!named.has(id)) await images.remove(id);
+    return removed;
   }
 
   /** Unpacked context → Dockerfile (the user's or detected) → buildah → image store. */

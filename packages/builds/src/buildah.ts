@@ -370,6 +370,22 @@ export class BuildahBuilder {
     if (remove) await cg.removeCgroup(path, ["pids", "memory", "cpu"]).catch((e) => this.log.warn({ err: e, path }, "removing a build cgroup failed"));
   }
 
+  /**
+   * Keeps a workspace's layer cache under `limitBytes`: dangling images first, then everything
+   * (base images are handed over again on the next build). Never while one of its builds runs.
+   */
+  async prune(workspace: string, limitBytes: number): Promise<void> {
+    const dir = this.wsDir(workspace);
+    const size = async () => Number((await runRaw("du", ["-sb", dir])).stdout.split("\t")[0] ?? 0);
+    if ((await size()) <= limitBytes) return;
+    this.log.info({ workspace, limitBytes }, "build cache over its limit: pruning");
+    await this.buildah(workspace, ["rm", "--all"]).catch(() => "");
+    await this.buildah(workspace, ["rmi", "--prune"]).catch(() => "");
+    if ((await size()) <= limitBytes) return;
+    await this.buildah(workspace, ["rmi", "--all", "--force"]).catch(() => "");
+    for (const k of this.provided.keys()) if (k.startsWith(`${workspace}/`)) this.provided.delete(k);
+  }
+
   /** Removes the builder's state of a data dir (uninstall). */
   async purge(): Promise<void> {
     const ws = join(this.root, "ws");

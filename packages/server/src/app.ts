@@ -280,6 +280,9 @@ function createBuilds(
     stagingDir: join(config.buildDir, "tmp"),
     logger: log,
     targets: { sandboxes: sandboxTarget },
+    images,
+    imagesInUse: async () => new Set((await store.sandboxes.listAll()).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? ""))),
+    cacheLimitBytes: config.buildCacheLimitBytes,
     concurrency: config.buildConcurrency,
     uploadLimitBytes: config.uploadLimitBytes,
   });

@@ -54,6 +54,7 @@ export interface HangarConfig {
   buildConcurrency: number;
   buildTimeoutMs: number;
   uploadLimitBytes: number;
+  buildCacheLimitBytes: number;
 }
 
 export function defaultDataDir(): string {
@@ -95,6 +96,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     buildConcurrency: Number(pick(flags.buildConcurrency, "HANGAR_BUILD_CONCURRENCY") ?? 1),
     buildTimeoutMs: parseDuration(pick(flags.buildTimeoutMs, "HANGAR_BUILD_TIMEOUT") ?? "30m", "HANGAR_BUILD_TIMEOUT"),
     uploadLimitBytes: parseMemory(pick(flags.uploadLimitBytes, "HANGAR_UPLOAD_LIMIT") ?? "512MiB", "HANGAR_UPLOAD_LIMIT"),
+    buildCacheLimitBytes: parseMemory(pick(flags.buildCacheLimitBytes, "HANGAR_BUILD_CACHE_LIMIT") ?? "10GiB", "HANGAR_BUILD_CACHE_LIMIT"),
   };
 }
 

@@ -12,7 +12,7 @@
 // concurrent processes never build twice nor see a half-built image.
 
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { HangarError, isHangarError, silentLogger, type Logger } from "@hangar/common";
 import type { ImageConfig } from "../driver.js";
@@ -185,6 +185,24 @@ export class LocalImageStore implements ImageStore {
       throw invalidImage(parsed.canonical, "no such built image here (builds make them; deploy again)");
     }
     return this.resolveLocal(parsed, progress);
+  }
+
+  /** Every `built:` reference in the store and the image it names. */
+  async builtRefs(): Promise<Array<{ ref: string; id: string }>> {
+    await this.ready();
+    const out: Array<{ ref: string; id: string }> = [];
+    for (const f of await readdir(this.path("refs"))) {
+      const rec = JSON.parse(await readFile(this.path("refs", f), "utf8").catch(() => "{}")) as Partial<RefRecord>;
+      if (rec.ref?.startsWith("built:") && rec.id && ID_RE.test(rec.id)) out.push({ ref: rec.ref, id: rec.id });
+    }
+    return out;
+  }
+
+  /** Forgets a reference (its image stays, maybe named by others). */
+  async removeRef(ref: string): Promise<void> {
+    await this.ready();
+    await rm(this.refFile(ref), { force: true });
+    this.memo.delete(ref);
   }
 
   /** True when image `id` is complete in the store. */
