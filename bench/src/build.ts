@@ -7,16 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningHangar, api, zipFiles } from "@hangar/testkit";
-import { type Dist, dist, fmt, has, run } from "./stats.js";
+import { type Dist, type Row, dist, fmt, has, run } from "./stats.js";
 
-export interface BuildRow {
-  measure: string;
-  hangar: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  met: boolean | null;
-}
 
 const APP = (salt: string): Record<string, string> => ({
   Dockerfile: ["FROM hangar/base", "ARG NODE_EXTRA_CA_CERTS", "WORKDIR /srv", "COPY package.json ./", "RUN npm install --no-audit --no-fund", "COPY . .", `RUN echo ${salt} > /srv/salt`, 'CMD ["node", "server.js"]', ""].join("\n"),
@@ -50,7 +42,7 @@ async function peerBuild(dir: string, files: Record<string, string>, env: NodeJS
   return performance.now() - t0;
 }
 
-export async function benchBuild(h: RunningHangar, lowerDir: string, out: { rows: BuildRow[]; notes: string[]; log: (m: string) => void }): Promise<void> {
+export async function benchBuild(h: RunningHangar, lowerDir: string, out: { rows: Row[]; notes: string[]; log: (m: string) => void }): Promise<void> {
   if (!has("buildah")) throw new Error("buildah is not installed");
   const { rows, log } = out;
   const root = mkdtempSync(join(tmpdir(), "hangar-bench-buildah-"));

@@ -8,16 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeInternet } from "@hangar/egress-proxy/testing";
 import { type RunningHangar, api, startHangar } from "@hangar/testkit";
-import { type Dist, dist, fmt } from "./stats.js";
+import { type Dist, type Row, dist, fmt } from "./stats.js";
 
-export interface EgressRow {
-  measure: string;
-  hangar: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  met: boolean | null;
-}
 
 // Runs in the sandbox (Node 18 of the base image): latency on one kept-alive connection, requests
 // per second over many, or the rate of one large download. The sandboxes get 4 GiB, so 2 vCPUs: a
@@ -77,7 +69,7 @@ function distCell(d: Dist): string {
   return `p50 ${fmt(d.p50)} ms, p90 ${fmt(d.p90)} ms`;
 }
 
-export async function benchEgress(o: { rows: EgressRow[]; notes: string[]; log: (m: string) => void; n?: number }): Promise<void> {
+export async function benchEgress(o: { rows: Row[]; notes: string[]; log: (m: string) => void; n?: number }): Promise<void> {
   const N = o.n ?? 300;
   o.log("egress proxy: proxied (intercepted + injected) vs direct HTTPS from sandboxes");
   const net = await FakeInternet.start({ name: "egbench", subnet: "198.51.100.128/25", hosts: [{ names: [HOST] }] });

@@ -12,7 +12,7 @@ import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningHangar, api, REPO, startHangar } from "@hangar/testkit";
-import { type Dist, dist, fmt, has, run, timeEach } from "./stats.js";
+import { type Dist, type Row, dist, fmt, has, run, timeEach } from "./stats.js";
 import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 
@@ -20,14 +20,6 @@ const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
 const SKIP = new Set((process.env.BENCH_SKIP ?? "").split(",").filter(Boolean));
 
-interface Row {
-  measure: string;
-  hangar: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  met: boolean | null;
-}
 const rows: Row[] = [];
 const notes: string[] = [];
 

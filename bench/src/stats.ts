@@ -46,3 +46,13 @@ export function has(cmd: string): boolean {
 }
 
 export const fmt = (ms: number) => (Number.isFinite(ms) ? (ms < 10 ? ms.toFixed(2) : ms.toFixed(1)) : "n/a");
+
+/** One line of the bench's table. */
+export interface Row {
+  measure: string;
+  hangar: string;
+  peer: string;
+  ratio: string;
+  target: string;
+  met: boolean | null;
+}

@@ -127,26 +127,7 @@ export class SandboxService {
     // Resolve the image first: a bad reference is a 400 and nothing is created.
     await this.node.ensureImage(spec.runtime.image, opts.onProgress);
 
-    const now = new Date().toISOString();
-    const rec: SandboxRecord = {
-      id: randomId(12),
-      workspaceId: ws.id,
-      name,
-      externalId: md.externalId ?? null,
-      displayName: md.displayName ?? name,
-      labels: md.labels ?? {},
-      status: "DEPLOYING",
-      state: "RUNNING",
-      spec: sealSpec(this.secrets, spec) as unknown as Record<string, unknown>,
-      events: [event("DEPLOYING", "sandbox creation started")],
-      node: this.node.nodeName,
-      createdAt: now,
-      updatedAt: now,
-      lastUsedAt: now,
-      expiresAt: computeExpiry(spec, now, now)?.toISOString() ?? null,
-      terminatedAt: null,
-      version: 1,
-    };
+    const rec = this.newRecord(ws, name, md, spec, "DEPLOYING", "sandbox creation started");
 
     for (let attempt = 0; ; attempt++) {
       try {
@@ -364,17 +345,29 @@ export class SandboxService {
       return updated ?? existing;
     }
     if (existing) await this.purge(existing);
-    const rec: SandboxRecord = {
+    const rec = this.newRecord(ws, target, md, spec, "UPLOADING", "waiting for the source to build");
+    try {
+      return await this.store.sandboxes.insert(rec);
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw new HangarError("conflict", `sandbox '${target}' is being created concurrently; retry`);
+      throw e;
+    }
+  }
+
+  /** A new record in `status`, its spec sealed, with one event saying why. */
+  private newRecord(ws: WorkspaceRecord, name: string, md: ReturnType<typeof validateMetadata>, spec: SandboxSpecDoc, status: string, message: string): SandboxRecord {
+    const now = new Date().toISOString();
+    return {
       id: randomId(12),
       workspaceId: ws.id,
-      name: target,
+      name,
       externalId: md.externalId ?? null,
-      displayName: md.displayName ?? target,
+      displayName: md.displayName ?? name,
       labels: md.labels ?? {},
-      status: "UPLOADING",
+      status,
       state: "RUNNING",
       spec: sealSpec(this.secrets, spec) as unknown as Record<string, unknown>,
-      events: [event("UPLOADING", "waiting for the source to build")],
+      events: [event(status, message)],
       node: this.node.nodeName,
       createdAt: now,
       updatedAt: now,
@@ -383,12 +376,6 @@ export class SandboxService {
       terminatedAt: null,
       version: 1,
     };
-    try {
-      return await this.store.sandboxes.insert(rec);
-    } catch (e) {
-      if (e instanceof StoreConflictError) throw new HangarError("conflict", `sandbox '${target}' is being created concurrently; retry`);
-      throw e;
-    }
   }
 
   /** The sandbox's build started. */
