@@ -165,6 +165,37 @@ describe("deploying a sandbox from source", () => {
   });
 });
 
+describe("building from images the machine does not ship", () => {
+  it("builds from an image in a local registry, with the SDK's ImageInstance and in a multi-stage Dockerfile", async () => {
+    const { buildTestImage, startRegistry, REGISTRY_BINARY, TEST_IMAGE_BINARIES } = await import("@hangar/runtime/testing");
+    if (!existsSync(REGISTRY_BINARY)) throw new Error("docker-registry is not installed (scripts/ensure.sh test installs it)");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { execFileSync } = await import("node:child_process");
+    const work = mkdtempSync(join(tmpdir(), "hangar-registry-"));
+    // a stand-in registry on loopback holding a small image made of host binaries
+    const registry = await startRegistry(join(work, "registry"));
+    try {
+      const img = await buildTestImage({ dir: join(work, "img"), binaries: TEST_IMAGE_BINARIES, files: { "/etc/motd": "from the local registry\n" }, user: "0" });
+      execFileSync("skopeo", ["--insecure-policy", "copy", "-q", "--dest-tls-verify=false", img.layoutRef, `docker://${registry.host}/tools/small:1`]);
+      const { ImageInstance, SandboxInstance } = await import("@blaxel/core");
+      // the SDK's image builder, starting from the registry's image
+      await ImageInstance.fromRegistry(`${registry.host}/tools/small:1`).runCommands("cat /etc/motd > /made-by-run").build({ name: "from-registry", memory: 512 });
+      const sb = await SandboxInstance.get("from-registry");
+      expect((await sb.process.exec({ command: "cat /made-by-run", waitForCompletion: true })).stdout).toBe("from the local registry\n");
+      // a multi-stage Dockerfile: the first stage from the registry, the result from the base image
+      const dockerfile = [`FROM ${registry.host}/tools/small:1 AS one`, "RUN cat /etc/motd > /stage-one", "FROM hangar/base", "COPY --from=one /stage-one /from-stage-one", ""].join("\n");
+      await upload(await askUpload("multi-stage"), zipFiles({ Dockerfile: dockerfile }));
+      await waitFor("multi-stage", "DEPLOYED");
+      expect((await exec("multi-stage", "cat /from-stage-one; node --version | cut -c1")).stdout).toBe("from the local registry\nv\n");
+    } finally {
+      await registry.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("builds are hostile input", () => {
   let probe: Server;
   let probePort = 0;

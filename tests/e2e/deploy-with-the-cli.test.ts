@@ -90,6 +90,24 @@ describe("deploying a directory with the hangar CLI", () => {
     expect(curl.stdout).toBe("hello from-dotenv");
   });
 
+  it("deploys a Node app and a Python app that have no Dockerfile: the language is detected, the app listens on PORT", { timeout: 240_000 }, async () => {
+    const node = writeTree(join(home, "node-nodocker"), {
+      "package.json": JSON.stringify({ name: "detected-node", version: "1.0.0", private: true, scripts: { start: "node index.js" }, dependencies: { ms: "2.1.3" } }),
+      "index.js": "const ms = require('ms'); require('http').createServer((q, s) => s.end('node ' + ms(60000))).listen(Number(process.env.PORT), process.env.HOST);\n",
+    });
+    const py = writeTree(join(home, "py-nodocker"), {
+      "requirements.txt": "",
+      "main.py": "import os, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'python ok')\nhttp.server.HTTPServer((os.environ['HOST'], int(os.environ['PORT'])), H).serve_forever()\n",
+    });
+    for (const [dir, name, want] of [[node, "detected-node", "node 1m"], [py, "detected-py", "python ok"]] as const) {
+      const r = await hangar(["deploy", "-d", dir, "-n", name]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toContain(`sandbox/${name}: DEPLOYED`);
+      const curl = await exec(name, "for i in $(seq 50); do curl -s localhost:80 && break; sleep 0.2; done");
+      expect(curl.stdout).toBe(want);
+    }
+  });
+
   it("prints a resource's build logs", async () => {
     const r = await hangar(["logs", "sandbox", "cli-app", "--build"]);
     expect(r.code, r.err).toBe(0);
