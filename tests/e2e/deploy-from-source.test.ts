@@ -59,6 +59,8 @@ const NODE_APP = {
     "WORKDIR /srv",
     "COPY package.json ./",
     "RUN npm install --no-audit --no-fund && echo deps-installed > /srv/deps.txt",
+    // every RUN step trusts the node's CAs: curl, as npm and pip do
+    "RUN curl -fsS -o /dev/null https://registry.npmjs.org/ && echo tls-ok > /srv/tls.txt",
     "COPY . .",
     "ENV PORT=3000",
     "EXPOSE 3000",
@@ -83,8 +85,8 @@ describe("deploying a sandbox from source", () => {
     expect(seen).toContain("BUILDING");
     expect(seen.at(-1)).toBe("DEPLOYED");
     expect(sandbox.spec.runtime.image).toMatch(/^built:/);
-    const r = await exec("node-app", "cat /srv/deps.txt; test -e /srv/secret.txt && echo leaked || echo ignored; for i in $(seq 50); do curl -s localhost:3000 && break; sleep 0.1; done");
-    expect(r.stdout).toBe("deps-installed\nignored\nhello from node 3000");
+    const r = await exec("node-app", "cat /srv/deps.txt /srv/tls.txt; test -e /srv/secret.txt && echo leaked || echo ignored; for i in $(seq 50); do curl -s localhost:3000 && break; sleep 0.1; done");
+    expect(r.stdout).toBe("deps-installed\ntls-ok\nignored\nhello from node 3000");
     const logs = (await (await api(h, "GET", `/v0/observability/logs?start=2000-01-01T00:00:00&resourceType=sandboxes&workloadIds=node-app&type=all&limit=1000&offset=0&workspace=default`)).json()) as Record<string, { logs: { message: string; timestamp: string }[]; totalCount: number }>;
     expect(logs["node-app"]!.totalCount).toBeGreaterThan(3);
     const text = logs["node-app"]!.logs.map((l) => l.message).join("\n");

@@ -80,7 +80,8 @@ export function prepareDockerfile(text: string, buildArgs: Record<string, string
       if (!stages.has(image) && image !== "scratch") images.add(image);
       if (words[1]?.toUpperCase() === "AS" && words[2]) stages.add(words[2]);
       // after each FROM: the trust ARGs for this stage's RUN steps
-      replace.set(i.start + i.count - 1, [lines[i.start + i.count - 1]!, `ARG ${TRUST_ARGS.join(" ")}`]);
+      // (one ARG each: buildah 1.28 takes only the first name of a multi-name ARG)
+      replace.set(i.start + i.count - 1, [lines[i.start + i.count - 1]!, ...TRUST_ARGS.map((a) => `ARG ${a}`)]);
     } else if (i.keyword === "COPY" || i.keyword === "ADD") {
       const from = /--from=(\S+)/.exec(i.args)?.[1];
       if (!from || stages.has(from) || /^\d+$/.test(from)) continue;
