@@ -12,10 +12,10 @@ import { type RequestHead, type SpliceRoute, readCookie, rewriteHead, withoutCoo
 import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
 import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
-/** The sandbox API as the edge drives it. */
 /** Statuses of a sandbox whose new image is being built (or failed to build): the old one serves. */
 const REBUILDING = new Set(["UPLOADING", "BUILDING", "FAILED"]);
 
+/** The sandbox API as the edge drives it. */
 export interface SandboxApiHandler<S> {
   handle(req: IncomingMessage, res: ServerResponse, services: S): void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, services: S): void;
