@@ -126,6 +126,41 @@ export interface BuildLogTable {
   message: string;
 }
 
+export interface WorkloadTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  spec: string;
+  status: string;
+  events: string;
+  active_revision: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface RevisionTable {
+  id: string;
+  workload_id: string;
+  image: string;
+  runtime: string;
+  status: string;
+  message: string | null;
+  created_at: string;
+}
+
+export interface ReplicaTable {
+  id: string;
+  workload_id: string;
+  revision_id: string;
+  node: string;
+  status: string;
+  created_at: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -136,4 +171,7 @@ export interface Database {
   custom_domains: CustomDomainTable;
   builds: BuildTable;
   build_logs: BuildLogTable;
+  workloads: WorkloadTable;
+  revisions: RevisionTable;
+  replicas: ReplicaTable;
 }

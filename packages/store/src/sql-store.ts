@@ -1,12 +1,12 @@
 // Store implementation over Kysely. Dialect-neutral SQL only: the embedded SQLite store and a
 // PostgreSQL store differ in the Kysely dialect they are built with, nothing else.
 
-import { createHash } from "node:crypto";
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import type { Database, SandboxTable } from "./schema.js";
 import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
 import { SqlBuildRepo } from "./sql-builds.js";
-import { mapConflict } from "./sql-util.js";
+import { SqlWorkloadRepo } from "./sql-workloads.js";
+import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
 import {
   type ApiKeyRecord,
   type ApiKeyRepo,
@@ -15,7 +15,6 @@ import {
   type SandboxRecord,
   type SandboxRepo,
   type Store,
-  StoreCursorError,
   type WorkspaceRecord,
   type WorkspaceRepo,
 } from "./store.js";
@@ -153,41 +152,8 @@ class SqlApiKeyRepo implements ApiKeyRepo {
   }
 }
 
-interface CursorPayload {
-  /** Fingerprint of the query the cursor belongs to. */
-  f: string;
-  /** Sort key and id of the last item returned. */
-  k: string;
-  i: string;
-}
-
 function fingerprint(workspaceId: string, q: ListQuery): string {
-  const basis = JSON.stringify([workspaceId, q.sort, q.q ?? "", q.statuses ?? [], q.externalId ?? "", q.labels ?? {}, q.showTerminated ?? false]);
-  return createHash("sha256").update(basis).digest("base64url").slice(0, 16);
-}
-
-function encodeCursor(c: CursorPayload): string {
-  return Buffer.from(JSON.stringify(c)).toString("base64url");
-}
-
-function decodeCursor(s: string, fp: string): CursorPayload {
-  let c: unknown;
-  try {
-    c = JSON.parse(Buffer.from(s, "base64url").toString("utf8"));
-  } catch {
-    throw new StoreCursorError("cursor is not one this server issued");
-  }
-  const p = c as Partial<CursorPayload>;
-  if (typeof p !== "object" || p === null || typeof p.f !== "string" || typeof p.k !== "string" || typeof p.i !== "string") {
-    throw new StoreCursorError("cursor is not one this server issued");
-  }
-  if (p.f !== fp) throw new StoreCursorError("cursor belongs to a different query (filters or sort changed)");
-  return p as CursorPayload;
-}
-
-/** Escapes LIKE wildcards; used with ESCAPE '\'. */
-function likeEscape(s: string): string {
-  return s.replace(/[\\%_]/g, (m) => `\\${m}`);
+  return queryFingerprint([workspaceId, q.sort, q.q ?? "", q.statuses ?? [], q.externalId ?? "", q.labels ?? {}, q.showTerminated ?? false]);
 }
 
 class SqlSandboxRepo implements SandboxRepo {
@@ -274,60 +240,11 @@ class SqlSandboxRepo implements SandboxRepo {
   }
 
   async list(workspaceId: string, query: ListQuery): Promise<Page<SandboxRecord>> {
-    const fp = fingerprint(workspaceId, query);
-    const byName = query.sort.startsWith("name");
-    const desc = query.sort.endsWith("desc");
-    const keyCol = byName ? "name" : "created_at";
-
     let base = this.db.selectFrom("sandboxes").where("workspace_id", "=", workspaceId);
     if (query.statuses?.length) base = base.where("status", "in", query.statuses);
     else if (!query.showTerminated) base = base.where("terminated_at", "is", null);
-
-    const totalRow = await base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-    const total = Number(totalRow?.n ?? 0);
-
-    let q = base.selectAll();
-    if (query.externalId) q = q.where("external_id", "=", query.externalId);
-    if (query.q) {
-      const pat = `%${likeEscape(query.q.toLowerCase())}%`;
-      q = q.where((eb) =>
-        eb.or([
-          sql<boolean>`lower(name) LIKE ${pat} ESCAPE '\\'`,
-          sql<boolean>`lower(display_name) LIKE ${pat} ESCAPE '\\'`,
-          sql<boolean>`lower(labels) LIKE ${pat} ESCAPE '\\'`,
-        ]),
-      );
-    }
-    for (const [k, v] of Object.entries(query.labels ?? {})) {
-      const pat = `%${likeEscape(`${JSON.stringify(k)}:${JSON.stringify(v)}`)}%`;
-      q = q.where(sql<boolean>`labels LIKE ${pat} ESCAPE '\\'`);
-    }
-
-    if (query.anchorEnd && !byName) {
-      // The tail page: read backwards, then restore the requested order.
-      const rows = await q
-        .orderBy(keyCol, desc ? "asc" : "desc")
-        .orderBy("id", desc ? "asc" : "desc")
-        .limit(query.limit)
-        .execute();
-      return { items: rows.reverse().map(SqlSandboxRepo.toRecord), nextCursor: null, total };
-    }
-
-    if (query.cursor) {
-      const c = decodeCursor(query.cursor, fp);
-      const op = desc ? "<" : ">";
-      q = q.where((eb) => eb.or([eb(keyCol, op, c.k), eb.and([eb(keyCol, "=", c.k), eb("id", op, c.i)])]));
-    }
-    const rows = await q
-      .orderBy(keyCol, desc ? "desc" : "asc")
-      .orderBy("id", desc ? "desc" : "asc")
-      .limit(query.limit + 1)
-      .execute();
-    const hasMore = rows.length > query.limit;
-    const page = rows.slice(0, query.limit).map(SqlSandboxRepo.toRecord);
-    const last = page[page.length - 1];
-    const nextCursor = hasMore && last ? encodeCursor({ f: fp, k: byName ? last.name : last.createdAt, i: last.id }) : null;
-    return { items: page, nextCursor, total };
+    const extId = query.externalId;
+    return keysetPage(base, extId ? (q) => q.where("external_id", "=", extId) : (q) => q, query, fingerprint(workspaceId, query), SqlSandboxRepo.toRecord);
   }
 
   async listAll(): Promise<SandboxRecord[]> {
@@ -386,6 +303,7 @@ export class SqlStore implements Store {
   readonly previews: SqlPreviewRepo;
   readonly customDomains: SqlCustomDomainRepo;
   readonly builds: SqlBuildRepo;
+  readonly workloads: SqlWorkloadRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -398,6 +316,7 @@ export class SqlStore implements Store {
     this.previews = new SqlPreviewRepo(db);
     this.customDomains = new SqlCustomDomainRepo(db);
     this.builds = new SqlBuildRepo(db);
+    this.workloads = new SqlWorkloadRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -410,6 +329,7 @@ export class SqlStore implements Store {
         previews: new SqlPreviewRepo(trx),
         customDomains: new SqlCustomDomainRepo(trx),
         builds: new SqlBuildRepo(trx),
+        workloads: new SqlWorkloadRepo(trx),
       }),
     );
   }

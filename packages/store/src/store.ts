@@ -257,6 +257,69 @@ export interface BuildRepo {
   delete(id: string): Promise<boolean>;
 }
 
+export interface WorkloadRecord {
+  id: string;
+  workspaceId: string;
+  /** agents | functions */
+  kind: string;
+  name: string;
+  displayName: string;
+  labels: Record<string, string>;
+  spec: Record<string, unknown>;
+  status: string;
+  events: SandboxEvent[];
+  activeRevision: string | null;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
+export interface RevisionRecord {
+  id: string;
+  workloadId: string;
+  image: string;
+  /** memory, envs (secrets sealed), port */
+  runtime: Record<string, unknown>;
+  /** DEPLOYING | READY | FAILED | RETIRED */
+  status: string;
+  message: string | null;
+  createdAt: string;
+}
+
+export interface ReplicaRecord {
+  /** Also the node sandbox id that runs it. */
+  id: string;
+  workloadId: string;
+  revisionId: string;
+  node: string;
+  /** STARTING | READY | DRAINING */
+  status: string;
+  createdAt: string;
+}
+
+export interface WorkloadRepo {
+  /** StoreConflictError when the (workspace, kind, name) exists. */
+  insert(rec: WorkloadRecord): Promise<WorkloadRecord>;
+  get(workspaceId: string, kind: string, name: string): Promise<WorkloadRecord | null>;
+  getById(id: string): Promise<WorkloadRecord | null>;
+  list(workspaceId: string, kind: string, query: ListQuery): Promise<Page<WorkloadRecord>>;
+  /** Every workload (adoption). */
+  listAll(): Promise<WorkloadRecord[]>;
+  /** With expectedVersion, only if unchanged (null otherwise); bumps version. */
+  update(id: string, patch: Partial<Pick<WorkloadRecord, "displayName" | "labels" | "spec" | "status" | "events" | "activeRevision" | "updatedAt">>, expectedVersion?: number): Promise<WorkloadRecord | null>;
+  delete(id: string): Promise<boolean>;
+  insertRevision(rec: RevisionRecord): Promise<RevisionRecord>;
+  getRevision(id: string): Promise<RevisionRecord | null>;
+  /** Newest first. */
+  listRevisions(workloadId: string): Promise<RevisionRecord[]>;
+  updateRevision(id: string, patch: Partial<Pick<RevisionRecord, "status" | "message">>): Promise<void>;
+  deleteRevision(id: string): Promise<void>;
+  insertReplica(rec: ReplicaRecord): Promise<ReplicaRecord>;
+  listReplicas(workloadId?: string): Promise<ReplicaRecord[]>;
+  updateReplica(id: string, patch: Partial<Pick<ReplicaRecord, "status">>): Promise<void>;
+  deleteReplica(id: string): Promise<void>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
@@ -265,6 +328,7 @@ export interface Store {
   readonly previews: PreviewRepo;
   readonly customDomains: CustomDomainRepo;
   readonly builds: BuildRepo;
+  readonly workloads: WorkloadRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;
