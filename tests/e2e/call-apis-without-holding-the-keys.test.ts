@@ -51,6 +51,8 @@ beforeAll(async () => {
       HANGAR_NETWORK_PREFIX: "hge",
       HANGAR_NETWORK_TABLE: "hangar_e2e_egress",
       HANGAR_SANDBOX_CIDR: "10.231.0.0/24",
+      // the docs' example names a region: this node serves it
+      HANGAR_REGIONS: "local-1,us-was-1",
     },
   });
   useSdkAgainst(h);

@@ -148,10 +148,19 @@ describe("deploying a directory with the hangar CLI", () => {
     expect((await api(h, "GET", "/v0/sandboxes/cli-image")).status).toBe(404);
   });
 
-  it("says clearly what the server cannot do yet, and refuses bad input before uploading", async () => {
-    const agent = await hangar(["deploy", "-d", app, "-n", "cli-agent", "-t", "agent"]);
-    expect(agent.code).toBe(1);
-    expect(agent.err).toMatch(/deploying agents from source is not supported by this server yet/);
+  it("deploys an agent, which answers on its run URL; says clearly what the server cannot do yet, and refuses bad input before uploading", { timeout: 180_000 }, async () => {
+    const agentDir = writeTree(join(home, "agent"), {
+      Dockerfile: 'FROM hangar/base\nWORKDIR /a\nCOPY . .\nCMD ["node", "a.js"]\n',
+      "a.js": "require('http').createServer((q, s) => s.end('agent says hi')).listen(Number(process.env.PORT), process.env.HOST);\n",
+    });
+    const agent = await hangar(["deploy", "-d", agentDir, "-n", "cli-agent", "-t", "agent"]);
+    expect(agent.code, agent.err).toBe(0);
+    expect(agent.out.trim()).toBe(`${h.url}/run/default/agents/cli-agent`);
+    const res = await fetch(`${h.url}/run/default/agents/cli-agent`, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}` } });
+    expect(await res.text()).toBe("agent says hi");
+    const job = await hangar(["deploy", "-d", agentDir, "-n", "cli-job", "-t", "job"]);
+    expect(job.code).toBe(1);
+    expect(job.err).toMatch(/deploying jobs from source is not supported by this server yet/);
     const badToml = writeTree(join(home, "bad-toml"), { "blaxel.toml": 'name = "x"\nport = [\n', Dockerfile: "FROM hangar/base\n" });
     const bad = await hangar(["deploy", "-d", badToml]);
     expect(bad.code).toBe(1);

@@ -89,13 +89,13 @@ describe("managing sandboxes with @blaxel/core", () => {
     expect((await after.process.get("sleeper")).status).toBe("running");
   });
 
-  it("restarts processes but keeps files when the environment changes", async () => {
+  it("reboots onto a fresh filesystem when the environment changes, as Blaxel does", async () => {
     const sb = await SandboxInstance.get("sdk-create");
     const body = { ...sb.sandbox, spec: { ...sb.spec, runtime: { ...sb.spec.runtime, envs: [{ name: "GREETING", value: "hello again" }] } } };
     const res = await api(h, "PUT", "/v0/sandboxes/sdk-create", body);
     expect(res.status).toBe(200);
     const after = await SandboxInstance.get("sdk-create");
-    expect(await after.fs.read("/tmp/keep.txt")).toBe("still here");
+    await expect(after.fs.read("/tmp/keep.txt")).rejects.toBeDefined();
     const r = await after.process.exec({ command: "echo $GREETING", waitForCompletion: true });
     expect(r.stdout).toBe("hello again\n");
     await expect(after.process.get("sleeper")).rejects.toBeDefined();

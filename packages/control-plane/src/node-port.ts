@@ -24,13 +24,15 @@ export interface SandboxNodePort {
   ensureImage(ref: string, onProgress?: (line: string) => void): Promise<void>;
   /** Creates and starts the sandbox; resolves when it accepts requests. */
   start(spec: NodeSandboxSpec): Promise<void>;
-  /** Restarts its processes with a new spec, keeping its files. */
+  /** Restarts its processes with a new spec, keeping its files (a fresh filesystem is destroy + start). */
   restart(spec: NodeSandboxSpec): Promise<void>;
   /** Applies a new network policy to a running sandbox in place. */
   updateNetwork(spec: NodeSandboxSpec): Promise<void>;
   /** Removes the sandbox and every trace of it. Idempotent. */
   destroy(id: string): Promise<void>;
   state(id: string): NodeSandboxState;
+  /** Last time the sandbox was used (ms since the epoch; now while it is busy), or null when unknown. */
+  lastActivity(id: string): number | null;
   /** Parks the sandbox in standby now (memory and processes kept). */
   standby(id: string): Promise<void>;
 }

@@ -32,6 +32,14 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
   /** Hosts that are this server itself (never looked up as custom domains). */
   selfHosts?: string[];
   logger?: Logger;
+  /** Agents (and functions): which replica and port serve /run/{ws}/{kind}/{name}. */
+  workloads?: WorkloadRouting;
+}
+
+/** The workloads plane as the edge drives it. */
+export interface WorkloadRouting {
+  /** Authorizes the caller and picks a replica; `done()` when the request ends. */
+  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<{ replicaId: string; port: number; done: () => void }>;
 }
 
 /** What a run-plane request targets. */
@@ -40,7 +48,8 @@ type Route =
   | { kind: "sandbox-host"; code: string; name: string; rest: string }
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
-  | { kind: "domain"; host: string; rest: string };
+  | { kind: "domain"; host: string; rest: string }
+  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string };
 
 /** Where a resolved request goes. */
 interface Target<S> {
@@ -53,6 +62,8 @@ interface Target<S> {
   drop: string[];
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
+  /** For workloads: the port the app listens on, and what to call when the request ends. */
+  app?: { port: number; done: () => void };
 }
 
 /**
@@ -87,6 +98,9 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 }
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
+const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
@@ -204,6 +218,14 @@ export class Edge<S extends SandboxServicesLike> {
         return null;
       }
     }
+    m = this.opts.workloads ? WORKLOAD_PATH.exec(url) : null;
+    if (m) {
+      try {
+        return { kind: "workload", workspace: decodeURIComponent(m[1]!), plural: m[2]!, name: decodeURIComponent(m[3]!), rest: (m[4] || "/") + (m[5] ?? "") };
+      } catch {
+        return null;
+      }
+    }
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
@@ -241,6 +263,19 @@ export class Edge<S extends SandboxServicesLike> {
 
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
+    if (r.kind === "workload") {
+      const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
+      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization);
+      try {
+        const lease = await this.opts.node.acquire(pick.replicaId, kind);
+        // Hangar's own credentials never reach the app
+        const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
+        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done } };
+      } catch (e) {
+        pick.done();
+        throw e;
+      }
+    }
     if (r.kind === "sandbox" || r.kind === "sandbox-host") {
       let rest = r.rest;
       let authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
@@ -358,6 +393,8 @@ export class Edge<S extends SandboxServicesLike> {
       res.end();
       return true;
     }
+    // an agent answers its own preflights
+    if (r.kind === "workload") return false;
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       if (!preview) return false;
@@ -379,6 +416,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** Answers an error, with CORS headers a browser needs to read it. */
   private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
     const err = asHangarError(e);
+    if (r.kind === "workload" && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
     const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
     lookup.then(
@@ -415,7 +453,10 @@ export class Edge<S extends SandboxServicesLike> {
   private run(req: IncomingMessage, res: ServerResponse, r: Route): void {
     this.resolve(req, r, "request").then(
       (t) => {
-        res.once("close", () => t.lease.release());
+        res.once("close", () => {
+          t.lease.release();
+          t.app?.done();
+        });
         countWrites(res, t.lease);
         countReads(req, res, t.lease, this.opts.node.standbyOptions.connectionIdleMs);
         try {
@@ -431,6 +472,10 @@ export class Edge<S extends SandboxServicesLike> {
   private dispatch(req: IncomingMessage, res: ServerResponse, t: Target<S>): void {
     const { live } = t.lease;
     const p = t.preview;
+    if (t.app) {
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
+      return;
+    }
     if (p && !API_PORTS.has(p.port)) {
       proxyHttp(req, res, { host: live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
       return;
@@ -501,8 +546,10 @@ export class Edge<S extends SandboxServicesLike> {
     socket.once("close", () => {
       clearTimeout(idle);
       lease.release();
+      t.app?.done();
     });
     const p = t.preview;
+    if (t.app) return proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop });
     const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
     if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
     else if (port) proxyUpgrade(req, socket, head, this.portTarget(lease.live, port), this.proxyOptions(t));

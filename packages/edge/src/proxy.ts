@@ -23,6 +23,8 @@ export interface ProxyOptions {
   errorHeaders?: Record<string, string>;
   /** A Set-Cookie added to the response, after upstream's own. */
   setCookie?: string;
+  /** Headers on the proxy's own error answers whatever the request (e.g. X-Blaxel-Source: platform). */
+  platformHeaders?: Record<string, string>;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
@@ -57,10 +59,15 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
   );
   up.on("error", (e: NodeJS.ErrnoException) => {
     if (!res.headersSent && req.headers.origin) for (const [k, v] of Object.entries(opts.errorHeaders ?? {})) res.setHeader(k, v);
-    const refused = e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH";
+    if (!res.headersSent) for (const [k, v] of Object.entries(opts.platformHeaders ?? {})) res.setHeader(k, v);
+    // refused, unreachable, or the app dropped the connection (it crashed): a bad gateway, not a timeout
+    const refused = e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH" || e.code === "ECONNRESET";
     sendProblem(
       res,
-      new HangarError(refused ? "upstream_unreachable" : "upstream_timeout", refused ? `nothing is listening on port ${target.port} in the sandbox` : `port ${target.port}: ${e.code ?? e.message}`),
+      new HangarError(
+        refused ? "upstream_unreachable" : "upstream_timeout",
+        e.code === "ECONNRESET" ? `the app on port ${target.port} closed the connection without answering` : refused ? `nothing is listening on port ${target.port} in the sandbox` : `port ${target.port}: ${e.code ?? e.message}`,
+      ),
     );
   });
   res.on("close", () => {

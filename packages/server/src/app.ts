@@ -4,10 +4,11 @@ import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
-import { type Logger, createLogger } from "@hangar/common";
+import { HangarError, type Logger, createLogger } from "@hangar/common";
 import {
   ApiKeyService,
   AuthService,
@@ -20,6 +21,7 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
+import { type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -99,14 +101,15 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
-  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass });
+  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes) : null;
+  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, logger: logger.child({ component: "workloads" }) });
+  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger });
+  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads }) });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -156,6 +159,14 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl: (req, token) => new URL(`/upload/${token}`, baseUrl(req)).href } } : {}),
+    extraRoutes: [
+      workloadRoutes({
+        workloads,
+        kinds: ["agents"],
+        url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
+        ...(builds ? { upload: async (req, ws, kind, name) => new URL(`/upload/${(await builds.createUpload(ws, kind, name)).token}`, baseUrl(req)).href } : {}),
+      }),
+    ],
   });
 
   // The upload URL is its own credential (single use, expiring): no Blaxel auth headers.
@@ -195,7 +206,10 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await store.sandboxes.update(rec.id, { status: "FAILED", events: [...rec.events, { type: "deployment", status: "FAILED", message: "server restarted during creation", time: new Date().toISOString() }] });
     }
   }
+  // agents' replicas are node sandboxes too
+  adoptable.push(...(await workloads.nodeSpecs()));
   const adoption = await node.adoptAll(adoptable);
+  await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 
   await app.ready();
@@ -241,6 +255,7 @@ function createBuilds(
   images: LocalImageStore,
   node: LocalNode<SandboxServices>,
   sandboxes: SandboxService,
+  workloads: WorkloadService,
 ): BuildService {
   const log = logger.child({ component: "builds" });
   const builder = new BuildahBuilder({
@@ -279,9 +294,21 @@ function createBuilds(
     dir: join(config.dataDir, "builds"),
     stagingDir: join(config.buildDir, "tmp"),
     logger: log,
-    targets: { sandboxes: sandboxTarget },
+    targets: {
+      sandboxes: sandboxTarget,
+      // agents: the built image becomes a new revision
+      agents: {
+        building: (b) => workloads.setBuildStatus(b.workspaceId, "agents", b.resourceName, "BUILDING", "building the image from source"),
+        deploy: (b, out) => workloads.deployImage(b.workspaceId, "agents", b.resourceName, out.ref),
+        failed: (b, message) => workloads.setBuildStatus(b.workspaceId, "agents", b.resourceName, "FAILED", `build failed: ${message}`),
+      },
+    },
     images,
-    imagesInUse: async () => new Set((await store.sandboxes.listAll()).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? ""))),
+    imagesInUse: async () =>
+      new Set([
+        ...(await store.sandboxes.listAll()).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
+        ...(await workloads.imagesInUse()),
+      ]),
     cacheLimitBytes: config.buildCacheLimitBytes,
     concurrency: config.buildConcurrency,
     uploadLimitBytes: config.uploadLimitBytes,
@@ -292,3 +319,47 @@ function createBuilds(
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+/** Replicas of agents run as node sandboxes with the image's command as process "app". */
+function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
+  return {
+    nodeName: node.nodeName,
+    start: (spec) => node.start(spec),
+    destroy: (id) => node.destroy(id),
+    has: (id) => node.has(id),
+    async startApp(id) {
+      const live = node.get(id);
+      const cmd = live.handle.image.command;
+      if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
+      await live.services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" ") });
+    },
+    async waitListening(id, port, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const live = node.get(id);
+        if (await canConnect(live.handle.address, port)) return;
+        const app = live.services.processes.find("app");
+        if (app && !app.running) {
+          const tail = app.logs.tail();
+          throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
+        }
+        if (Date.now() > deadline) throw new HangarError("upstream_timeout", `nothing listened on port ${port} within ${Math.round(timeoutMs / 1000)} s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+

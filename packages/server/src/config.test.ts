@@ -1,6 +1,6 @@
 import { totalmem } from "node:os";
 import { describe, expect, it } from "vitest";
-import { loadConfig, parseMemory } from "./config.js";
+import { loadConfig, parseMemory, parseRegions } from "./config.js";
 
 describe("configuration", () => {
   it("reads memory sizes as a share of the host or with binary units", () => {
@@ -26,5 +26,13 @@ describe("configuration", () => {
     expect(loadConfig({}, {}).runtimeClass).toBe("default");
     expect(loadConfig({}, { HANGAR_RUNTIME_CLASS: "gvisor" }).runtimeClass).toBe("gvisor");
     expect(() => loadConfig({}, { HANGAR_RUNTIME_CLASS: "kata" })).toThrow(/invalid HANGAR_RUNTIME_CLASS: "kata" \(use "default" or "gvisor"\)/);
+  });
+
+  it("takes the regions from HANGAR_REGIONS, the default first, and refuses bad names", () => {
+    expect(loadConfig({}, {}).regions).toEqual(["local-1"]);
+    expect(loadConfig({}, { HANGAR_REGIONS: "eu-par-1, eu-par-2" }).regions).toEqual(["eu-par-1", "eu-par-2"]);
+    expect(() => parseRegions(" , ")).toThrow(/invalid HANGAR_REGIONS/);
+    expect(() => parseRegions("EU_1")).toThrow(/"EU_1" is not a region name/);
+    expect(() => parseRegions("a-1,a-1")).toThrow(/names a region twice/);
   });
 });

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { homedir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
+import { DEFAULT_REGION } from "@hangar/control-plane";
 
 export interface HangarConfig {
   port: number;
@@ -19,6 +20,8 @@ export interface HangarConfig {
   runtime: string;
   /** Runtime class of sandboxes created without spec.runtime.runtimeClass (HANGAR_RUNTIME_CLASS): "default" (crun) or "gvisor" (runsc). */
   runtimeClass: "default" | "gvisor";
+  /** Regions this server offers (HANGAR_REGIONS, comma list): listed by /v0/locations; the first is the default spec.region. */
+  regions: string[];
   /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
   importDirs: string[];
   /** Previews are served as <label>.<previewDomain> (default preview.localhost, which browsers resolve). */
@@ -76,6 +79,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
     runtimeClass: parseRuntimeClass(pick(flags.runtimeClass, "HANGAR_RUNTIME_CLASS") ?? "default"),
+    regions: parseRegions(pick(flags.regions, "HANGAR_REGIONS") ?? DEFAULT_REGION),
     previewDomain: (pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN") ?? "preview.localhost").toLowerCase(),
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
@@ -118,4 +122,15 @@ export function parseMemory(text: string, what: string): number {
 export function parseRuntimeClass(text: string): "default" | "gvisor" {
   if (text === "default" || text === "gvisor") return text;
   throw new Error(`invalid HANGAR_RUNTIME_CLASS: ${JSON.stringify(text)} (use "default" or "gvisor")`);
+}
+
+/** HANGAR_REGIONS: region names (lowercase letters, digits, '-'), comma-separated, the default first. */
+export function parseRegions(text: string): string[] {
+  const regions = text.split(",").map((r) => r.trim()).filter(Boolean);
+  if (!regions.length) throw new Error(`invalid HANGAR_REGIONS: ${JSON.stringify(text)} (e.g. "local-1" or "eu-par-1,eu-par-2")`);
+  for (const r of regions) {
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(r)) throw new Error(`invalid HANGAR_REGIONS: ${JSON.stringify(r)} is not a region name (lowercase letters, digits and '-')`);
+  }
+  if (new Set(regions).size !== regions.length) throw new Error(`invalid HANGAR_REGIONS: ${JSON.stringify(text)} names a region twice`);
+  return regions;
 }

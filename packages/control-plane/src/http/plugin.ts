@@ -1,9 +1,10 @@
 // The control plane's HTTP transport: /v0 routes that parse requests and call the services.
 
 import type {} from "@fastify/swagger";
+import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HangarError } from "@hangar/common";
-import type { PreviewRecord, Store, WorkspaceRecord } from "@hangar/store";
+import type { ListQuery, PreviewRecord, Store, WorkspaceRecord } from "@hangar/store";
 import { type ApiKeyService, apiKeyView } from "../auth/api-key-service.js";
 import type { AuthService, Principal } from "../auth/auth-service.js";
 import type { SandboxNodePort } from "../node-port.js";
@@ -44,9 +45,21 @@ export interface ControlPlaneOptions {
   lookupTxt: (host: string) => Promise<string[][]>;
   /** Builds from source (`?upload=true`, images, build logs), when this server runs them. */
   builds?: { port: SourceBuildsPort; uploadUrl: (req: FastifyRequest, token: string) => string };
+  /** Routes of other planes (agents, functions…) registered behind the same /v0 authentication. */
+  extraRoutes?: Array<(app: FastifyInstance, ctx: RouteContext) => Promise<void>>;
 }
 
-type ListQueryString = {
+/** What route modules of other planes get from the control plane's /v0 context. */
+export interface RouteContext {
+  workspaceOf: (req: FastifyRequest) => Promise<WorkspaceRecord>;
+  principal: (req: FastifyRequest) => Principal;
+  /** Lists as {data, meta} pages (Blaxel-Version ≥ 2026-04-28) rather than bare arrays. */
+  paginated: (req: FastifyRequest) => boolean;
+  /** The list query of the common list parameters (cursor, limit, sort, q, anchor, status, label). */
+  listQuery: (req: FastifyRequest<{ Querystring: ListQueryString }>) => ListQuery;
+}
+
+export type ListQueryString = {
   cursor?: string;
   limit?: number;
   sort?: "createdAt:desc" | "createdAt:asc" | "name:asc" | "name:desc";
@@ -57,6 +70,16 @@ type ListQueryString = {
   label?: string | string[];
   showTerminated?: boolean;
 };
+
+/** Blaxel's LocationResponse: a region this server deploys to. */
+const Location = Type.Object({
+  region: Type.String({ description: "Region name, as in spec.region" }),
+  location: Type.String(),
+  continent: Type.String(),
+  country: Type.String(),
+  status: Type.String({ description: "healthy" }),
+  flavors: Type.Array(Type.Object({ name: Type.String(), type: Type.String({ description: "cpu or gpu" }) })),
+});
 
 const SANDBOX_STATUSES = new Set(["DELETING", "TERMINATED", "FAILED", "DEACTIVATED", "DEACTIVATING", "UPLOADING", "BUILDING", "DEPLOYING", "DEPLOYED", "BUILT"]);
 
@@ -93,8 +116,24 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     return auth.resolveWorkspace(principal(req), (Array.isArray(h) ? h[0] : h) || q || undefined);
   };
   const paginated = (req: FastifyRequest) => (req.apiVersion ?? "") >= PAGINATED_FROM;
-  const view = (req: FastifyRequest, ws: WorkspaceRecord, lite = false) => (rec: Parameters<typeof sandboxView>[0]) =>
-    sandboxView(rec, { workspaceName: ws.name, url: (_w, n) => opts.sandboxUrl(req, ws, n), state: opts.node.state(rec.id), lite });
+  const view =
+    (req: FastifyRequest, ws: WorkspaceRecord, lite = false, showSecrets = false) =>
+    (rec: Parameters<typeof sandboxView>[0]) =>
+      sandboxView(rec, {
+        workspaceName: ws.name,
+        url: (_w, n) => opts.sandboxUrl(req, ws, n),
+        state: opts.node.state(rec.id),
+        lite,
+        ...(showSecrets ? { revealEnvs: (spec) => opts.sandboxes.revealEnvs(spec) } : {}),
+      });
+
+  // ---- locations --------------------------------------------------------------------------
+  app.get(
+    "/locations",
+    { schema: { summary: "List the regions this server deploys to (HANGAR_REGIONS)", tags: ["locations"], response: { 200: Type.Array(Location), ...S.errors(401) } } },
+    async () =>
+      opts.sandboxes.regions.map((region) => ({ region, location: region, continent: "", country: "", status: "healthy", flavors: [{ name: "cpu", type: "cpu" }] })),
+  );
 
   // ---- sandboxes --------------------------------------------------------------------------
   app.get<{ Querystring: ListQueryString }>(
@@ -163,14 +202,24 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get<{ Params: { name: string }; Querystring: { show_secrets?: boolean } }>(
     "/sandboxes/:name",
-    { schema: { summary: "Get a sandbox", tags: ["sandboxes"], params: S.NameParam, response: { 200: S.Sandbox, ...S.errors(401, 403, 404) } } },
+    {
+      schema: {
+        summary: "Get a sandbox (env values masked; shown with show_secrets=true to an admin key)",
+        tags: ["sandboxes"],
+        params: S.NameParam,
+        querystring: { type: "object", properties: { show_secrets: { type: "boolean" }, workspace: { type: "string" } } },
+        response: { 200: S.Sandbox, ...S.errors(400, 401, 403, 404) },
+      },
+    },
     async (req) => {
+      const showSecrets = req.query.show_secrets === true;
+      if (showSecrets && !principal(req).admin) throw new HangarError("forbidden", "show_secrets: only an admin API key may see env values", { field: "show_secrets" });
       const ws = await workspaceOf(req);
       const rec = await opts.sandboxes.get(ws, req.params.name);
       if (rec.status === "BUILDING") await opts.builds?.port.observe(ws.id, "sandboxes", rec.name);
-      return view(req, ws)(rec);
+      return view(req, ws, false, showSecrets)(rec);
     },
   );
 
@@ -217,6 +266,22 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
   if (opts.builds) {
     await registerBuildRoutes(app, { builds: opts.builds.port, workspaceOf, uploadUrl: opts.builds.uploadUrl, ensureImage: (ref) => opts.node.ensureImage(ref) });
   }
+
+  const listQuery = (req: FastifyRequest<{ Querystring: ListQueryString }>): ListQuery => {
+    const q = req.query;
+    const pageMode = paginated(req);
+    const term = q.q?.trim().toLowerCase();
+    return {
+      sort: pageMode ? (q.sort ?? "createdAt:desc") : "createdAt:desc",
+      limit: pageMode ? Math.min(q.limit ?? 50, MAX_LIMIT) : 100_000,
+      cursor: pageMode ? q.cursor : undefined,
+      anchorEnd: q.anchor === "end",
+      q: pageMode && term && term.length >= 2 ? term : undefined,
+      statuses: q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined,
+      labels: parseLabels(q.label),
+    };
+  };
+  for (const register of opts.extraRoutes ?? []) await register(app, { workspaceOf, principal, paginated, listQuery });
 
   await registerPreviewRoutes(app, {
     previews: opts.previews,

@@ -7,7 +7,8 @@
 import { type Logger, parseDuration, silentLogger } from "@hangar/common";
 import type { SandboxRecord, Store } from "@hangar/store";
 import type { SandboxNodePort } from "../node-port.js";
-import { type SandboxSpecDoc, computeExpiry } from "./sandbox-spec.js";
+import { EXPIRED_MESSAGE, expiryDue } from "./expiry.js";
+import type { SandboxSpecDoc } from "./sandbox-spec.js";
 
 const DEFAULT_RETENTION_MS = 5 * 60_000;
 
@@ -49,18 +50,11 @@ export class ExpiryReaper {
     return this.running;
   }
 
-  /** When the record really expires, using the freshest activity time. */
-  private dueAt(rec: SandboxRecord): number | null {
-    const active = this.opts.lastActivity(rec.id);
-    const last = Math.max(Date.parse(rec.lastUsedAt), active ?? 0);
-    return computeExpiry(rec.spec as unknown as SandboxSpecDoc, rec.createdAt, new Date(last).toISOString())?.getTime() ?? null;
-  }
-
   private async sweepOnce(now: number): Promise<void> {
     const { store } = this.opts;
     for (const rec of await store.sandboxes.listExpiring(new Date(now).toISOString())) {
       if (rec.status === "DELETING" || rec.status === "DEPLOYING") continue;
-      const due = this.dueAt(rec);
+      const due = expiryDue(rec, this.opts.lastActivity(rec.id));
       if (due === null || due > now) {
         // Activity or an update moved the expiry: store the fresher value and wait.
         await store.sandboxes.update(rec.id, { expiresAt: due === null ? null : new Date(due).toISOString() }, rec.version);
@@ -80,7 +74,7 @@ export class ExpiryReaper {
     const at = new Date(now).toISOString();
     const marked = await this.opts.store.sandboxes.update(
       rec.id,
-      { status: "TERMINATED", terminatedAt: at, updatedAt: at, events: [...rec.events, { type: "deployment", status: "TERMINATED", message: "expired by its TTL or lifecycle policy", time: at }] },
+      { status: "TERMINATED", terminatedAt: at, updatedAt: at, events: [...rec.events, { type: "deployment", status: "TERMINATED", message: EXPIRED_MESSAGE, time: at }] },
       rec.version,
     );
     if (!marked) return; // changed meanwhile; the next pass re-reads it

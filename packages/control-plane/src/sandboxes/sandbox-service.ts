@@ -13,11 +13,15 @@ import {
   type WorkspaceRecord,
 } from "@hangar/store";
 import type { NodeSandboxSpec, SandboxNodePort } from "../node-port.js";
-import { type SandboxSpecDoc, computeExpiry, normalizeSpec } from "./sandbox-spec.js";
-import { revealSpec, sealSpec } from "./secrets.js";
+import { asOf } from "./expiry.js";
+import { type EnvSpec, type SandboxSpecDoc, computeExpiry, normalizeSpec } from "./sandbox-spec.js";
+import { envsDiffer, revealEnvs, revealSpec, sealSpec } from "./secrets.js";
 
-/** Statuses after which a name may be reused by a new create. */
+/** Statuses after which a name may be reused by a new create (a sandbox past its expiry reads TERMINATED). */
 const REPLACEABLE = new Set(["FAILED", "TERMINATED"]);
+
+/** The region of a node that does not say (HANGAR_REGIONS unset). */
+export const DEFAULT_REGION = "local-1";
 
 export interface SandboxInput {
   metadata?: { name?: unknown; displayName?: unknown; labels?: unknown; externalId?: unknown };
@@ -40,6 +44,11 @@ export interface SandboxServiceDeps {
    * HANGAR_RUNTIME_CLASS). Written into the stored spec, so the API states the class used.
    */
   defaultRuntimeClass?: "default" | "gvisor";
+  /**
+   * Regions this node offers (HANGAR_REGIONS); the first is the region of sandboxes created
+   * without spec.region. Default: [DEFAULT_REGION].
+   */
+  regions?: readonly string[];
 }
 
 function event(status: string, message: string): SandboxEvent {
@@ -85,6 +94,8 @@ export class SandboxService {
   private readonly secrets: SecretBox;
   private readonly log: Logger;
   private readonly defaultRuntimeClass: "default" | "gvisor" | undefined;
+  /** Regions this node offers; the first is the default. */
+  readonly regions: readonly string[];
   /** Creations in flight in this process, so concurrent createIfNotExist calls wait for the winner. */
   private readonly inflight = new Map<string, Promise<SandboxRecord>>();
   /** Records read by data-plane requests in the last second; dropped on every change made here. */
@@ -96,6 +107,42 @@ export class SandboxService {
     this.secrets = deps.secrets;
     this.log = deps.logger ?? silentLogger;
     this.defaultRuntimeClass = deps.defaultRuntimeClass;
+    this.regions = deps.regions?.length ? [...deps.regions] : [DEFAULT_REGION];
+  }
+
+  /**
+   * The record as it stands now: one past its expiry reads TERMINATED at once, before the reaper
+   * ends it (the same computation as the reaper's, with the node's freshest activity).
+   */
+  private current(rec: SandboxRecord): SandboxRecord {
+    return asOf(rec, Date.now(), (id) => this.node.lastActivity(id));
+  }
+
+  /**
+   * Puts a new sandbox in a region: the one asked for if this node offers it, else the default.
+   * With `prev` (an update), the region stays what it was; a different one is refused.
+   */
+  private placeRegion(spec: SandboxSpecDoc, prev?: SandboxSpecDoc): void {
+    if (prev?.region) {
+      if (spec.region !== undefined && spec.region !== prev.region) {
+        throw new HangarError("validation_failed", `spec.region: a sandbox cannot move from ${prev.region} to ${spec.region}; create a new sandbox there`, { field: "spec.region" });
+      }
+      spec.region = prev.region;
+      return;
+    }
+    const region = spec.region ?? this.regions[0]!;
+    if (!this.regions.includes(region)) {
+      throw new HangarError("validation_failed", `spec.region: unknown region ${JSON.stringify(region)}; this server offers ${this.regions.join(", ")}`, {
+        field: "spec.region",
+        allowed: [...this.regions],
+      });
+    }
+    spec.region = region;
+  }
+
+  /** The plain-text environment of a stored spec (an admin's show_secrets). */
+  revealEnvs(spec: SandboxSpecDoc): EnvSpec[] {
+    return revealEnvs(this.secrets, spec);
   }
 
   /** The runtime's view of a record: secrets revealed. */
@@ -119,6 +166,7 @@ export class SandboxService {
     const md = validateMetadata(input.metadata);
     const spec = normalizeSpec(input.spec);
     if (spec.runtime.runtimeClass === undefined && this.defaultRuntimeClass) spec.runtime.runtimeClass = this.defaultRuntimeClass;
+    this.placeRegion(spec);
     const name = md.name ?? `sandbox-${randomId(8)}`;
     // images built from source belong to their workspace
     if (spec.runtime.image.startsWith("built:") && !spec.runtime.image.startsWith(`built:${ws.id}/`)) {
@@ -135,13 +183,15 @@ export class SandboxService {
         break;
       } catch (e) {
         if (!(e instanceof StoreConflictError)) throw e;
-        const existing = await this.store.sandboxes.get(ws.id, name);
-        if (!existing) {
+        const stored = await this.store.sandboxes.get(ws.id, name);
+        if (!stored) {
           if (attempt < 5) continue; // deleted between the insert and the read
           throw new HangarError("conflict", `sandbox '${name}' is being replaced concurrently; retry`);
         }
+        const existing = this.current(stored);
         if (REPLACEABLE.has(existing.status) && attempt < 5) {
-          // A failed or terminated sandbox frees its name: clear it and try again.
+          // A failed, terminated or expired sandbox frees its name: clear it (runtime, files,
+          // previews, record) and try again. An expired one is one the reaper would end now.
           await this.purge(existing);
           continue;
         }
@@ -183,7 +233,12 @@ export class SandboxService {
       events: [...rec.events, event("DEPLOYED", "sandbox is running")],
       updatedAt: new Date().toISOString(),
     });
-    if (!updated) throw new HangarError("conflict", `sandbox '${rec.name}' was deleted while it was being created`);
+    this.recent.clear();
+    if (!updated) {
+      // deleted meanwhile: what was just started has no record left to own it
+      await this.node.destroy(rec.id).catch((e) => this.log.warn({ err: e, sandbox: rec.name }, "removing an orphaned sandbox failed"));
+      throw new HangarError("conflict", `sandbox '${rec.name}' was deleted while it was being started`);
+    }
     return updated;
   }
 
@@ -201,45 +256,73 @@ export class SandboxService {
     return cur;
   }
 
-  /** Like get(), served from a one-second cache: for the data plane's per-request lookup. */
+  /**
+   * Like get(), with the stored record served from a one-second cache: for the data plane's
+   * per-request lookup. Expiry is judged on every call, so a cached record never outlives it.
+   */
   async getForRequest(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
-    return this.recent.getOrLoad(`${ws.id}/${name}`, () => this.get(ws, name));
+    return this.current(await this.recent.getOrLoad(`${ws.id}/${name}`, () => this.stored(ws, name)));
   }
 
   /** A record by id from the same one-second cache, or null: for the preview path's per-request lookup. */
   async getByIdForRequest(id: string): Promise<SandboxRecord | null> {
     const key = `#${id}`;
     const hit = this.recent.get(key);
-    if (hit) return hit;
+    if (hit) return this.current(hit);
     const rec = await this.store.sandboxes.getById(id);
     if (rec) this.recent.set(key, rec);
-    return rec ?? null;
+    return rec ? this.current(rec) : null;
   }
 
-  async get(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+  private async stored(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
     const rec = await this.store.sandboxes.get(ws.id, name);
     if (!rec) throw new HangarError("sandbox_not_found", `sandbox '${name}' not found in workspace '${ws.name}'`, { sandbox_name: name });
     return rec;
   }
 
-  async getByExternalId(ws: WorkspaceRecord, externalId: string): Promise<SandboxRecord> {
-    const rec = await this.store.sandboxes.getByExternalId(ws.id, externalId);
-    if (!rec) throw new HangarError("sandbox_not_found", `no sandbox with externalId '${externalId}' in workspace '${ws.name}'`);
-    return rec;
+  async get(ws: WorkspaceRecord, name: string): Promise<SandboxRecord> {
+    return this.current(await this.stored(ws, name));
   }
 
+  /** The most recent sandbox with the external id that is not terminated (nor past its expiry). */
+  async getByExternalId(ws: WorkspaceRecord, externalId: string): Promise<SandboxRecord> {
+    const notFound = () => new HangarError("sandbox_not_found", `no sandbox with externalId '${externalId}' in workspace '${ws.name}'`);
+    const rec = await this.store.sandboxes.getByExternalId(ws.id, externalId);
+    if (!rec) throw notFound();
+    const cur = this.current(rec);
+    if (!cur.terminatedAt) return cur;
+    // expired, not yet reaped: an older live sandbox with the same id answers instead
+    const page = await this.store.sandboxes.list(ws.id, { sort: "createdAt:desc", limit: 50, externalId });
+    const live = page.items.map((r) => this.current(r)).find((r) => !r.terminatedAt);
+    if (!live) throw notFound();
+    return live;
+  }
+
+  /**
+   * A page of sandboxes as they stand now: those past their expiry read TERMINATED and are left
+   * out unless terminated ones are asked for (by showTerminated or a status filter).
+   */
   async list(ws: WorkspaceRecord, query: ListQuery): Promise<Page<SandboxRecord>> {
+    let page: Page<SandboxRecord>;
     try {
-      return await this.store.sandboxes.list(ws.id, query);
+      page = await this.store.sandboxes.list(ws.id, query);
     } catch (e) {
       if (e instanceof StoreCursorError) throw new HangarError("invalid_cursor", e.message);
       throw e;
     }
+    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
+    const items = page.items
+      .map((r) => ({ stored: r, cur: this.current(r) }))
+      .filter(({ stored, cur }) => cur === stored || (statuses ? statuses.has(cur.status) : query.showTerminated === true))
+      .map(({ cur }) => cur);
+    return { ...page, items };
   }
 
   /**
    * Applies a full-object PUT. Labels, display name, external id, TTL, lifecycle and network
-   * change in place (files kept); env or memory changes restart the processes (files kept).
+   * change in place (files and processes kept); a memory change restarts the processes (files
+   * kept); an environment change reboots the sandbox on a fresh filesystem (see reboot()). Env
+   * values sent back masked keep their stored values.
    */
   async update(ws: WorkspaceRecord, name: string, input: SandboxInput): Promise<SandboxRecord> {
     this.recent.clear();
@@ -259,17 +342,22 @@ export class SandboxService {
     if ((next.runtime.runtimeClass ?? "default") !== (prev.runtime.runtimeClass ?? "default")) {
       throw new HangarError("validation_failed", "spec.runtime.runtimeClass: the isolation of a sandbox cannot change; create a new sandbox");
     }
-    const sealed = sealSpec(this.secrets, next, prev);
-    const envChanged = JSON.stringify(sealed.runtime.envs ?? []) !== JSON.stringify(prev.runtime.envs ?? []);
+    this.placeRegion(next, prev);
+    // no spec: the stored one stays as it is (already sealed)
+    const sealed = input.spec === undefined ? prev : sealSpec(this.secrets, next, prev);
+    const envChanged = envsDiffer(this.secrets, sealed, prev);
     const memoryChanged = sealed.runtime.memory !== prev.runtime.memory;
     const networkChanged = JSON.stringify(sealed.network ?? null) !== JSON.stringify(prev.network ?? null);
+    const reboot = rec.status === "DEPLOYED" && envChanged;
 
     const now = new Date().toISOString();
     const events = [...rec.events];
-    if (envChanged || memoryChanged) events.push(event("DEPLOYING", envChanged ? "environment changed: restarting processes" : "memory changed: restarting processes"));
+    if (reboot) events.push(event("DEPLOYING", "environment changed: rebooting on a fresh filesystem"));
+    else if (envChanged || memoryChanged) events.push(event("DEPLOYING", envChanged ? "environment changed" : "memory changed: restarting processes"));
     const updated = await this.store.sandboxes.update(
       rec.id,
       {
+        ...(reboot ? { status: "DEPLOYING" } : {}),
         displayName: md.displayName ?? rec.displayName,
         labels: md.labels ?? (input.metadata && "labels" in input.metadata ? {} : rec.labels),
         externalId: md.externalId === undefined ? rec.externalId : md.externalId,
@@ -282,12 +370,24 @@ export class SandboxService {
     );
     if (!updated) throw new HangarError("conflict", `sandbox '${name}' changed while it was being updated; retry`);
 
-    if (rec.status === "DEPLOYED" && (envChanged || memoryChanged)) {
+    if (reboot) return this.reboot(updated, ws);
+    if (rec.status === "DEPLOYED" && memoryChanged) {
       await this.node.restart(this.nodeSpec(updated, ws));
       return (await this.store.sandboxes.update(rec.id, { events: [...events, event("DEPLOYED", "processes restarted")] })) ?? updated;
     }
     if (rec.status === "DEPLOYED" && networkChanged) await this.node.updateNetwork(this.nodeSpec(updated, ws));
     return updated;
+  }
+
+  /**
+   * Starts a DEPLOYING sandbox again from its image on a fresh filesystem, as Blaxel does when its
+   * environment changes: files, processes and process logs are gone; new processes get the new
+   * environment. Kept: the record (id, name, URL, labels, external id, creation time and so its
+   * TTL), its previews and their tokens. Its network address may change.
+   */
+  private async reboot(rec: SandboxRecord, ws: WorkspaceRecord): Promise<SandboxRecord> {
+    await this.node.destroy(rec.id);
+    return this.startRecord(rec, ws);
   }
 
   /** Marks the sandbox DELETING and removes it in the background; returns the DELETING record. */
@@ -315,7 +415,6 @@ export class SandboxService {
     await this.store.sandboxes.delete(rec.id);
   }
 
-  /** Records activity (throttled by the caller). */
   // ---- sandboxes built from source (`?upload=true`: bl deploy, the SDK's ImageInstance.build)
 
   /**
@@ -330,7 +429,9 @@ export class SandboxService {
     const spec = normalizeSpec(input.spec);
     if (spec.runtime.runtimeClass === undefined && this.defaultRuntimeClass) spec.runtime.runtimeClass = this.defaultRuntimeClass;
     const now = new Date().toISOString();
-    const existing = await this.store.sandboxes.get(ws.id, target);
+    const stored = await this.store.sandboxes.get(ws.id, target);
+    const existing = stored ? this.current(stored) : null;
+    if (!existing || REPLACEABLE.has(existing.status)) this.placeRegion(spec);
     if (existing && !REPLACEABLE.has(existing.status)) {
       if (existing.status === "DELETING") throw new HangarError("conflict", `sandbox '${target}' is being deleted`);
       const prev = existing.spec as unknown as SandboxSpecDoc;
@@ -426,6 +527,7 @@ export class SandboxService {
     }
   }
 
+  /** Records activity (throttled by the caller). */
   async touch(id: string, at = new Date()): Promise<void> {
     const rec = await this.store.sandboxes.getById(id);
     if (!rec || rec.terminatedAt) return;

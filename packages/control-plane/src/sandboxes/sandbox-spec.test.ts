@@ -5,7 +5,7 @@ import { HangarError } from "@hangar/common";
 import { SecretBox } from "@hangar/store";
 import { describe, expect, it } from "vitest";
 import { computeExpiry, normalizeSpec } from "./sandbox-spec.js";
-import { redactSpec, revealSpec, sealSpec } from "./secrets.js";
+import { ENV_MASK, envsDiffer, redactSpec, revealEnvs, revealSpec, sealSpec } from "./secrets.js";
 
 const bad = (spec: unknown) => {
   try {
@@ -69,12 +69,60 @@ describe("secrets in a spec", () => {
       expect(JSON.stringify(sealed)).not.toContain("sk-999");
       const shown = redactSpec(sealed);
       expect(JSON.stringify(shown)).not.toMatch(/tok-123|sk-999|enc:v1/);
-      expect(shown.runtime.envs?.find((e) => e.name === "PLAIN")?.value).toBe("p");
-      // A client PUTs back what it read: empty secrets keep their stored values.
+      // every env value is masked, names and flags kept
+      expect(shown.runtime.envs).toEqual([
+        { name: "TOKEN", value: ENV_MASK, secret: true },
+        { name: "PLAIN", value: ENV_MASK },
+      ]);
+      // an admin's show_secrets: the environment in plain text, routing secrets still removed
+      const admin = redactSpec(sealed, revealEnvs(box, sealed));
+      expect(admin.runtime.envs).toEqual([
+        { name: "TOKEN", value: "tok-123", secret: true },
+        { name: "PLAIN", value: "p" },
+      ]);
+      expect(JSON.stringify(admin.network)).not.toContain("sk-999");
+      // A client PUTs back what it read: masked values and empty secrets keep their stored values.
       const resealed = sealSpec(box, normalizeSpec(shown), sealed);
       const revealed = revealSpec(box, resealed);
-      expect(revealed.runtime.envs?.find((e) => e.name === "TOKEN")?.value).toBe("tok-123");
+      expect(revealed.runtime.envs).toEqual([
+        { name: "TOKEN", value: "tok-123", secret: true },
+        { name: "PLAIN", value: "p" },
+      ]);
       expect(JSON.stringify(revealed.network)).toContain("sk-999");
+      expect(envsDiffer(box, resealed, sealed)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("changes only the env values sent in the clear; the mask keeps a value even when the secret flag flips", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hangar-secrets-"));
+    try {
+      const box = SecretBox.open(dir);
+      const stored = sealSpec(box, normalizeSpec({ runtime: { envs: [{ name: "A", value: "a" }, { name: "B", value: "b", secret: true }, { name: "C", value: "c" }] } }));
+      const put = normalizeSpec({
+        runtime: {
+          envs: [
+            { name: "A", value: ENV_MASK, secret: true }, // now secret, value kept
+            { name: "B", value: ENV_MASK }, // no longer secret, value kept
+            { name: "C", value: "c2" }, // changed
+            { name: "D", value: ENV_MASK }, // new: the mask is its value
+          ],
+        },
+      });
+      const next = sealSpec(box, put, stored);
+      expect(next.runtime.envs?.[0]?.value).toMatch(/^enc:v1:/);
+      expect(next.runtime.envs?.[1]?.value).toBe("b");
+      expect(revealEnvs(box, next).map((e) => [e.name, e.value])).toEqual([
+        ["A", "a"],
+        ["B", "b"],
+        ["C", "c2"],
+        ["D", ENV_MASK],
+      ]);
+      expect(envsDiffer(box, next, stored)).toBe(true);
+      // order and sealing do not count as a change, values do
+      const reordered = sealSpec(box, normalizeSpec({ runtime: { envs: [{ name: "C", value: "c" }, { name: "B", value: "b", secret: true }, { name: "A", value: "a" }] } }));
+      expect(envsDiffer(box, reordered, stored)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

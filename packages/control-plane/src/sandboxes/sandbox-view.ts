@@ -2,7 +2,7 @@
 
 import type { SandboxRecord } from "@hangar/store";
 import type { NodeSandboxState } from "../node-port.js";
-import { type SandboxSpecDoc, computeExpiry } from "./sandbox-spec.js";
+import { type EnvSpec, type SandboxSpecDoc, computeExpiry } from "./sandbox-spec.js";
 import { redactSpec } from "./secrets.js";
 
 export interface ViewContext {
@@ -12,13 +12,16 @@ export interface ViewContext {
   state: NodeSandboxState;
   /** Listings use the lite shape without event history. */
   lite?: boolean;
+  /** The environment in plain text, for an admin's show_secrets; otherwise env values are masked. */
+  revealEnvs?: (spec: SandboxSpecDoc) => EnvSpec[];
 }
 
 export function sandboxView(rec: SandboxRecord, ctx: ViewContext): Record<string, unknown> {
-  const spec = redactSpec(rec.spec as unknown as SandboxSpecDoc);
-  // spec.region is not echoed: with a region, the SDK would try Blaxel's HTTP/2 edge for it.
-  delete spec.region;
-  const expiry = rec.terminatedAt ? null : computeExpiry(rec.spec as unknown as SandboxSpecDoc, rec.createdAt, rec.lastUsedAt);
+  const stored = rec.spec as unknown as SandboxSpecDoc;
+  // spec.region is echoed as Blaxel does; the SDK must run with BL_DISABLE_H2=true, or it would
+  // try Blaxel's HTTP/2 edge for that region.
+  const spec = redactSpec(stored, ctx.revealEnvs?.(stored));
+  const expiry = rec.terminatedAt ? null : computeExpiry(stored, rec.createdAt, rec.lastUsedAt);
   const view: Record<string, unknown> = {
     metadata: {
       name: rec.name,

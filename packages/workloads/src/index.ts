@@ -1,0 +1,5 @@
+export * from "./workload-spec.js";
+export * from "./workload-service.js";
+export * from "./workload-view.js";
+export { workloadRoutes, type WorkloadRoutesOptions } from "./routes.js";
+export { WorkloadRouter, type WorkloadRouterOptions } from "./router.js";

@@ -1,0 +1,375 @@
+// Agents (and, later, functions) on the sandbox substrate: a workload is a stored spec; each
+// change to what it runs is a revision; a revision runs as replica sandboxes started from its
+// image with the image's command. A new revision takes the traffic only once a replica answers on
+// its port (blue-green); the previous one then drains and goes. State lives in the store: a server
+// that restarts finds its replicas again and resumes deployments it left unfinished.
+
+import { HangarError, type Logger, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import type { NodeSandboxSpec } from "@hangar/control-plane";
+import type { ListQuery, Page, ReplicaRecord, RevisionRecord, SecretBox, Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
+import { StoreConflictError } from "@hangar/store";
+import { type WorkloadRuntime, type WorkloadSpecDoc, appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
+
+/** What the workloads plane needs from the node that runs replicas. */
+export interface ReplicaPort {
+  readonly nodeName: string;
+  /** Creates and starts a replica sandbox (the node's sandbox id is the replica id). */
+  start(spec: NodeSandboxSpec): Promise<void>;
+  /** Removes it; idempotent. */
+  destroy(id: string): Promise<void>;
+  has(id: string): boolean;
+  /** Starts the image's command as process "app" in the replica; throws when the image names none. */
+  startApp(id: string): Promise<void>;
+  /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
+  waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
+}
+
+export interface WorkloadInput {
+  metadata?: { name?: unknown; displayName?: unknown; labels?: unknown };
+  spec?: unknown;
+}
+
+export interface WorkloadServiceOptions {
+  store: Store;
+  replicas: ReplicaPort;
+  secrets: SecretBox;
+  logger?: Logger;
+  /** How long a new revision may take to answer on its port (default 120 s). */
+  readinessTimeoutMs?: number;
+  /** How long an old revision's replicas may finish in-flight requests (default 30 s). */
+  drainMs?: number;
+  /** Revisions kept per workload (default 5, as Blaxel). */
+  keepRevisions?: number;
+}
+
+/** Blaxel's singular of each kind, for BL_TYPE and messages. */
+export const KIND_SINGULAR: Record<string, string> = { agents: "agent", functions: "function" };
+
+const event = (status: string, message: string, revision?: string) => ({ type: "deployment", status, message, time: new Date().toISOString(), ...(revision ? { revision } : {}) });
+
+export class WorkloadService {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly opts: Required<Omit<WorkloadServiceOptions, "logger">>;
+  /** Per-workload chain: deployments of one workload never overlap. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  /** Requests in flight per replica (the router counts them), for least-outstanding picks and draining. */
+  private readonly inflight = new Map<string, number>();
+
+  constructor(opts: WorkloadServiceOptions) {
+    this.store = opts.store;
+    this.log = opts.logger ?? silentLogger;
+    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
+  }
+
+  private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(fn);
+    this.chains.set(id, next);
+    void next.finally(() => this.chains.get(id) === next && this.chains.delete(id)).catch(() => undefined);
+    return next;
+  }
+
+  // ---- resource
+
+  async get(ws: WorkspaceRecord, kind: string, name: string): Promise<WorkloadRecord> {
+    const rec = await this.store.workloads.get(ws.id, kind, name);
+    if (!rec) throw new HangarError("not_found", `${KIND_SINGULAR[kind] ?? kind} '${name}' not found in workspace '${ws.name}'`);
+    return rec;
+  }
+
+  list(ws: WorkspaceRecord, kind: string, query: ListQuery): Promise<Page<WorkloadRecord>> {
+    return this.store.workloads.list(ws.id, kind, query);
+  }
+
+  /**
+   * Creates (POST: 409 when it exists) or creates-or-updates (PUT) a workload. A change to what it
+   * runs makes a revision and deploys it in the background; the record is returned DEPLOYING.
+   */
+  async apply(ws: WorkspaceRecord, kind: string, input: WorkloadInput, how: { name?: string; mustCreate?: boolean; image?: string; deferDeploy?: boolean } = {}): Promise<WorkloadRecord> {
+    const md = input.metadata ?? {};
+    const name = how.name ?? (typeof md.name === "string" ? md.name : undefined);
+    if (!name) throw new HangarError("invalid_name", "metadata.name is required");
+    const problem = describeNameProblem(name);
+    if (problem) throw new HangarError("invalid_name", `metadata.name: ${problem}`);
+    if (how.name && typeof md.name === "string" && md.name !== how.name) throw new HangarError("validation_failed", "metadata.name: a workload cannot be renamed");
+    const labels = md.labels === undefined ? undefined : validLabels(md.labels);
+    const spec = normalizeWorkloadSpec(input.spec);
+    if (how.image) spec.runtime.image = how.image;
+    const now = new Date().toISOString();
+    const existing = await this.store.workloads.get(ws.id, kind, name);
+    if (existing && how.mustCreate) throw new HangarError("already_exists", `${KIND_SINGULAR[kind]} '${name}' already exists in workspace '${ws.name}'`);
+    const prev = existing ? (existing.spec as unknown as WorkloadSpecDoc) : null;
+    // an update that leaves the image out keeps the one it runs (e.g. built from source)
+    if (!spec.runtime.image && prev?.runtime.image) spec.runtime.image = prev.runtime.image;
+    const sealed = this.seal(spec, prev);
+    // a deploy from source waits for its build (which calls apply again with the image)
+    const changesRuntime = !how.deferDeploy && (!prev || revisionKey(this.reveal(prev).runtime) !== revisionKey(spec.runtime));
+    const waitsForSource = how.deferDeploy || !spec.runtime.image;
+    let rec: WorkloadRecord;
+    if (!existing) {
+      rec = {
+        id: randomId(12),
+        workspaceId: ws.id,
+        kind,
+        name,
+        displayName: typeof md.displayName === "string" ? md.displayName : name,
+        labels: labels ?? {},
+        spec: sealed as unknown as Record<string, unknown>,
+        status: waitsForSource ? "UPLOADING" : "DEPLOYING",
+        events: [event(waitsForSource ? "UPLOADING" : "DEPLOYING", waitsForSource ? "waiting for the source to build" : "deployment started")],
+        activeRevision: null,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+      };
+      try {
+        await this.store.workloads.insert(rec);
+      } catch (e) {
+        if (e instanceof StoreConflictError) throw new HangarError("already_exists", `${KIND_SINGULAR[kind]} '${name}' is being created concurrently`);
+        throw e;
+      }
+    } else {
+      const redeploy = changesRuntime && !!spec.runtime.image;
+      const status = how.deferDeploy ? { status: "UPLOADING", events: [...existing.events, event("UPLOADING", "waiting for the source to build")] } : redeploy ? { status: "DEPLOYING", events: [...existing.events, event("DEPLOYING", "new revision: deployment started")] } : {};
+      rec =
+        (await this.store.workloads.update(existing.id, {
+          displayName: typeof md.displayName === "string" ? md.displayName : existing.displayName,
+          labels: labels ?? existing.labels,
+          spec: sealed as unknown as Record<string, unknown>,
+          ...status,
+          updatedAt: now,
+        })) ?? existing;
+    }
+    if (changesRuntime && spec.runtime.image) {
+      const revision = await this.newRevision(rec, spec.runtime);
+      void this.deploy(rec.id, revision.id);
+    }
+    return rec;
+  }
+
+  /** A build made the workload's image: a new revision runs it. */
+  async deployImage(workspaceId: string, kind: string, name: string, image: string): Promise<void> {
+    const ws = await this.store.workspaces.getById(workspaceId);
+    const rec = ws ? await this.store.workloads.get(ws.id, kind, name) : null;
+    if (!ws || !rec) return;
+    const spec = this.reveal(rec.spec as unknown as WorkloadSpecDoc);
+    await this.apply(ws, kind, { metadata: { name, labels: rec.labels, displayName: rec.displayName }, spec }, { name, image });
+  }
+
+  /** A workload whose source is being built (upload flow): UPLOADING/BUILDING while what it runs keeps serving. */
+  async setBuildStatus(workspaceId: string, kind: string, name: string, status: "UPLOADING" | "BUILDING" | "FAILED", message: string): Promise<void> {
+    const rec = await this.store.workloads.get(workspaceId, kind, name);
+    if (rec) await this.store.workloads.update(rec.id, { status, events: [...rec.events, event(status, message)], updatedAt: new Date().toISOString() });
+  }
+
+  async delete(ws: WorkspaceRecord, kind: string, name: string): Promise<WorkloadRecord> {
+    const rec = await this.get(ws, kind, name);
+    await this.serialize(rec.id, async () => {
+      for (const r of await this.store.workloads.listReplicas(rec.id)) await this.removeReplica(r);
+      await this.store.workloads.delete(rec.id);
+    });
+    return { ...rec, status: "DELETING" };
+  }
+
+  async revisions(ws: WorkspaceRecord, kind: string, name: string): Promise<Array<Record<string, unknown>>> {
+    const rec = await this.get(ws, kind, name);
+    const revs = await this.store.workloads.listRevisions(rec.id);
+    const replicas = await this.store.workloads.listReplicas(rec.id);
+    const previous = revs.find((r) => r.id !== rec.activeRevision && r.status === "RETIRED");
+    return revs.map((r) => ({
+      id: r.id,
+      active: r.id === rec.activeRevision,
+      canary: false,
+      previousActive: r.id === previous?.id,
+      createdAt: r.createdAt,
+      createdBy: "",
+      status: r.status,
+      image: r.image,
+      replicas: replicas.filter((x) => x.revisionId === r.id).length,
+      trafficPercent: r.id === rec.activeRevision ? 100 : 0,
+    }));
+  }
+
+  // ---- revisions and replicas
+
+  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime): Promise<RevisionRecord> {
+    const rev: RevisionRecord = {
+      id: randomId(12),
+      workloadId: w.id,
+      image: runtime.image!,
+      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale },
+      status: "DEPLOYING",
+      message: null,
+      createdAt: new Date().toISOString(),
+    };
+    return this.store.workloads.insertRevision(rev);
+  }
+
+  /** The node spec of a replica: the revision's image, memory and envs, plus what Blaxel's runtime sets. */
+  async replicaSpec(replica: ReplicaRecord): Promise<NodeSandboxSpec | null> {
+    const [w, rev] = await Promise.all([this.store.workloads.getById(replica.workloadId), this.store.workloads.getRevision(replica.revisionId)]);
+    if (!w || !rev) return null;
+    const ws = await this.store.workspaces.getById(w.workspaceId);
+    if (!ws) return null;
+    const port = Number(rev.runtime.port);
+    const envs = Object.fromEntries(((rev.runtime.envs ?? []) as Array<{ name: string; value: string; secret?: boolean }>).map((e) => [e.name, e.secret && e.value ? this.opts.secrets.open(e.value) : e.value]));
+    return {
+      id: replica.id,
+      name: w.name,
+      workspace: ws.name,
+      image: rev.image,
+      memoryMb: Number(rev.runtime.memory),
+      envs: {
+        ...envs,
+        HOST: "0.0.0.0",
+        PORT: String(port),
+        BL_SERVER_HOST: "0.0.0.0",
+        BL_SERVER_PORT: String(port),
+        BL_WORKSPACE: ws.name,
+        BL_NAME: w.name,
+        BL_TYPE: KIND_SINGULAR[w.kind] ?? w.kind,
+      },
+      ports: [port],
+    };
+  }
+
+  /** Deploys a revision: replicas up and answering, then the traffic, then the old ones drained. */
+  deploy(workloadId: string, revisionId: string): Promise<void> {
+    return this.serialize(workloadId, async () => {
+      const rev = await this.store.workloads.getRevision(revisionId);
+      if (!rev || rev.status !== "DEPLOYING") return;
+      const started: ReplicaRecord[] = [];
+      try {
+        const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
+        for (let i = 0; i < count; i++) {
+          const replica: ReplicaRecord = { id: randomId(12), workloadId, revisionId, node: this.opts.replicas.nodeName, status: "STARTING", createdAt: new Date().toISOString() };
+          await this.store.workloads.insertReplica(replica);
+          started.push(replica);
+          const spec = await this.replicaSpec(replica);
+          if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
+          await this.opts.replicas.start(spec);
+          await this.opts.replicas.startApp(replica.id);
+          await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
+          await this.store.workloads.updateReplica(replica.id, { status: "READY" });
+        }
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        this.log.warn({ err: e, workload: workloadId, revision: revisionId }, "revision failed to deploy");
+        for (const r of started) await this.removeReplica(r).catch(() => undefined);
+        await this.store.workloads.updateRevision(revisionId, { status: "FAILED", message });
+        const w = await this.store.workloads.getById(workloadId);
+        if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${revisionId} failed: ${message}`, revisionId)], updatedAt: new Date().toISOString() });
+        return;
+      }
+      await this.store.workloads.updateRevision(revisionId, { status: "READY" });
+      const w = await this.store.workloads.getById(workloadId);
+      if (!w) return;
+      const previous = w.activeRevision;
+      await this.store.workloads.update(w.id, { activeRevision: revisionId, status: "DEPLOYED", events: [...w.events, event("DEPLOYED", `revision ${revisionId} takes the traffic`, revisionId)], updatedAt: new Date().toISOString() });
+      if (previous && previous !== revisionId) await this.store.workloads.updateRevision(previous, { status: "RETIRED" });
+      await this.drainOthers(workloadId, revisionId);
+      await this.pruneRevisions(workloadId);
+    });
+  }
+
+  /** Replicas of other revisions: no new requests reach them; they go once their in-flight ones finish. */
+  private async drainOthers(workloadId: string, keep: string): Promise<void> {
+    const old = (await this.store.workloads.listReplicas(workloadId)).filter((r) => r.revisionId !== keep);
+    for (const r of old) await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+    const deadline = Date.now() + this.opts.drainMs;
+    while (old.some((r) => (this.inflight.get(r.id) ?? 0) > 0) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    for (const r of old) await this.removeReplica(r);
+  }
+
+  private async removeReplica(r: ReplicaRecord): Promise<void> {
+    await this.opts.replicas.destroy(r.id);
+    await this.store.workloads.deleteReplica(r.id);
+    this.inflight.delete(r.id);
+  }
+
+  /** Keeps the newest revisions (and always the active one). */
+  private async pruneRevisions(workloadId: string): Promise<void> {
+    const w = await this.store.workloads.getById(workloadId);
+    const revs = await this.store.workloads.listRevisions(workloadId);
+    for (const r of revs.slice(this.opts.keepRevisions)) if (r.id !== w?.activeRevision) await this.store.workloads.deleteRevision(r.id);
+  }
+
+  /** After a restart: deployments left mid-way start again (their half-started replicas go first). */
+  async resume(): Promise<void> {
+    for (const w of await this.store.workloads.listAll()) {
+      const deploying = (await this.store.workloads.listRevisions(w.id)).find((r) => r.status === "DEPLOYING");
+      if (!deploying) continue;
+      for (const r of await this.store.workloads.listReplicas(w.id)) if (r.revisionId === deploying.id && r.status !== "READY") await this.removeReplica(r);
+      void this.deploy(w.id, deploying.id);
+    }
+  }
+
+  /** Images revisions still name (kept by the builds plane's garbage collection). */
+  async imagesInUse(): Promise<string[]> {
+    const out: string[] = [];
+    for (const w of await this.store.workloads.listAll()) for (const r of await this.store.workloads.listRevisions(w.id)) out.push(r.image);
+    return out;
+  }
+
+  /** Every replica's node spec, for the node to adopt after a restart. */
+  async nodeSpecs(): Promise<NodeSandboxSpec[]> {
+    const out: NodeSandboxSpec[] = [];
+    for (const r of await this.store.workloads.listReplicas()) {
+      const spec = await this.replicaSpec(r);
+      if (spec) out.push(spec);
+    }
+    return out;
+  }
+
+  // ---- routing
+
+  /**
+   * The replica a request to a workload goes to: a READY replica of the active revision with the
+   * fewest requests in flight. The caller calls `done()` when the request ends.
+   */
+  async pick(w: WorkloadRecord): Promise<{ replicaId: string; port: number; done: () => void }> {
+    if (!w.activeRevision) {
+      throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
+    }
+    const [rev, replicas] = await Promise.all([this.store.workloads.getRevision(w.activeRevision), this.store.workloads.listReplicas(w.id)]);
+    const ready = replicas.filter((r) => r.revisionId === w.activeRevision && r.status === "READY" && this.opts.replicas.has(r.id));
+    if (!rev || !ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
+    const best = ready.reduce((a, b) => ((this.inflight.get(b.id) ?? 0) < (this.inflight.get(a.id) ?? 0) ? b : a));
+    this.inflight.set(best.id, (this.inflight.get(best.id) ?? 0) + 1);
+    let done = false;
+    return {
+      replicaId: best.id,
+      port: Number(rev.runtime.port),
+      done: () => {
+        if (done) return;
+        done = true;
+        this.inflight.set(best.id, Math.max(0, (this.inflight.get(best.id) ?? 1) - 1));
+      },
+    };
+  }
+
+  // ---- secrets
+
+  /** Seals env values marked secret; a masked value sent back ("") keeps the stored one. */
+  private seal(spec: WorkloadSpecDoc, prev: WorkloadSpecDoc | null): WorkloadSpecDoc {
+    const before = new Map((prev?.runtime.envs ?? []).map((e) => [e.name, e]));
+    const envs = spec.runtime.envs?.map((e) => {
+      if (!e.secret) return e;
+      const old = before.get(e.name);
+      if (e.value === "" && old?.secret) return { ...e, value: old.value };
+      return { ...e, value: e.value === "" ? "" : this.opts.secrets.seal(e.value) };
+    });
+    return { ...spec, runtime: { ...spec.runtime, ...(envs ? { envs } : {}) } };
+  }
+
+  reveal(spec: WorkloadSpecDoc): WorkloadSpecDoc {
+    const envs = spec.runtime.envs?.map((e) => (e.secret && e.value ? { ...e, value: this.opts.secrets.open(e.value) } : e));
+    return { ...spec, runtime: { ...spec.runtime, ...(envs ? { envs } : {}) } };
+  }
+}
+
+function validLabels(raw: unknown): Record<string, string> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new HangarError("validation_failed", "metadata.labels: an object of strings");
+  for (const [k, v] of Object.entries(raw)) if (typeof v !== "string") throw new HangarError("validation_failed", `metadata.labels.${k}: a string`);
+  return raw as Record<string, string>;
+}

@@ -1,0 +1,84 @@
+// The spec of an agent (or function) as a user sends it: validated, defaults filled. Only what
+// changes how it runs (image, memory, envs, port) makes a new revision.
+
+import { HangarError } from "@hangar/common";
+import { type EnvSpec, type PortSpec, normalizeEnvs, normalizePorts } from "@hangar/control-plane";
+
+export const WORKLOAD_DEFAULT_MEMORY_MB = 2048;
+/** Where an agent's server listens when its spec names no port: Blaxel's templates use PORT || 80. */
+export const DEFAULT_APP_PORT = 80;
+export const MAX_SCALE = 10;
+
+export interface WorkloadRuntime {
+  /** Image reference; absent until a deploy from source built one. */
+  image?: string;
+  memory: number;
+  envs?: EnvSpec[];
+  ports?: PortSpec[];
+  minScale: number;
+  maxScale: number;
+  generation?: string;
+}
+
+/** The spec as stored (envs marked secret hold sealed values). */
+export interface WorkloadSpecDoc {
+  enabled: boolean;
+  public: boolean;
+  region?: string;
+  runtime: WorkloadRuntime;
+  triggers?: unknown[];
+  policies?: string[];
+  revision?: Record<string, unknown>;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function fail(field: string, message: string): never {
+  throw new HangarError("validation_failed", `${field}: ${message}`, { field });
+}
+
+function intIn(v: unknown, field: string, min: number, max: number, dflt: number): number {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `an integer from ${min} to ${max}`);
+  return v;
+}
+
+export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
+  if (raw !== undefined && !isObj(raw)) fail("spec", "must be an object");
+  const spec = (raw ?? {}) as Json;
+  const rt = spec.runtime ?? {};
+  if (!isObj(rt)) fail("spec.runtime", "must be an object");
+  if (rt.image !== undefined && (typeof rt.image !== "string" || !rt.image.trim())) fail("spec.runtime.image", "a non-empty image reference");
+  const runtime: WorkloadRuntime = {
+    ...(typeof rt.image === "string" ? { image: rt.image.trim() } : {}),
+    memory: intIn(rt.memory, "spec.runtime.memory", 128, 65_536, WORKLOAD_DEFAULT_MEMORY_MB),
+    minScale: intIn(rt.minScale, "spec.runtime.minScale", 0, MAX_SCALE, 0),
+    maxScale: intIn(rt.maxScale, "spec.runtime.maxScale", 1, MAX_SCALE, MAX_SCALE),
+  };
+  if (runtime.minScale > runtime.maxScale) fail("spec.runtime.minScale", "must not exceed maxScale");
+  const envs = normalizeEnvs(rt.envs);
+  if (envs) runtime.envs = envs;
+  // an agent's own ports: any, the first is where its server listens
+  const ports = Array.isArray(rt.ports) ? normalizePorts(rt.ports.map((p) => (isObj(p) && p.protocol === undefined ? { ...p, protocol: "HTTP" } : p))) : normalizePorts(rt.ports);
+  if (ports?.length) runtime.ports = ports;
+  if (typeof rt.generation === "string") runtime.generation = rt.generation;
+  if (spec.public !== undefined && typeof spec.public !== "boolean") fail("spec.public", "true or false");
+  if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") fail("spec.enabled", "true or false");
+  const out: WorkloadSpecDoc = { enabled: spec.enabled !== false, public: spec.public === true, runtime };
+  if (typeof spec.region === "string") out.region = spec.region;
+  if (Array.isArray(spec.triggers)) out.triggers = spec.triggers;
+  if (Array.isArray(spec.policies)) out.policies = spec.policies.map(String);
+  if (isObj(spec.revision)) out.revision = spec.revision;
+  return out;
+}
+
+/** The port an agent's server listens on. */
+export function appPort(runtime: WorkloadRuntime): number {
+  return runtime.ports?.[0]?.target ?? DEFAULT_APP_PORT;
+}
+
+/** What a revision runs: a change here makes a new revision. */
+export function revisionKey(runtime: WorkloadRuntime): string {
+  return JSON.stringify([runtime.image ?? "", runtime.memory, (runtime.envs ?? []).map((e) => [e.name, e.value]), appPort(runtime)]);
+}

@@ -1,0 +1,183 @@
+// A user hosts an agent: any HTTP app, deployed from source the way `bl deploy` sends it, served
+// on its run URL by replica sandboxes; a new revision takes over with no failed request; an idle
+// agent parks and wakes on the next call; keys of other workspaces get nothing.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningHangar, api, startHangar, zipFiles } from "./harness.js";
+
+let h: RunningHangar;
+
+beforeAll(async () => {
+  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "2s" } });
+});
+
+afterAll(async () => {
+  await h?.dispose();
+});
+
+/** An agent: POST / answers with its input, its greeting (env) and its pid; GET /slow streams. */
+const AGENT = (greeting: string) => ({
+  Dockerfile: ["FROM hangar/base", "WORKDIR /agent", "COPY . .", `ENV GREETING="${greeting}"`, 'CMD ["node", "server.js"]', ""].join("\n"),
+  "server.js": `
+const http = require("http");
+http.createServer((req, res) => {
+  if (req.url === "/stream") {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    let i = 0;
+    const t = setInterval(() => { res.write("data: " + i++ + "\\n\\n"); if (i === 3) { clearInterval(t); res.end(); } }, 100);
+    return;
+  }
+  if (req.url === "/crash") process.exit(3);
+  let body = "";
+  req.on("data", (c) => (body += c));
+  req.on("end", () => {
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ greeting: process.env.GREETING, input: body, path: req.url, method: req.method, thread: req.headers["x-blaxel-thread-id"] || null, auth: req.headers["authorization"] || null, name: process.env.BL_NAME, type: process.env.BL_TYPE, port: process.env.PORT }));
+  });
+}).listen(Number(process.env.PORT), process.env.HOST);
+`,
+});
+
+async function deploy(name: string, files: Record<string, string>, spec: Record<string, unknown> = {}): Promise<void> {
+  const res = await api(h, "PUT", `/v0/agents/${name}?upload=true`, { metadata: { name, labels: { "x-blaxel-auto-generated": "true" } }, spec: { runtime: { memory: 1024 }, ...spec } });
+  expect(res.status, await res.clone().text()).toBe(200);
+  const up = await fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", headers: { "content-type": "application/zip" }, body: zipFiles(files) });
+  expect(up.status).toBe(200);
+}
+
+async function waitAgent(name: string, want: string, activeNot?: string): Promise<{ status: string; spec: { revision?: { active?: string } }; metadata: { url: string }; events: { message: string }[] }> {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const a = (await (await api(h, "GET", `/v0/agents/${name}`)).json()) as Awaited<ReturnType<typeof waitAgent>>;
+    if (a.status === want && (!activeNot || a.spec.revision?.active !== activeNot)) return a;
+    if (a.status === "FAILED" && want !== "FAILED") {
+      const logs = (await (await api(h, "GET", `/v0/observability/logs?resourceType=agents&workloadIds=${name}`)).json()) as Record<string, { logs: { message: string }[] }>;
+      throw new Error(`agent ${name} failed: ${JSON.stringify(a.events.at(-1))}\n${logs[name]?.logs.map((l) => l.message).join("\n")}`);
+    }
+    if (Date.now() > deadline) throw new Error(`agent ${name} never reached ${want} (is ${a.status})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const call = (name: string, init: { method?: string; body?: string; headers?: Record<string, string>; path?: string } = {}) =>
+  fetch(`${h.url}/run/default/agents/${name}${init.path ?? ""}`, { method: init.method ?? "POST", headers: { authorization: `Bearer ${h.apiKey}`, ...init.headers }, ...(init.body !== undefined ? { body: init.body } : {}) });
+
+describe("hosting an agent", () => {
+  let firstRevision = "";
+
+  it("deploys an agent from source and serves it on its run URL, forwarding path, method, body and thread id", async () => {
+    await deploy("echo", AGENT("hello"));
+    const a = await waitAgent("echo", "DEPLOYED");
+    expect(a.metadata.url).toBe(`${h.url}/run/default/agents/echo`);
+    firstRevision = a.spec.revision!.active!;
+    const res = await call("echo", { body: JSON.stringify({ inputs: "hi" }), headers: { "content-type": "application/json", "x-blaxel-thread-id": "t-1" } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ greeting: "hello", input: '{"inputs":"hi"}', path: "/", method: "POST", thread: "t-1", name: "echo", type: "agent", port: "80" });
+    // the caller's Hangar key stays at the edge
+    expect(body.auth).toBeNull();
+    const sub = (await (await call("echo", { method: "GET", path: "/a/b?x=1" })).json()) as { path: string; method: string };
+    expect(sub).toMatchObject({ path: "/a/b?x=1", method: "GET" });
+    const revs = (await (await api(h, "GET", "/v0/agents/echo/revisions")).json()) as Array<{ id: string; active: boolean; trafficPercent: number }>;
+    expect(revs).toEqual([expect.objectContaining({ id: firstRevision, active: true, trafficPercent: 100 })]);
+  });
+
+  it("streams a response chunk by chunk", async () => {
+    const res = await call("echo", { method: "GET", path: "/stream" });
+    const chunks: string[] = [];
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(new TextDecoder().decode(value));
+    }
+    expect(chunks.join("")).toBe("data: 0\n\ndata: 1\n\ndata: 2\n\n");
+    expect(chunks.length).toBeGreaterThan(1);
+  });
+
+  it("rolls to a new revision under continuous load with no failed request, then drops the old one", async () => {
+    let stop = false;
+    const seen = new Set<string>();
+    let failures = 0;
+    let calls = 0;
+    const load = (async () => {
+      while (!stop) {
+        const res = await call("echo", { body: "x" }).catch(() => null);
+        calls++;
+        if (!res || res.status !== 200) failures++;
+        else seen.add(((await res.json()) as { greeting: string }).greeting);
+      }
+    })();
+    await deploy("echo", AGENT("bonjour"));
+    await waitAgent("echo", "DEPLOYED", firstRevision);
+    // requests after the switch reach the new revision
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await load;
+    expect(failures).toBe(0);
+    expect(calls).toBeGreaterThan(20);
+    expect([...seen].sort()).toEqual(["bonjour", "hello"]);
+    expect(((await (await call("echo", { body: "x" })).json()) as { greeting: string }).greeting).toBe("bonjour");
+    const revs = (await (await api(h, "GET", "/v0/agents/echo/revisions")).json()) as Array<{ id: string; active: boolean; status: string; replicas: number }>;
+    expect(revs).toHaveLength(2);
+    expect(revs[0]).toMatchObject({ active: true, status: "READY", replicas: 1 });
+    expect(revs[1]).toMatchObject({ id: firstRevision, active: false, status: "RETIRED", replicas: 0 });
+  });
+
+  it("parks an idle agent and wakes it on the next call", async () => {
+    // HANGAR_STANDBY_IDLE is 2 s on this server
+    await new Promise((r) => setTimeout(r, 4_000));
+    const t0 = performance.now();
+    const res = await call("echo", { body: "after sleep" });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { input: string }).input).toBe("after sleep");
+    console.log(`[agents] first call to a parked agent answered in ${(performance.now() - t0).toFixed(1)} ms`);
+  });
+
+  it("needs a key of its workspace unless public; errors from Hangar say X-Blaxel-Source: platform", async () => {
+    const anon = await fetch(`${h.url}/run/default/agents/echo`, { method: "POST", body: "x" });
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get("x-blaxel-source")).toBe("platform");
+    // a key of another workspace
+    const other = (await (await api(h, "POST", "/v0/workspaces", { name: "other-team" })).json()) as { name: string };
+    const key = (await (await api(h, "POST", "/v0/api-keys", { name: "other", workspaces: [other.name] })).json()) as { key?: string; apiKey?: string; value?: string };
+    const otherKey = key.key ?? key.apiKey ?? key.value;
+    expect(otherKey).toBeTruthy();
+    const wrong = await fetch(`${h.url}/run/default/agents/echo`, { method: "POST", body: "x", headers: { authorization: `Bearer ${otherKey}` } });
+    expect(wrong.status).toBe(403);
+    expect((await fetch(`${h.url}/v0/agents/echo`, { headers: { authorization: `Bearer ${otherKey}`, "x-blaxel-workspace": "default" } })).status).toBe(403);
+    // made public: anyone may call it
+    const cur = (await (await api(h, "GET", "/v0/agents/echo")).json()) as { spec: Record<string, unknown> };
+    expect((await api(h, "PUT", "/v0/agents/echo", { metadata: { name: "echo" }, spec: { ...cur.spec, public: true } })).status).toBe(200);
+    const open = await fetch(`${h.url}/run/default/agents/echo`, { method: "POST", body: "public" });
+    expect(open.status).toBe(200);
+    const missing = await call("nobody");
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("x-blaxel-source")).toBe("platform");
+  });
+
+  it("answers a clear 502/503 when the app crashes, never hangs", async () => {
+    const crash = await call("echo", { method: "GET", path: "/crash" });
+    expect([502, 503]).toContain(crash.status);
+    expect(crash.headers.get("x-blaxel-source")).toBe("platform");
+  });
+
+  it("keeps serving after the server is killed and restarted", async () => {
+    await deploy("survivor", AGENT("still here"));
+    await waitAgent("survivor", "DEPLOYED");
+    await h.kill9();
+    h = await h.restart();
+    const res = await call("survivor", { body: "x" });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { greeting: string }).greeting).toBe("still here");
+  });
+
+  it("refuses bad input with 4xx and keeps what it had", async () => {
+    expect((await api(h, "PUT", "/v0/agents/Bad_Name", { metadata: { name: "Bad_Name" }, spec: {} })).status).toBe(400);
+    expect((await api(h, "PUT", "/v0/agents/x1", { metadata: { name: "x1" }, spec: { runtime: { memory: "lots" } } })).status).toBe(400);
+    expect((await api(h, "POST", "/v0/agents", { metadata: { name: "survivor" }, spec: {} })).status).toBe(409);
+    expect((await api(h, "GET", "/v0/agents/nobody")).status).toBe(404);
+    const list = (await (await api(h, "GET", "/v0/agents")).json()) as { data: Array<{ metadata: { name: string } }> };
+    expect(list.data.map((a) => a.metadata.name).sort()).toEqual(["echo", "survivor"]);
+  });
+});
