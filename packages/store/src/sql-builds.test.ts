@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type BuildRecord, type SqlStore, openSqliteStore } from "./index.js";
+import { type TestStore, openTestStore } from "./test-support.js";
+import type { BuildRecord, SqlStore } from "./index.js";
 
-let dir: string;
+let t: TestStore;
 let store: SqlStore;
 
 function build(id: string, over: Partial<BuildRecord> = {}): BuildRecord {
@@ -34,16 +32,11 @@ function build(id: string, over: Partial<BuildRecord> = {}): BuildRecord {
 }
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "hangar-store-"));
-  store = await openSqliteStore(dir);
-  const now = new Date().toISOString();
-  await store.workspaces.create({ id: "ws1", name: "default", displayName: "", labels: {}, createdAt: now, updatedAt: now });
+  t = await openTestStore();
+  ({ store } = t);
 });
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => t.close());
 
 describe("builds", () => {
   it("finds a build by its upload token only while it is unused and unexpired", async () => {

@@ -1,10 +1,11 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type TestStore, openTestStore } from "./test-support.js";
 import { type SandboxRecord, SecretBox, type SqlStore, StoreConflictError, StoreCursorError, openSqliteStore } from "./index.js";
 
+let t: TestStore;
 let dir: string;
 let store: SqlStore;
 
@@ -31,15 +32,14 @@ function sandbox(over: Partial<SandboxRecord> & { id: string; name: string }): S
 }
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "hangar-store-"));
-  store = await openSqliteStore(dir);
-  const now = new Date().toISOString();
-  await store.workspaces.create({ id: "ws1", name: "default", displayName: "", labels: {}, createdAt: now, updatedAt: now });
+  t = await openTestStore();
+  ({ dir, store } = t);
 });
 
 afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  // a test may have reopened the store on the same dir
+  if (store !== t.store) await store.close();
+  await t.close();
 });
 
 describe("sandboxes", () => {

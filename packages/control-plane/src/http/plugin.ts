@@ -116,6 +116,22 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     return auth.resolveWorkspace(principal(req), (Array.isArray(h) ? h[0] : h) || q || undefined);
   };
   const paginated = (req: FastifyRequest) => (req.apiVersion ?? "") >= PAGINATED_FROM;
+  /** The list query of the common list parameters, in the page mode of the request's API version. */
+  const listQuery = (req: FastifyRequest<{ Querystring: ListQueryString }>): ListQuery => {
+    const q = req.query;
+    const pageMode = paginated(req);
+    if (q.anchor === "end" && q.sort?.startsWith("name:")) throw new HangarError("validation_failed", "anchor=end: only with a createdAt sort (the newest or oldest page)");
+    const term = q.q?.trim().toLowerCase();
+    return {
+      sort: pageMode ? (q.sort ?? "createdAt:desc") : "createdAt:desc",
+      limit: pageMode ? Math.min(q.limit ?? 50, MAX_LIMIT) : 100_000,
+      cursor: pageMode ? q.cursor : undefined,
+      anchorEnd: q.anchor === "end",
+      q: pageMode && term && term.length >= 2 ? term : undefined,
+      statuses: q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined,
+      labels: parseLabels(q.label),
+    };
+  };
   const view =
     (req: FastifyRequest, ws: WorkspaceRecord, lite = false, showSecrets = false) =>
     (rec: Parameters<typeof sandboxView>[0]) =>
@@ -142,25 +158,11 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     async (req) => {
       const ws = await workspaceOf(req);
       const q = req.query;
-      const statuses = q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined;
-      for (const s of statuses ?? []) if (!SANDBOX_STATUSES.has(s)) throw new HangarError("validation_failed", `status: unknown value ${JSON.stringify(s)}`);
-      const pageMode = paginated(req);
-      if (q.anchor === "end" && q.sort?.startsWith("name:")) throw new HangarError("validation_failed", "anchor=end: only with a createdAt sort (the newest or oldest page)");
-      const term = q.q?.trim().toLowerCase();
-      const listQuery = {
-        sort: pageMode ? (q.sort ?? "createdAt:desc") : ("createdAt:desc" as const),
-        limit: pageMode ? Math.min(q.limit ?? 50, MAX_LIMIT) : 100_000,
-        cursor: pageMode ? q.cursor : undefined,
-        anchorEnd: q.anchor === "end",
-        q: pageMode && term && term.length >= 2 ? term : undefined,
-        statuses,
-        externalId: q.externalId,
-        labels: parseLabels(q.label),
-        showTerminated: q.showTerminated ?? false,
-      };
-      const page = await opts.sandboxes.list(ws, listQuery);
+      const query = { ...listQuery(req), externalId: q.externalId, showTerminated: q.showTerminated ?? false };
+      for (const s of query.statuses ?? []) if (!SANDBOX_STATUSES.has(s)) throw new HangarError("validation_failed", `status: unknown value ${JSON.stringify(s)}`);
+      const page = await opts.sandboxes.list(ws, query);
       const data = page.items.map(view(req, ws, true));
-      if (!pageMode) return data;
+      if (!paginated(req)) return data;
       return { data, meta: { hasMore: page.nextCursor !== null, nextCursor: page.nextCursor ?? "", total: page.total } };
     },
   );
@@ -267,20 +269,6 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     await registerBuildRoutes(app, { builds: opts.builds.port, workspaceOf, uploadUrl: opts.builds.uploadUrl, ensureImage: (ref) => opts.node.ensureImage(ref) });
   }
 
-  const listQuery = (req: FastifyRequest<{ Querystring: ListQueryString }>): ListQuery => {
-    const q = req.query;
-    const pageMode = paginated(req);
-    const term = q.q?.trim().toLowerCase();
-    return {
-      sort: pageMode ? (q.sort ?? "createdAt:desc") : "createdAt:desc",
-      limit: pageMode ? Math.min(q.limit ?? 50, MAX_LIMIT) : 100_000,
-      cursor: pageMode ? q.cursor : undefined,
-      anchorEnd: q.anchor === "end",
-      q: pageMode && term && term.length >= 2 ? term : undefined,
-      statuses: q.status ? q.status.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean) : undefined,
-      labels: parseLabels(q.label),
-    };
-  };
   for (const register of opts.extraRoutes ?? []) await register(app, { workspaceOf, principal, paginated, listQuery });
 
   await registerPreviewRoutes(app, {

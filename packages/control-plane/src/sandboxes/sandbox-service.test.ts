@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { HangarError } from "@hangar/common";
-import { type SqlStore, SecretBox, type WorkspaceRecord, openSqliteStore } from "@hangar/store";
+import type { SecretBox, SqlStore, WorkspaceRecord } from "@hangar/store";
+import { type TestStore, openTestStore } from "@hangar/store/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { NodeSandboxSpec, SandboxNodePort } from "../node-port.js";
 import { SandboxService } from "./sandbox-service.js";
@@ -37,23 +35,17 @@ function fakeNode(fail?: (spec: NodeSandboxSpec) => Error | undefined) {
 }
 
 describe("SandboxService runtime class", () => {
-  let dir: string;
+  let t: TestStore;
   let store: SqlStore;
   let secrets: SecretBox;
   let ws: WorkspaceRecord;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "hangar-cp-"));
-    store = await openSqliteStore(dir);
-    secrets = SecretBox.open(dir);
-    const now = new Date().toISOString();
-    ws = await store.workspaces.create({ id: "ws1", name: "default", displayName: "", labels: {}, createdAt: now, updatedAt: now });
+    t = await openTestStore();
+    ({ store, secrets, workspace: ws } = t);
   });
 
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => t.close());
 
   it("applies the node's default class where the spec has none and states it in the spec", async () => {
     const { node, started } = fakeNode();
@@ -95,23 +87,17 @@ describe("SandboxService runtime class", () => {
 });
 
 describe("SandboxService with Blaxel's semantics", () => {
-  let dir: string;
+  let t: TestStore;
   let store: SqlStore;
   let secrets: SecretBox;
   let ws: WorkspaceRecord;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "hangar-cp-"));
-    store = await openSqliteStore(dir);
-    secrets = SecretBox.open(dir);
-    const now = new Date().toISOString();
-    ws = await store.workspaces.create({ id: "ws1", name: "default", displayName: "", labels: {}, createdAt: now, updatedAt: now });
+    t = await openTestStore();
+    ({ store, secrets, workspace: ws } = t);
   });
 
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => t.close());
 
   /** Moves a stored sandbox's clock back: created, last used and due `ago` ms earlier. */
   async function age(id: string, agoMs: number) {
