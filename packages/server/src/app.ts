@@ -162,7 +162,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     extraRoutes: [
       workloadRoutes({
         workloads,
-        kinds: ["agents"],
+        kinds: ["agents", "functions"],
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => new URL(`/upload/${(await builds.createUpload(ws, kind, name)).token}`, baseUrl(req)).href } : {}),
       }),
@@ -296,12 +296,9 @@ function createBuilds(
     logger: log,
     targets: {
       sandboxes: sandboxTarget,
-      // agents: the built image becomes a new revision
-      agents: {
-        building: (b) => workloads.setBuildStatus(b.workspaceId, "agents", b.resourceName, "BUILDING", "building the image from source"),
-        deploy: (b, out) => workloads.deployImage(b.workspaceId, "agents", b.resourceName, out.ref),
-        failed: (b, message) => workloads.setBuildStatus(b.workspaceId, "agents", b.resourceName, "FAILED", `build failed: ${message}`),
-      },
+      // agents and functions: the built image becomes a new revision
+      agents: workloadTarget(workloads, "agents"),
+      functions: workloadTarget(workloads, "functions"),
     },
     images,
     imagesInUse: async () =>
@@ -313,6 +310,15 @@ function createBuilds(
     concurrency: config.buildConcurrency,
     uploadLimitBytes: config.uploadLimitBytes,
   });
+}
+
+/** What a build does for a workload of `kind`: its status while building, its image as a new revision. */
+function workloadTarget(workloads: WorkloadService, kind: string): BuildTarget {
+  return {
+    building: (b) => workloads.setBuildStatus(b.workspaceId, kind, b.resourceName, "BUILDING", "building the image from source"),
+    deploy: (b, out) => workloads.deployImage(b.workspaceId, kind, b.resourceName, out.ref),
+    failed: (b, message) => workloads.setBuildStatus(b.workspaceId, kind, b.resourceName, "FAILED", `build failed: ${message}`),
+  };
 }
 
 /** A word for /bin/sh: as is when plain, else single-quoted. */
@@ -331,7 +337,8 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       const live = node.get(id);
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
-      await live.services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" ") });
+      // a crash restarts it in place (the replica is replaced, its sandbox kept)
+      await live.services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" "), restartOnFailure: true, maxRestarts: -1 });
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
@@ -339,7 +346,8 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
         const live = node.get(id);
         if (await canConnect(live.handle.address, port)) return;
         const app = live.services.processes.find("app");
-        if (app && !app.running) {
+        // dying before it ever listened is a failed deployment, not something to restart forever
+        if (app && (!app.running || app.restartCount > 0)) {
           const tail = app.logs.tail();
           throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
         }

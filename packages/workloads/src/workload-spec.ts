@@ -18,6 +18,8 @@ export interface WorkloadRuntime {
   minScale: number;
   maxScale: number;
   generation?: string;
+  /** Functions: how their MCP server speaks ("http-stream", the default, or "websocket"). */
+  transport?: "http-stream" | "websocket";
 }
 
 /** The spec as stored (envs marked secret hold sealed values). */
@@ -63,6 +65,10 @@ export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
   const ports = Array.isArray(rt.ports) ? normalizePorts(rt.ports.map((p) => (isObj(p) && p.protocol === undefined ? { ...p, protocol: "HTTP" } : p))) : normalizePorts(rt.ports);
   if (ports?.length) runtime.ports = ports;
   if (typeof rt.generation === "string") runtime.generation = rt.generation;
+  if (rt.transport !== undefined) {
+    if (rt.transport !== "http-stream" && rt.transport !== "websocket") fail("spec.runtime.transport", '"http-stream" or "websocket"');
+    runtime.transport = rt.transport;
+  }
   if (spec.public !== undefined && typeof spec.public !== "boolean") fail("spec.public", "true or false");
   if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") fail("spec.enabled", "true or false");
   const out: WorkloadSpecDoc = { enabled: spec.enabled !== false, public: spec.public === true, runtime };
