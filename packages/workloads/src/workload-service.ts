@@ -4,7 +4,7 @@
 // its port (blue-green); the previous one then drains and goes. State lives in the store: a server
 // that restarts finds its replicas again and resumes deployments it left unfinished.
 
-import { HangarError, type Logger, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import { HangarError, type Logger, TtlCache, describeNameProblem, randomId, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec } from "@hangar/control-plane";
 import type { ListQuery, Page, ReplicaRecord, RevisionRecord, SecretBox, Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import { StoreConflictError } from "@hangar/store";
@@ -42,6 +42,15 @@ export interface WorkloadServiceOptions {
   keepRevisions?: number;
 }
 
+/** A workload as the run plane routes to it. */
+export interface Routing {
+  workload: WorkloadRecord;
+  public: boolean;
+  port: number;
+  /** READY replicas of the active revision. */
+  replicas: string[];
+}
+
 /** Blaxel's singular of each kind, for BL_TYPE and messages. */
 export const KIND_SINGULAR: Record<string, string> = { agents: "agent", functions: "function" };
 
@@ -55,6 +64,11 @@ export class WorkloadService {
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Requests in flight per replica (the router counts them), for least-outstanding picks and draining. */
   private readonly inflight = new Map<string, number>();
+  /**
+   * What the run plane needs per workload (the record, its port, its ready replicas), read from the
+   * store at most once a second; every change made here clears it.
+   */
+  private readonly routes = new TtlCache<string, Routing | null>(1_000);
 
   constructor(opts: WorkloadServiceOptions) {
     this.store = opts.store;
@@ -140,6 +154,7 @@ export class WorkloadService {
           updatedAt: now,
         })) ?? existing;
     }
+    this.routes.clear();
     if (changesRuntime && spec.runtime.image) {
       const revision = await this.newRevision(rec, spec.runtime);
       void this.deploy(rec.id, revision.id);
@@ -160,6 +175,7 @@ export class WorkloadService {
   async setBuildStatus(workspaceId: string, kind: string, name: string, status: "UPLOADING" | "BUILDING" | "FAILED", message: string): Promise<void> {
     const rec = await this.store.workloads.get(workspaceId, kind, name);
     if (rec) await this.store.workloads.update(rec.id, { status, events: [...rec.events, event(status, message)], updatedAt: new Date().toISOString() });
+    this.routes.clear();
   }
 
   async delete(ws: WorkspaceRecord, kind: string, name: string): Promise<WorkloadRecord> {
@@ -167,6 +183,7 @@ export class WorkloadService {
     await this.serialize(rec.id, async () => {
       for (const r of await this.store.workloads.listReplicas(rec.id)) await this.removeReplica(r);
       await this.store.workloads.delete(rec.id);
+      this.routes.clear();
     });
     return { ...rec, status: "DELETING" };
   }
@@ -259,6 +276,7 @@ export class WorkloadService {
         await this.store.workloads.updateRevision(revisionId, { status: "FAILED", message });
         const w = await this.store.workloads.getById(workloadId);
         if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${revisionId} failed: ${message}`, revisionId)], updatedAt: new Date().toISOString() });
+        this.routes.clear();
         return;
       }
       await this.store.workloads.updateRevision(revisionId, { status: "READY" });
@@ -266,6 +284,7 @@ export class WorkloadService {
       if (!w) return;
       const previous = w.activeRevision;
       await this.store.workloads.update(w.id, { activeRevision: revisionId, status: "DEPLOYED", events: [...w.events, event("DEPLOYED", `revision ${revisionId} takes the traffic`, revisionId)], updatedAt: new Date().toISOString() });
+      this.routes.clear();
       if (previous && previous !== revisionId) await this.store.workloads.updateRevision(previous, { status: "RETIRED" });
       await this.drainOthers(workloadId, revisionId);
       await this.pruneRevisions(workloadId);
@@ -276,6 +295,7 @@ export class WorkloadService {
   private async drainOthers(workloadId: string, keep: string): Promise<void> {
     const old = (await this.store.workloads.listReplicas(workloadId)).filter((r) => r.revisionId !== keep);
     for (const r of old) await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+    this.routes.clear();
     const deadline = Date.now() + this.opts.drainMs;
     while (old.some((r) => (this.inflight.get(r.id) ?? 0) > 0) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
     for (const r of old) await this.removeReplica(r);
@@ -285,6 +305,7 @@ export class WorkloadService {
     await this.opts.replicas.destroy(r.id);
     await this.store.workloads.deleteReplica(r.id);
     this.inflight.delete(r.id);
+    this.routes.clear();
   }
 
   /** Keeps the newest revisions (and always the active one). */
@@ -323,27 +344,38 @@ export class WorkloadService {
 
   // ---- routing
 
+  /** How the run plane reaches a workload of a workspace (null: no such workload), cached for a second. */
+  routing(workspaceId: string, kind: string, name: string): Promise<Routing | null> {
+    return this.routes.getOrLoad(`${workspaceId}/${kind}/${name}`, async () => {
+      const w = await this.store.workloads.get(workspaceId, kind, name);
+      if (!w) return null;
+      const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
+      const replicas = rev ? (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === rev.id && r.status === "READY").map((r) => r.id) : [];
+      return { workload: w, public: (w.spec as unknown as WorkloadSpecDoc).public === true, port: Number(rev?.runtime.port ?? 0), replicas };
+    });
+  }
+
   /**
-   * The replica a request to a workload goes to: a READY replica of the active revision with the
+   * The replica a request goes to: a READY replica of the active revision (on this node) with the
    * fewest requests in flight. The caller calls `done()` when the request ends.
    */
-  async pick(w: WorkloadRecord): Promise<{ replicaId: string; port: number; done: () => void }> {
+  pick(r: Routing): { replicaId: string; port: number; done: () => void } {
+    const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
-    const [rev, replicas] = await Promise.all([this.store.workloads.getRevision(w.activeRevision), this.store.workloads.listReplicas(w.id)]);
-    const ready = replicas.filter((r) => r.revisionId === w.activeRevision && r.status === "READY" && this.opts.replicas.has(r.id));
-    if (!rev || !ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
-    const best = ready.reduce((a, b) => ((this.inflight.get(b.id) ?? 0) < (this.inflight.get(a.id) ?? 0) ? b : a));
-    this.inflight.set(best.id, (this.inflight.get(best.id) ?? 0) + 1);
+    const ready = r.replicas.filter((id) => this.opts.replicas.has(id));
+    if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
+    const best = ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
+    this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
     let done = false;
     return {
-      replicaId: best.id,
-      port: Number(rev.runtime.port),
+      replicaId: best,
+      port: r.port,
       done: () => {
         if (done) return;
         done = true;
-        this.inflight.set(best.id, Math.max(0, (this.inflight.get(best.id) ?? 1) - 1));
+        this.inflight.set(best, Math.max(0, (this.inflight.get(best) ?? 1) - 1));
       },
     };
   }
