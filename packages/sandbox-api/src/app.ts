@@ -137,11 +137,14 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
       attachServices(req, services);
       // The SDK builds `${forcedUrl}/filesystem/...` from a URL that may end in "/" ("//filesystem/...").
       if (req.url?.startsWith("//")) req.url = req.url.replace(/^\/+/, "/");
-      if (isReady) {
+      if (isReady && services.settled) {
         app.routing(req, res);
         return;
       }
-      ready().then(
+      // first requests after a (re)start wait for the app and for the process table rebuilt from
+      // the agent: a process must not read as finished, or its logs as cut, before that
+      // (at most 15 s: a sandbox whose agent never comes back answers with what it has)
+      Promise.all([ready(), Promise.race([services.ready, new Promise<void>((r) => setTimeout(r, 15_000).unref())])]).then(
         () => app.routing(req, res),
         (e: unknown) => sendRawProblem(res, e),
       );

@@ -60,6 +60,8 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
   private env: Record<string, string>;
   private disposed = false;
   private synced = false;
+  /** The first rebuild of the process table is done (requests before it wait for `ready`). */
+  settled = false;
   private resolveReady!: () => void;
   private readonly onConnect = () => void this.resync();
 
@@ -129,6 +131,7 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
     } catch (e) {
       this.logger.warn({ err: e }, "rebuilding the process table from the agent failed");
     } finally {
+      this.settled = true;
       this.resolveReady();
     }
   }
