@@ -156,6 +156,47 @@ describe("hosting an agent", () => {
     expect(missing.headers.get("x-blaxel-source")).toBe("platform");
   });
 
+  it("answers async calls at once and POSTs the result to the callback, signed as @blaxel/core verifies it", async () => {
+    const { FakeInternet } = await import("@hangar/egress-proxy/testing");
+    const { verifyWebhookFromRequest } = await import("@blaxel/core");
+    // the callback's receiver: a stand-in host in a network namespace of the test's own
+    const net = await FakeInternet.start({ name: "agcb", subnet: "198.18.7.0/25", hosts: [{ names: ["hooks.example.test"], h1only: true }] });
+    try {
+      const callbackUrl = `http://${net.ipOf("hooks.example.test")}/callback`;
+      const cur = (await (await api(h, "GET", "/v0/agents/echo")).json()) as { spec: Record<string, unknown> };
+      const put = await api(h, "PUT", "/v0/agents/echo", { metadata: { name: "echo" }, spec: { ...cur.spec, triggers: [{ id: "async", type: "http-async", configuration: { callbackUrl } }] } });
+      expect(put.status).toBe(200);
+      const secret = ((await put.json()) as { spec: { triggers: Array<{ configuration: { callbackSecret: string } }> } }).spec.triggers[0]!.configuration.callbackSecret;
+      expect(secret).toMatch(/^[0-9a-f]{64}$/); // shown unmasked this once
+      const again = (await (await api(h, "GET", "/v0/agents/echo")).json()) as { spec: { triggers: Array<{ configuration: { callbackSecret: string } }> } };
+      expect(again.spec.triggers[0]!.configuration.callbackSecret).toBe("********");
+      // a callback to the host itself is refused when configured
+      const self = await api(h, "PUT", "/v0/agents/echo", { metadata: { name: "echo" }, spec: { ...cur.spec, triggers: [{ type: "http-async", configuration: { callbackUrl: `${h.url}/v0/agents` } }] } });
+      expect(self.status).toBe(403);
+
+      const t0 = performance.now();
+      const res = await call("echo", { path: "?async=true", body: "async input" });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ success: true });
+      const answeredMs = performance.now() - t0;
+      let got: { headers: Record<string, string | string[] | undefined>; body: string } | undefined;
+      for (let i = 0; i < 100 && !got; i++) {
+        got = (await net.requests()).find((r) => r.url === "/callback");
+        if (!got) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(got).toBeDefined();
+      expect(verifyWebhookFromRequest({ headers: got!.headers, body: got!.body } as never, secret)).toBe(true);
+      expect(verifyWebhookFromRequest({ headers: got!.headers, body: got!.body.replace("async", "other") } as never, secret)).toBe(false);
+      const payload = JSON.parse(got!.body) as { status_code: number; response_body: string; response_length: number; timestamp: number };
+      expect(payload.status_code).toBe(200);
+      expect(JSON.parse(payload.response_body)).toMatchObject({ input: "async input", path: "/" });
+      expect(payload.response_length).toBe(Buffer.byteLength(payload.response_body));
+      console.log(`[agents] async call answered in ${answeredMs.toFixed(1)} ms; callback verified with @blaxel/core`);
+    } finally {
+      await net.stop();
+    }
+  });
+
   it("answers a clear 502/503 when the app crashes, never hangs", async () => {
     const crash = await call("echo", { method: "GET", path: "/crash" });
     expect([502, 503]).toContain(crash.status);

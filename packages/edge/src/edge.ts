@@ -2,7 +2,7 @@
 // host or path, a custom domain), authenticates it (API key or preview/session token), wakes the
 // sandbox and hands the request to the sandbox API or to a port inside the sandbox.
 
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, type ServerResponse, request as httpRequest } from "node:http";
 import type { Duplex } from "node:stream";
 import { HangarError, type Logger, asHangarError, sendProblem, silentLogger, writingKeepalive } from "@hangar/common";
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
@@ -39,8 +39,20 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<{ replicaId: string; port: number; done: () => void }>;
+  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<WorkloadPick>;
 }
+
+export interface WorkloadPick {
+  replicaId: string;
+  port: number;
+  done: () => void;
+  /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
+  onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
+}
+
+/** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
+const ASYNC_TIMEOUT_MS = 15 * 60_000;
+const ASYNC_MAX_BODY = 10 * 1024 * 1024;
 
 /** What a run-plane request targets. */
 type Route =
@@ -63,7 +75,7 @@ interface Target<S> {
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
   /** For workloads: the port the app listens on, and what to call when the request ends. */
-  app?: { port: number; done: () => void };
+  app?: Pick<WorkloadPick, "port" | "done" | "onAsyncResult">;
 }
 
 /**
@@ -270,7 +282,7 @@ export class Edge<S extends SandboxServicesLike> {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done } };
+        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
       } catch (e) {
         pick.done();
         throw e;
@@ -473,6 +485,8 @@ export class Edge<S extends SandboxServicesLike> {
     const { live } = t.lease;
     const p = t.preview;
     if (t.app) {
+      const a = takeQueryParam(t.rest, "async");
+      if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
       proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
       return;
     }
@@ -496,6 +510,40 @@ export class Edge<S extends SandboxServicesLike> {
     }
     req.url = t.rest;
     this.opts.api.handle(req, res, live.services);
+  }
+
+  /**
+   * An async workload call: `{"success": true}` at once, the request run against the replica in the
+   * background (holding it awake, up to 15 min), its answer sent to the workload's callback.
+   */
+  private async runAsync(req: IncomingMessage, res: ServerResponse, t: Target<S>, path: string): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const hold = await this.opts.node.acquire(t.lease.live.id, "request");
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ success: true }));
+    const headers = { ...req.headers };
+    for (const h of [...t.drop, "host", "connection", "content-length", "transfer-encoding"]) delete headers[h];
+    const app = t.app!;
+    const result = await new Promise<{ statusCode: number; body: string }>((resolve) => {
+      const up = httpRequest({ host: t.lease.live.handle.address, port: app.port, method: req.method, path, headers: { ...headers, "content-length": String(body.length) }, timeout: ASYNC_TIMEOUT_MS }, (ures) => {
+        const got: Buffer[] = [];
+        let size = 0;
+        ures.on("data", (d: Buffer) => {
+          hold.touch();
+          if (size < ASYNC_MAX_BODY) got.push(d);
+          size += d.length;
+        });
+        ures.on("end", () => resolve({ statusCode: ures.statusCode ?? 502, body: Buffer.concat(got).toString("utf8") }));
+        ures.on("error", () => resolve({ statusCode: 502, body: "" }));
+      });
+      up.on("timeout", () => up.destroy(new Error("timeout")));
+      up.on("error", (e) => resolve({ statusCode: /timeout/.test(e.message) ? 504 : 502, body: JSON.stringify({ error: `the agent did not answer: ${e.message}` }) }));
+      up.end(body);
+    });
+    hold.release();
+    app.done();
+    if (app.onAsyncResult) await app.onAsyncResult(result).catch((e) => this.log.warn({ err: e }, "async callback failed"));
   }
 
   private proxyOptions(t: Target<S>): ProxyOptions {

@@ -21,7 +21,7 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
-import { type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
+import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -103,13 +103,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, logger: logger.child({ component: "workloads" }) });
+  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, logger: logger.child({ component: "workloads" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads }) });
+  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();

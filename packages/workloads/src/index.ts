@@ -3,3 +3,4 @@ export * from "./workload-service.js";
 export * from "./workload-view.js";
 export { workloadRoutes, type WorkloadRoutesOptions } from "./routes.js";
 export { WorkloadRouter, type WorkloadRouterOptions } from "./router.js";
+export * from "./callbacks.js";

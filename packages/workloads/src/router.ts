@@ -4,12 +4,15 @@
 import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkspaceRecord } from "@hangar/store";
+import type { AsyncResult, CallbackSender } from "./callbacks.js";
 import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
 
 export interface WorkloadRouterOptions {
   store: Store;
   auth: AuthService;
   workloads: WorkloadService;
+  /** Delivers async calls' results to the workload's callback. */
+  callbacks: CallbackSender;
 }
 
 export class WorkloadRouter {
@@ -18,7 +21,12 @@ export class WorkloadRouter {
 
   constructor(private readonly opts: WorkloadRouterOptions) {}
 
-  async route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<{ replicaId: string; port: number; done: () => void }> {
+  async route(
+    workspace: string,
+    kind: string,
+    name: string,
+    authorization: string | undefined,
+  ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -28,6 +36,8 @@ export class WorkloadRouter {
       if (!ws || !principal.workspaceIds.has(ws.id)) throw new HangarError("forbidden", `this API key has no access to workspace '${workspace}'`);
     }
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
-    return this.opts.workloads.pick(r);
+    const pick = this.opts.workloads.pick(r);
+    const callback = r.callback;
+    return callback ? { ...pick, onAsyncResult: async (result) => void (await this.opts.callbacks.send(callback, result)) } : pick;
   }
 }

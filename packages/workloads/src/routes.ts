@@ -44,7 +44,7 @@ export function workloadRoutes(opts: WorkloadRoutesOptions) {
         if (upload && !opts.upload) throw new HangarError("not_configured", "this server does not build from source");
         const rec = await workloads.apply(ws, kind, req.body ?? {}, { ...how, deferDeploy: upload });
         if (upload) reply.header("x-blaxel-upload-url", await opts.upload!(req, ws, kind, rec.name));
-        return view(req, ws)(rec);
+        return workloadView(rec, { workspaceName: ws.name, url: opts.url(req, ws, kind, rec.name), ...(rec.newCallbackSecrets ? { newCallbackSecrets: rec.newCallbackSecrets } : {}) });
       };
       const UploadQuery = { type: "object", additionalProperties: true, properties: { upload: { type: "boolean" } } };
 

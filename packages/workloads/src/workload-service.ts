@@ -8,6 +8,7 @@ import { HangarError, type Logger, TtlCache, describeNameProblem, randomId, sile
 import type { NodeSandboxSpec } from "@hangar/control-plane";
 import type { ListQuery, Page, ReplicaRecord, RevisionRecord, SecretBox, Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import { StoreConflictError } from "@hangar/store";
+import { type CallbackTarget, newCallbackSecret } from "./callbacks.js";
 import { type WorkloadRuntime, type WorkloadSpecDoc, appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
 
 /** What the workloads plane needs from the node that runs replicas. */
@@ -34,6 +35,8 @@ export interface WorkloadServiceOptions {
   replicas: ReplicaPort;
   secrets: SecretBox;
   logger?: Logger;
+  /** Refuses callback targets the host must not call (its own addresses, sandboxes, metadata). */
+  checkCallback: (url: URL) => Promise<void>;
   /** How long a new revision may take to answer on its port (default 120 s). */
   readinessTimeoutMs?: number;
   /** How long an old revision's replicas may finish in-flight requests (default 30 s). */
@@ -49,7 +52,12 @@ export interface Routing {
   port: number;
   /** READY replicas of the active revision. */
   replicas: string[];
+  /** Where async calls' results go (the http-async trigger's callback), secret revealed. */
+  callback: CallbackTarget | null;
 }
+
+/** A record as apply() returns it: with the callback secrets it generated, shown this once. */
+export type AppliedWorkload = WorkloadRecord & { newCallbackSecrets?: Record<number, string> };
 
 /** Blaxel's singular of each kind, for BL_TYPE and messages. */
 export const KIND_SINGULAR: Record<string, string> = { agents: "agent", functions: "function" };
@@ -99,7 +107,7 @@ export class WorkloadService {
    * Creates (POST: 409 when it exists) or creates-or-updates (PUT) a workload. A change to what it
    * runs makes a revision and deploys it in the background; the record is returned DEPLOYING.
    */
-  async apply(ws: WorkspaceRecord, kind: string, input: WorkloadInput, how: { name?: string; mustCreate?: boolean; image?: string; deferDeploy?: boolean } = {}): Promise<WorkloadRecord> {
+  async apply(ws: WorkspaceRecord, kind: string, input: WorkloadInput, how: { name?: string; mustCreate?: boolean; image?: string; deferDeploy?: boolean } = {}): Promise<AppliedWorkload> {
     const md = input.metadata ?? {};
     const name = how.name ?? (typeof md.name === "string" ? md.name : undefined);
     if (!name) throw new HangarError("invalid_name", "metadata.name is required");
@@ -115,6 +123,7 @@ export class WorkloadService {
     const prev = existing ? (existing.spec as unknown as WorkloadSpecDoc) : null;
     // an update that leaves the image out keeps the one it runs (e.g. built from source)
     if (!spec.runtime.image && prev?.runtime.image) spec.runtime.image = prev.runtime.image;
+    const fresh = await this.callbackSecrets(spec, prev);
     const sealed = this.seal(spec, prev);
     // a deploy from source waits for its build (which calls apply again with the image)
     const changesRuntime = !how.deferDeploy && (!prev || revisionKey(this.reveal(prev).runtime) !== revisionKey(spec.runtime));
@@ -159,7 +168,28 @@ export class WorkloadService {
       const revision = await this.newRevision(rec, spec.runtime);
       void this.deploy(rec.id, revision.id);
     }
-    return rec;
+    return Object.keys(fresh).length ? { ...rec, newCallbackSecrets: fresh } : rec;
+  }
+
+  /**
+   * Each http-async trigger with a callbackUrl gets a secret: kept (sealed) from the stored spec,
+   * else a new one, returned so the caller shows it once. The callback target is checked now.
+   */
+  private async callbackSecrets(spec: WorkloadSpecDoc, prev: WorkloadSpecDoc | null): Promise<Record<number, string>> {
+    const fresh: Record<number, string> = {};
+    const before = prev?.triggers ?? [];
+    for (const [i, t] of (spec.triggers ?? []).entries()) {
+      const c = t.configuration;
+      if (!c?.callbackUrl) continue;
+      await this.opts.checkCallback(new URL(c.callbackUrl));
+      const old = before.find((b) => b.configuration?.callbackUrl === c.callbackUrl && b.configuration?.callbackSecret)?.configuration?.callbackSecret;
+      if (old) c.callbackSecret = old;
+      else {
+        fresh[i] = newCallbackSecret();
+        c.callbackSecret = this.opts.secrets.seal(fresh[i]);
+      }
+    }
+    return fresh;
   }
 
   /** A build made the workload's image: a new revision runs it. */
@@ -351,7 +381,10 @@ export class WorkloadService {
       if (!w) return null;
       const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
       const replicas = rev ? (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === rev.id && r.status === "READY").map((r) => r.id) : [];
-      return { workload: w, public: (w.spec as unknown as WorkloadSpecDoc).public === true, port: Number(rev?.runtime.port ?? 0), replicas };
+      const spec = w.spec as unknown as WorkloadSpecDoc;
+      const c = spec.triggers?.find((t) => t.type === "http-async" && t.enabled !== false && t.configuration?.callbackUrl)?.configuration;
+      const callback = c?.callbackUrl && c.callbackSecret ? { url: c.callbackUrl, secret: this.opts.secrets.open(c.callbackSecret) } : null;
+      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas, callback };
     });
   }
 
@@ -396,7 +429,8 @@ export class WorkloadService {
 
   reveal(spec: WorkloadSpecDoc): WorkloadSpecDoc {
     const envs = spec.runtime.envs?.map((e) => (e.secret && e.value ? { ...e, value: this.opts.secrets.open(e.value) } : e));
-    return { ...spec, runtime: { ...spec.runtime, ...(envs ? { envs } : {}) } };
+    const triggers = spec.triggers?.map((t) => (t.configuration?.callbackSecret ? { ...t, configuration: { ...t.configuration, callbackSecret: this.opts.secrets.open(t.configuration.callbackSecret) } } : t));
+    return { ...spec, runtime: { ...spec.runtime, ...(envs ? { envs } : {}) }, ...(triggers ? { triggers } : {}) };
   }
 }
 

@@ -9,6 +9,13 @@ export const WORKLOAD_DEFAULT_MEMORY_MB = 2048;
 export const DEFAULT_APP_PORT = 80;
 export const MAX_SCALE = 10;
 
+export interface TriggerSpec {
+  id?: string;
+  type: string;
+  enabled?: boolean;
+  configuration?: { callbackUrl?: string; callbackSecret?: string; [k: string]: unknown };
+}
+
 export interface WorkloadRuntime {
   /** Image reference; absent until a deploy from source built one. */
   image?: string;
@@ -28,7 +35,7 @@ export interface WorkloadSpecDoc {
   public: boolean;
   region?: string;
   runtime: WorkloadRuntime;
-  triggers?: unknown[];
+  triggers?: TriggerSpec[];
   policies?: string[];
   revision?: Record<string, unknown>;
 }
@@ -73,7 +80,7 @@ export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
   if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") fail("spec.enabled", "true or false");
   const out: WorkloadSpecDoc = { enabled: spec.enabled !== false, public: spec.public === true, runtime };
   if (typeof spec.region === "string") out.region = spec.region;
-  if (Array.isArray(spec.triggers)) out.triggers = spec.triggers;
+  if (spec.triggers !== undefined) out.triggers = normalizeTriggers(spec.triggers);
   if (Array.isArray(spec.policies)) out.policies = spec.policies.map(String);
   if (isObj(spec.revision)) out.revision = spec.revision;
   return out;
@@ -88,3 +95,34 @@ export function appPort(runtime: WorkloadRuntime): number {
 export function revisionKey(runtime: WorkloadRuntime): string {
   return JSON.stringify([runtime.image ?? "", runtime.memory, (runtime.envs ?? []).map((e) => [e.name, e.value]), appPort(runtime)]);
 }
+
+const TRIGGER_TYPES = new Set(["http", "http-async", "cron", "schedule"]);
+
+/** Triggers: a type Blaxel knows; an http-async callbackUrl must be an absolute http(s) URL. */
+export function normalizeTriggers(raw: unknown): TriggerSpec[] {
+  if (!Array.isArray(raw)) fail("spec.triggers", "must be an array");
+  return raw.map((t, i) => {
+    const f = `spec.triggers[${i}]`;
+    if (!isObj(t)) fail(f, "must be an object {type, configuration?}");
+    if (typeof t.type !== "string" || !TRIGGER_TYPES.has(t.type)) fail(`${f}.type`, `one of ${[...TRIGGER_TYPES].join(", ")}`);
+    const out: TriggerSpec = { type: t.type };
+    if (typeof t.id === "string") out.id = t.id;
+    if (typeof t.enabled === "boolean") out.enabled = t.enabled;
+    if (t.configuration !== undefined) {
+      if (!isObj(t.configuration)) fail(`${f}.configuration`, "must be an object");
+      const c = { ...t.configuration } as NonNullable<TriggerSpec["configuration"]>;
+      if (c.callbackUrl !== undefined) {
+        let url: URL | null = null;
+        try {
+          url = typeof c.callbackUrl === "string" ? new URL(c.callbackUrl) : null;
+        } catch {
+          url = null;
+        }
+        if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) fail(`${f}.configuration.callbackUrl`, "an absolute http(s) URL");
+      }
+      out.configuration = c;
+    }
+    return out;
+  });
+}
+

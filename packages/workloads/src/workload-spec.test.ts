@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
+
+describe("workload spec", () => {
+  it("fills defaults and keys revisions on what runs, not on labels or triggers", () => {
+    const a = normalizeWorkloadSpec({ runtime: { image: "hangar/base", envs: [{ name: "A", value: "1" }] } });
+    expect(a).toMatchObject({ enabled: true, public: false, runtime: { memory: 2048, minScale: 0, maxScale: 10 } });
+    expect(appPort(a.runtime)).toBe(80);
+    const b = normalizeWorkloadSpec({ runtime: { image: "hangar/base", envs: [{ name: "A", value: "1" }] }, public: true, triggers: [{ type: "http" }] });
+    expect(revisionKey(b.runtime)).toBe(revisionKey(a.runtime));
+    const c = normalizeWorkloadSpec({ runtime: { image: "hangar/base", envs: [{ name: "A", value: "2" }] } });
+    expect(revisionKey(c.runtime)).not.toBe(revisionKey(a.runtime));
+    expect(appPort(normalizeWorkloadSpec({ runtime: { ports: [{ target: 3000 }] } }).runtime)).toBe(3000);
+  });
+
+  it("refuses bad input naming the field", () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ runtime: { memory: "lots" } }, /spec\.runtime\.memory/],
+      [{ runtime: { minScale: 5, maxScale: 2 } }, /minScale/],
+      [{ runtime: { transport: "pigeon" } }, /transport/],
+      [{ public: "yes" }, /spec\.public/],
+      [{ triggers: [{ type: "http-async", configuration: { callbackUrl: "ftp://x" } }] }, /callbackUrl/],
+      [{ triggers: [{ type: "smoke-signal" }] }, /spec\.triggers\[0\]\.type/],
+    ];
+    for (const [spec, re] of bad) expect(() => normalizeWorkloadSpec(spec)).toThrow(re);
+  });
+});
