@@ -50,7 +50,8 @@ describe("restart and crash", () => {
     expect(start.status).toBe(200);
     await new Promise((r) => setTimeout(r, 800));
     await h.kill9();
-    await new Promise((r) => setTimeout(r, 1_500));
+    // down long enough for the process to finish meanwhile: its output and exit are replayed
+    await new Promise((r) => setTimeout(r, 4_500));
     h = await h.restart();
     let logs = "";
     for (let i = 0; i < 100; i++) {

@@ -303,7 +303,8 @@ function createBuilds(
     images,
     imagesInUse: async () =>
       new Set([
-        ...(await store.sandboxes.listAll()).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
+        // (a sandbox being deleted keeps its mounted lower until it ends, so its image may go)
+        ...(await store.sandboxes.listAll()).filter((r) => r.status !== "DELETING" && !r.terminatedAt).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
         ...(await workloads.imagesInUse()),
       ]),
     cacheLimitBytes: config.buildCacheLimitBytes,

@@ -15,6 +15,9 @@ import type { SandboxImage, SandboxLimits } from "../types.js";
 import type { AgentEventRouter, ProcessSink } from "./agent-router.js";
 import { LogBudget, LogStore, type LogText } from "./log-store.js";
 
+/** How long a process found finished after a restart waits for the agent to replay its output and exit. */
+const REPLAY_WAIT_MS = 2_000;
+
 export type ProcessStatus = "running" | "completed" | "failed" | "killed" | "stopped";
 
 export interface ExecRequest {
@@ -668,7 +671,17 @@ export class ProcessManager extends EventEmitter {
       if (record.timeoutMs > 0) this.armTimeout(record, Math.max(1, record.runStartedAt.getTime() + record.timeoutMs - Date.now()));
       this.deps.router.register(p.id, this.sinkFor(record, p.id));
     } else {
-      this.onRunExit(record, p.id, { exitCode: p.exitCode, signal: p.signal });
+      // It finished while no server listened: the agent replays the output it kept and the exit,
+      // which the router may hold already or deliver shortly. The listing's exit stands in if
+      // none comes (an exit an earlier server already saw is not replayed).
+      this.deps.router.register(p.id, this.sinkFor(record, p.id));
+      if (record.running) {
+        setTimeout(() => {
+          if (!record.running || record.agentId !== p.id) return;
+          this.deps.router.unregister(p.id);
+          this.onRunExit(record, p.id, { exitCode: p.exitCode, signal: p.signal });
+        }, REPLAY_WAIT_MS).unref();
+      }
     }
   }
 
