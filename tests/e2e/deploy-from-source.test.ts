@@ -4,7 +4,7 @@
 import { createServer, type Server } from "node:net";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { IMAGE_DIR, type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
 import { zipFiles, zipOf } from "./harness.js";
 
 let h: RunningHangar;
@@ -14,8 +14,16 @@ beforeAll(async () => {
   useSdkAgainst(h);
 });
 
+/** Workspaces whose built images this file made (seen in sandbox specs). */
+const builtWorkspaces = new Set<string>();
+
 afterAll(async () => {
   await h?.dispose();
+  // uninstalling the server removed the images its builds made, even from the shared image cache
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const refs = readdirSync(`${IMAGE_DIR}/refs`).map((f) => (JSON.parse(readFileSync(`${IMAGE_DIR}/refs/${f}`, "utf8")) as { ref: string }).ref);
+  expect(builtWorkspaces.size).toBeGreaterThan(0);
+  expect(refs.filter((r) => [...builtWorkspaces].some((w) => r.startsWith(`built:${w}/`)))).toEqual([]);
 });
 
 const AUTO = { "x-blaxel-auto-generated": "true" };
@@ -40,6 +48,8 @@ async function waitFor(name: string, want: string, timeoutMs = 240_000): Promise
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const sandbox = (await (await api(h, "GET", `/v0/sandboxes/${name}`)).json()) as Awaited<ReturnType<typeof waitFor>>["sandbox"];
+    const built = /^built:([^/]+)\//.exec(sandbox.spec?.runtime?.image ?? "")?.[1];
+    if (built) builtWorkspaces.add(built);
     if (seen.at(-1) !== sandbox.status) seen.push(sandbox.status);
     if (sandbox.status === want || (sandbox.status === "FAILED" && want !== "FAILED")) return { seen, sandbox };
     if (Date.now() > deadline) throw new Error(`${name} never reached ${want}; saw ${seen.join(" → ")}\n${h.output().slice(-4000)}`);

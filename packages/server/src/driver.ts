@@ -5,6 +5,7 @@ import type { Logger } from "@hangar/common";
 import { existsSync, realpathSync } from "node:fs";
 import { LinuxDriver, LocalImageStore, type SandboxDriver, unmountTree } from "@hangar/runtime";
 import { BuildahBuilder } from "@hangar/builds";
+import { openSqliteStore } from "@hangar/store";
 import type { HangarConfig } from "./config.js";
 import { lockDataDir } from "./data-dir-lock.js";
 
@@ -50,8 +51,11 @@ export async function uninstallRuntime(config: HangarConfig, logger: Logger): Pr
     const driver = await createDriver(config, logger);
     if (!(driver instanceof LinuxDriver)) throw new Error(`the ${driver.name} runtime has nothing to uninstall`);
     await driver.purge();
+    const images = createImageStore(config, logger);
     // the builder's state of this data dir (its buildah storage and layer cache)
-    await new BuildahBuilder({ root: config.buildDir, images: createImageStore(config, logger), network: null, logger }).purge();
+    await new BuildahBuilder({ root: config.buildDir, images, network: null, logger }).purge();
+    // images its builds made, also from an image store shared with other data dirs
+    await removeBuiltImages(config, images);
     // the data dir's own image store (not a shared cache elsewhere) is unmounted too
     const dataDir = realpathSync(config.dataDir);
     const imageDir = existsSync(config.imageDir) ? realpathSync(config.imageDir) : null;
@@ -60,3 +64,17 @@ export async function uninstallRuntime(config: HangarConfig, logger: Logger): Pr
     lock.release();
   }
 }
+
+/** Removes the built: images of this data dir's workspaces (images other references still name stay). */
+async function removeBuiltImages(config: HangarConfig, images: LocalImageStore): Promise<void> {
+  if (!existsSync(join(config.dataDir, "hangar.db"))) return;
+  const store = await openSqliteStore(config.dataDir);
+  const mine = new Set((await store.workspaces.list()).map((w) => w.id));
+  await store.close();
+  const refs = await images.builtRefs();
+  const gone = refs.filter((r) => mine.has(/^built:([^/]+)\//.exec(r.ref)?.[1] ?? ""));
+  for (const r of gone) await images.removeRef(r.ref);
+  const named = new Set((await images.builtRefs()).map((r) => r.id));
+  for (const id of new Set(gone.map((r) => r.id))) if (!named.has(id)) await images.remove(id);
+}
+
