@@ -146,6 +146,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   // URLs handed to clients are built on the public URL, else on the address the client used.
   const baseUrl = (req: FastifyRequest) => new URL(config.publicUrl ?? `${req.protocol}://${req.headers.host ?? `${config.host}:${config.port}`}`);
+  /** Where a source upload goes: the token is the URL's only credential. */
+  const uploadUrl = (req: FastifyRequest, token: string) => new URL(`/upload/${token}`, baseUrl(req)).href;
   await app.register(controlPlanePlugin, {
     prefix: "/v0",
     store,
@@ -158,13 +160,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name),
     previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
     lookupTxt: (host) => resolveTxt(host),
-    ...(builds ? { builds: { port: builds, uploadUrl: (req, token) => new URL(`/upload/${token}`, baseUrl(req)).href } } : {}),
+    ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
     extraRoutes: [
       workloadRoutes({
         workloads,
         kinds: ["agents", "functions"],
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
-        ...(builds ? { upload: async (req, ws, kind, name) => new URL(`/upload/${(await builds.createUpload(ws, kind, name)).token}`, baseUrl(req)).href } : {}),
+        ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
     ],
   });
@@ -280,7 +282,7 @@ function createBuilds(
       // the image's own command runs as process "app" (not Blaxel's sandbox-api: Hangar serves that)
       const cmd = out.config.command;
       if (cmd?.length && !cmd[0]!.endsWith("/sandbox-api")) {
-        await node.get(rec.id).services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" ") }).catch((e) => log.warn({ err: e, sandbox: rec.name }, "starting the image's command failed"));
+        await startApp(node.get(rec.id), cmd).catch((e) => log.warn({ err: e, sandbox: rec.name }, "starting the image's command failed"));
       }
     },
     failed: async (b, message) => {
@@ -327,6 +329,11 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Starts an image's command (ENTRYPOINT then CMD) as the sandbox's process "app". */
+function startApp(live: { services: SandboxServices }, command: string[], restartOnFailure = false): Promise<unknown> {
+  return live.services.processes.exec({ name: "app", command: command.map(shellQuote).join(" "), ...(restartOnFailure ? { restartOnFailure, maxRestarts: -1 } : {}) });
+}
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -339,7 +346,7 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
-      await live.services.processes.exec({ name: "app", command: cmd.map(shellQuote).join(" "), restartOnFailure: true, maxRestarts: -1 });
+      await startApp(live, cmd, true);
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
