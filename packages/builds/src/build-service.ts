@@ -11,7 +11,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { HangarError, randomId, silentLogger, type Logger } from "@hangar/common";
 import type { LocalImageStore } from "@hangar/runtime";
-import type { BuildRecord, BuildStatus, Store, WorkspaceRecord } from "@hangar/store";
+import type { BuildRecord, Store, WorkspaceRecord } from "@hangar/store";
 import { extractZip } from "./archive.js";
 import { SEVERITY, type BuildahBuilder, type BuildOutput } from "./buildah.js";
 import { planBuild } from "./detect.js";
@@ -378,6 +378,4 @@ export class BuildService {
     };
   }
 
-  /** Statuses a build passes through, for callers mapping them. */
-  static readonly ACTIVE: BuildStatus[] = ["UPLOADING", "QUEUED", "BUILDING"];
 }

@@ -2,6 +2,5 @@
 export type { ImageStore, ResolvedImage } from "./types.js";
 export { LocalImageStore, buildBaseImage, DEFAULT_IMAGE_CACHE_DIR, type LocalImageStoreOptions, type ImageRecord } from "./store.js";
 export { parseImageRef, builtImageRef, BASE_REF, type ParsedRef } from "./refs.js";
-export { mkfsErofs } from "./erofs.js";
 export type { OciImageConfig } from "./oci.js";
 export { unmountTree } from "./erofs.js";

@@ -18,7 +18,6 @@ export type ParsedRef =
 
 export type LocalRef = Extract<ParsedRef, { path: string }>;
 export type RegistryRef = Extract<ParsedRef, { kind: "registry" }>;
-export type BuiltRef = Extract<ParsedRef, { kind: "built" }>;
 
 const BUILT_RE = /^built:([a-z0-9][a-z0-9_-]*)\/[a-z][a-z-]*\/[a-z0-9][a-z0-9-]*:[a-z0-9]+$/;
 

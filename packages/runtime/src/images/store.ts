@@ -21,7 +21,7 @@ import { BASE_SUITE, baseImageId, BASE_CONFIG, debootstrap, finishBaseRootfs, ho
 import { mkfsErofs, mountAt, mountErofs, removeTree, unmountTree, type ErofsCompression } from "./erofs.js";
 import { tryLock, withLock } from "./lock.js";
 import { checkPlatform, imageConfigFromOci, readLayoutImage, skopeoCopy, skopeoInspect, umociUnpack, type OciImageConfig } from "./oci.js";
-import { BASE_REF, isLoopbackRegistry, parseImageRef, skopeoSource, type BuiltRef, type LocalRef, type ParsedRef, type RegistryRef } from "./refs.js";
+import { BASE_REF, isLoopbackRegistry, parseImageRef, skopeoSource, type LocalRef, type ParsedRef, type RegistryRef } from "./refs.js";
 
 export interface LocalImageStoreOptions {
   /** Where images live, e.g. `<data-dir>/images` or a machine-wide cache like /var/cache/hangar/images. */
@@ -238,17 +238,6 @@ export class LocalImageStore implements ImageStore {
     return this.finish(ref, "", id);
   }
 
-  /**
-   * Imports the OCI image layout a build wrote (`layoutDir`, one image) under its `built:` reference
-   * and returns it ready to run. The layout may be removed afterwards.
-   */
-  async importBuilt(layoutDir: string, ref: string, onProgress?: Progress): Promise<ResolvedImage> {
-    const parsed = parseImageRef(ref);
-    if (parsed.kind !== "built") throw new HangarError("invalid_image", `${ref} is not a built: reference`);
-    await this.ready();
-    return this.importRef(parsed, "", onProgress ?? (() => {}), { source: `oci:${layoutDir}` });
-  }
-
   /** Mounts the image and remembers it under `ref`. */
   private async finish(ref: string, fingerprint: string, id: string): Promise<ResolvedImage> {
     const rec = await this.readRecord(id);
@@ -451,10 +440,10 @@ export class LocalImageStore implements ImageStore {
 
   /** Copies the source to a staging layout (skopeo), then builds the image by its digest once. */
   private async importRef(
-    ref: LocalRef | RegistryRef | BuiltRef,
+    ref: LocalRef | RegistryRef,
     fingerprint: string,
     progress: Progress,
-    how: { realPath?: string; insecure?: boolean; source?: string },
+    how: { realPath?: string; insecure?: boolean },
   ): Promise<ResolvedImage> {
     const key = `ref-${shortHash(ref.canonical)}`;
     const id = await withLock(
@@ -468,8 +457,7 @@ export class LocalImageStore implements ImageStore {
           const layout = join(staging, "layout");
           const tmpDir = join(staging, "tmp");
           await mkdir(tmpDir);
-          const source =
-            how.source ?? (ref.kind === "registry" ? skopeoSource(ref) : ref.kind === "built" ? "" : `${ref.kind}:${how.realPath}${ref.tag !== undefined ? ":" + ref.tag : ""}`);
+          const source = ref.kind === "registry" ? skopeoSource(ref) : `${ref.kind}:${how.realPath}${ref.tag !== undefined ? ":" + ref.tag : ""}`;
           progress(`importing ${ref.canonical}…`);
           const t0 = performance.now();
           try {
