@@ -22,6 +22,8 @@ export interface SandboxApiHandler<S> {
 }
 
 export interface EdgeOptions<S extends SandboxServicesLike> {
+  /** Run-plane requests idle this long are closed (default 100 s). */
+  runIdleMs?: number;
   auth: AuthService;
   sandboxes: SandboxService;
   previews: PreviewService;
@@ -39,19 +41,23 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<WorkloadPick>;
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
   replicaId: string;
   port: number;
   done: () => void;
+  /** Keeps a client on the revision it reached (sticky sessions between canary revisions). */
+  setCookie?: string;
   /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
   onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
 const ASYNC_TIMEOUT_MS = 15 * 60_000;
+/** A run-plane request whose app sends nothing for this long is closed (Blaxel: 100 s). */
+const RUN_IDLE_MS = 100_000;
 const ASYNC_MAX_BODY = 10 * 1024 * 1024;
 
 /** What a run-plane request targets. */
@@ -277,12 +283,12 @@ export class Edge<S extends SandboxServicesLike> {
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
     if (r.kind === "workload") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization);
+      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie"));
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
       } catch (e) {
         pick.done();
         throw e;
@@ -487,7 +493,7 @@ export class Edge<S extends SandboxServicesLike> {
     if (t.app) {
       const a = takeQueryParam(t.rest, "async");
       if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
-      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
     if (p && !API_PORTS.has(p.port)) {

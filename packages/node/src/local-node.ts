@@ -126,6 +126,7 @@ export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
     ports: spec.ports,
   };
   if (spec.runtimeClass) out.runtimeClass = spec.runtimeClass;
+  if (spec.platform) out.platform = true;
   const network = runtimeNetworkOf(spec.network);
   if (network) out.network = network;
   return out;

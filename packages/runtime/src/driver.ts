@@ -22,6 +22,8 @@ export interface RuntimeSandboxSpec {
   runtimeClass?: RuntimeClass;
   /** Egress through the node's egress proxy (from spec.network); absent: direct, as always. No secrets here. */
   network?: RuntimeNetwork;
+  /** Workloads: BL_API_URL and BL_RUN_URL point at the node's platform endpoint (the sandbox's gateway). */
+  platform?: boolean;
 }
 
 /**

@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
-import { HangarError, type Logger, createLogger } from "@hangar/common";
+import { HangarError, type Logger, createLogger, sendProblem } from "@hangar/common";
 import {
   ApiKeyService,
   AuthService,
@@ -103,13 +103,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, logger: logger.child({ component: "workloads" }) });
+  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, logger: logger.child({ component: "workloads" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
+  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -222,6 +222,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
+  // the platform endpoint: workloads' SDK reaches the API and the run plane at their gateway
+  // (workloads only: a user's sandbox still reaches nothing of the host)
+  const isWorkload = (id: string) => node.has(id) && node.get(id).spec.platform === true;
+  egress?.proxy.setPlatform({
+    request: (req, res, id) => (isWorkload(id) ? server.emit("request", req, res) : sendProblem(res, new HangarError("forbidden", "only workloads reach the platform endpoint"))),
+    upgrade: (req, socket, head, id) => (isWorkload(id) ? server.emit("upgrade", req, socket, head) : socket.destroy()),
+  });
 
   return {
     config,

@@ -32,6 +32,8 @@ export interface HangarConfig {
   standbyIdleMs: number;
   /** Silence after which an open connection or stream (WebSocket, watch, logs) stops keeping a sandbox awake, in ms (HANGAR_STANDBY_CONNECTION_IDLE). */
   connectionIdleMs: number;
+  /** Run-plane requests to agents and functions closed after this long without data (HANGAR_RUN_IDLE_TIMEOUT, default 100s as Blaxel). */
+  runIdleMs: number;
   /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
   checkpointAfterMs: number;
   /** Below this much available host memory, frozen sandboxes are checkpointed early (HANGAR_STANDBY_MEMORY_LOW: "10%", "2GiB", bytes). */
@@ -84,6 +86,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
     connectionIdleMs: parseDuration(pick(flags.connectionIdleMs, "HANGAR_STANDBY_CONNECTION_IDLE") ?? "15m", "HANGAR_STANDBY_CONNECTION_IDLE"),
+    runIdleMs: parseDuration(process.env.HANGAR_RUN_IDLE_TIMEOUT ?? "100s", "HANGAR_RUN_IDLE_TIMEOUT"),
     checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
     memoryLowBytes: parseMemory(pick(flags.memoryLowBytes, "HANGAR_STANDBY_MEMORY_LOW") ?? "10%", "HANGAR_STANDBY_MEMORY_LOW"),
     sandboxCidr: pick(flags.sandboxCidr, "HANGAR_SANDBOX_CIDR"),

@@ -21,12 +21,14 @@ export class WorkloadRouter {
 
   constructor(private readonly opts: WorkloadRouterOptions) {}
 
+  /** `cookie`: the request's Cookie header, for sticky sessions between canary revisions. */
   async route(
     workspace: string,
     kind: string,
     name: string,
     authorization: string | undefined,
-  ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
+    cookie?: string,
+  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -36,8 +38,20 @@ export class WorkloadRouter {
       if (!ws || !principal.workspaceIds.has(ws.id)) throw new HangarError("forbidden", `this API key has no access to workspace '${workspace}'`);
     }
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
-    const pick = this.opts.workloads.pick(r);
+    // a sticky client stays on the revision it first reached while both still serve
+    const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
+    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined);
+    const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const callback = r.callback;
-    return callback ? { ...pick, onAsyncResult: async (result) => void (await this.opts.callbacks.send(callback, result)) } : pick;
+    return { ...pick, ...(setCookie ? { setCookie } : {}), ...(callback ? { onAsyncResult: async (result: AsyncResult) => void (await this.opts.callbacks.send(callback, result)) } : {}) };
   }
+}
+
+/** One cookie's value from a Cookie header. */
+function cookieValue(header: string, name: string): string | undefined {
+  for (const part of header.split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
 }

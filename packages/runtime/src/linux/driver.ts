@@ -22,7 +22,7 @@ import type {
 } from "../driver.js";
 import type { ImageStore } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
-import { egressEnv } from "../egress.js";
+import { egressEnv, platformEnv } from "../egress.js";
 import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
@@ -447,6 +447,7 @@ export class LinuxDriver implements SandboxDriver {
       ...rec.image.env,
       ...(proxied ? egressEnv(rec.spec.network!, this.network!.proxyUrl(this.network!.slot(rec.slot!))) : {}),
       ...rec.spec.envs,
+      ...(rec.spec.platform && rec.slot !== null && this.network?.egress ? platformEnv(this.network.proxyUrl(this.network.slot(rec.slot))) : {}),
     };
   }
 
