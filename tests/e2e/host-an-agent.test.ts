@@ -8,7 +8,7 @@ import { type RunningHangar, api, startHangar, zipFiles } from "./harness.js";
 let h: RunningHangar;
 
 beforeAll(async () => {
-  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "2s", HANGAR_RUN_IDLE_TIMEOUT: "2s" } });
+  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "2s", HANGAR_RUN_IDLE_TIMEOUT: "2s", HANGAR_SCALE_CONCURRENCY: "2", HANGAR_SCALE_DOWN_IDLE: "3s" } });
 });
 
 afterAll(async () => {
@@ -20,6 +20,7 @@ const AGENT = (greeting: string) => ({
   Dockerfile: ["FROM hangar/base", "WORKDIR /agent", "COPY . .", `ENV GREETING="${greeting}"`, 'CMD ["node", "server.js"]', ""].join("\n"),
   "server.js": `
 const http = require("http");
+const INSTANCE = require("crypto").randomUUID();
 http.createServer((req, res) => {
   if (req.url === "/stream") {
     res.writeHead(200, { "content-type": "text/event-stream" });
@@ -29,6 +30,7 @@ http.createServer((req, res) => {
   }
   if (req.url === "/crash") process.exit(3);
   if (req.url === "/hang") return;
+  if (req.url === "/sleep") return void setTimeout(() => res.end(INSTANCE), 1500);
   if (req.url === "/platform") {
     // the SDK's way in: BL_API_URL / BL_RUN_URL with the agent's own key
     const h = (ws) => ({ authorization: "Bearer " + process.env.BL_API_KEY, "x-blaxel-workspace": ws });
@@ -309,12 +311,32 @@ describe("hosting an agent", () => {
     expect(((await res.json()) as { greeting: string }).greeting).toBe("still here");
   });
 
+  it("scales out under concurrent load up to maxScale, and back in when idle", async () => {
+    await deploy("busy", AGENT("busy"), { runtime: { memory: 1024, minScale: 1, maxScale: 2 } });
+    await waitAgent("busy", "DEPLOYED");
+    const replicas = async () => ((await (await api(h, "GET", "/v0/agents/busy/revisions")).json()) as Array<{ replicas: number }>)[0]!.replicas;
+    expect(await replicas()).toBe(1);
+    // 3 concurrent requests per replica is over the target (2 here): another replica starts
+    const instances = new Set<string>();
+    for (let round = 0; round < 6 && instances.size < 2; round++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => call("busy", { method: "GET", path: "/sleep" }).then((r) => r.text())));
+      for (const a of answers) instances.add(a);
+    }
+    expect(instances.size).toBe(2);
+    expect(await replicas()).toBe(2); // maxScale
+    // idle for HANGAR_SCALE_DOWN_IDLE (3 s here): back to minScale
+    const deadline = Date.now() + 20_000;
+    while ((await replicas()) > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(await replicas()).toBe(1);
+    expect((await call("busy", { method: "GET", path: "/sleep" })).status).toBe(200);
+  });
+
   it("refuses bad input with 4xx and keeps what it had", async () => {
     expect((await api(h, "PUT", "/v0/agents/Bad_Name", { metadata: { name: "Bad_Name" }, spec: {} })).status).toBe(400);
     expect((await api(h, "PUT", "/v0/agents/x1", { metadata: { name: "x1" }, spec: { runtime: { memory: "lots" } } })).status).toBe(400);
     expect((await api(h, "POST", "/v0/agents", { metadata: { name: "survivor" }, spec: {} })).status).toBe(409);
     expect((await api(h, "GET", "/v0/agents/nobody")).status).toBe(404);
     const list = (await (await api(h, "GET", "/v0/agents")).json()) as { data: Array<{ metadata: { name: string } }> };
-    expect(list.data.map((a) => a.metadata.name).sort()).toEqual(["echo", "survivor"]);
+    expect(list.data.map((a) => a.metadata.name).sort()).toEqual(["busy", "echo", "survivor"]);
   });
 });

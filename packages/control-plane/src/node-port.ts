@@ -15,6 +15,8 @@ export interface NodeSandboxSpec {
   network?: Record<string, unknown>;
   /** Workloads: the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL at the sandbox's gateway). */
   platform?: boolean;
+  /** Never parked by standby (an agent's minScale replicas). */
+  keepAwake?: boolean;
 }
 
 export type NodeSandboxState = "RUNNING" | "STANDBY" | "STOPPED";

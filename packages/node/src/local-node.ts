@@ -444,7 +444,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
           slot.lastActivity = now;
           continue;
         }
-        if (slot.live.services.keepAliveActive?.()) continue;
+        if (slot.live.services.keepAliveActive?.() || slot.live.spec.keepAwake) continue;
         if (now - slot.lastActivity < idleMs || !this.driver.capabilities.freeze) continue;
         void this.serialize(id, async () => {
           const s = this.slots.get(id);

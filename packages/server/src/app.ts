@@ -103,7 +103,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, logger: logger.child({ component: "workloads" }) });
+  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
@@ -219,6 +219,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
+  workloads.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -244,6 +245,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     },
     async close() {
       await reaper.stop();
+      workloads.close();
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);
@@ -348,6 +350,7 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     start: (spec) => node.start(spec),
     destroy: (id) => node.destroy(id),
     has: (id) => node.has(id),
+    lastActivity: (id) => node.lastActivity(id),
     async startApp(id) {
       const live = node.get(id);
       const cmd = live.handle.image.command;

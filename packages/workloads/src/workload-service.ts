@@ -21,6 +21,8 @@ export interface ReplicaPort {
   has(id: string): boolean;
   /** Starts the image's command as process "app" in the replica; throws when the image names none. */
   startApp(id: string): Promise<void>;
+  /** Last time the replica was used (ms since the epoch), null when not on this node. */
+  lastActivity(id: string): number | null;
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
 }
@@ -53,6 +55,10 @@ export interface WorkloadServiceOptions {
   keys?: WorkloadKeyPort;
   /** BL_REGION of replicas whose spec names no region. */
   region?: string;
+  /** Requests in flight per replica above which another replica starts, up to maxScale (default 10). */
+  targetConcurrency?: number;
+  /** Replicas beyond minScale (and the first) idle this long are removed (default 5 min). */
+  scaleDownIdleMs?: number;
 }
 
 /** A workload as the run plane routes to it. */
@@ -99,11 +105,14 @@ export class WorkloadService {
    * store at most once a second; every change made here clears it.
    */
   private readonly routes = new TtlCache<string, Routing | null>(1_000);
+  /** Workloads a replica is being added to (one at a time each). */
+  private readonly scaling = new Set<string>();
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(opts: WorkloadServiceOptions) {
     this.store = opts.store;
     this.log = opts.logger ?? silentLogger;
-    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, region: "local-1", ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
+    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, region: "local-1", targetConcurrency: 10, scaleDownIdleMs: 300_000, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
   }
 
   private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -319,6 +328,10 @@ export class WorkloadService {
     const port = Number(rev.runtime.port);
     const envs = Object.fromEntries(((rev.runtime.envs ?? []) as Array<{ name: string; value: string; secret?: boolean }>).map((e) => [e.name, e.secret && e.value ? this.opts.secrets.open(e.value) : e.value]));
     const key = this.keyOf(w);
+    // the first minScale replicas of a revision never park
+    const minScale = Number(rev.runtime.minScale ?? 0);
+    const siblings = minScale ? (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === rev.id).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)) : [];
+    const keepAwake = siblings.findIndex((r) => r.id === replica.id) < minScale && minScale > 0;
     await this.opts.keys?.ensureKey(`${KIND_SINGULAR[w.kind] ?? w.kind}:${w.name}`, ws.id, key);
     const spec = w.spec as unknown as WorkloadSpecDoc;
     return {
@@ -342,6 +355,7 @@ export class WorkloadService {
       },
       ports: [port],
       platform: true,
+      ...(keepAwake ? { keepAwake } : {}),
     };
   }
 
@@ -412,6 +426,59 @@ export class WorkloadService {
     }
     await this.store.workloads.updateReplica(replica.id, { status: "READY" });
     return { ...replica, status: "READY" };
+  }
+
+  /** Adds a replica to a revision that still serves (under load), unless one is being added or maxScale is reached. */
+  private async scaleUp(workloadId: string, revisionId: string): Promise<void> {
+    if (this.scaling.has(workloadId)) return;
+    this.scaling.add(workloadId);
+    try {
+      const [w, rev, replicas] = await Promise.all([this.store.workloads.getById(workloadId), this.store.workloads.getRevision(revisionId), this.store.workloads.listReplicas(workloadId)]);
+      if (!w || !rev || rev.status !== "READY") return;
+      const mine = replicas.filter((r) => r.revisionId === revisionId && r.status !== "DRAINING");
+      if (mine.length >= (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) return;
+      const r = await this.startReplica(workloadId, rev);
+      this.log.info({ workload: w.name, replica: r.id, replicas: mine.length + 1 }, "scaled up under load");
+      this.routes.clear();
+    } catch (e) {
+      this.log.warn({ err: e, workload: workloadId }, "scaling up failed");
+    } finally {
+      this.scaling.delete(workloadId);
+    }
+  }
+
+  /** Removes replicas beyond max(1, minScale) that have been idle for scaleDownIdleMs. */
+  async scaleDown(): Promise<void> {
+    const now = Date.now();
+    for (const w of await this.store.workloads.listAll()) {
+      const replicas = (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === w.activeRevision && r.status === "READY");
+      const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
+      const keep = Math.max(1, Number(rev?.runtime.minScale ?? 0));
+      // newest first: the oldest (the minScale ones) stay
+      const extra = replicas.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, Math.max(0, replicas.length - keep));
+      for (const r of extra) {
+        const last = this.opts.replicas.lastActivity(r.id);
+        if ((this.inflight.get(r.id) ?? 0) > 0 || (last !== null && now - last < this.opts.scaleDownIdleMs)) continue;
+        await this.serialize(w.id, async () => {
+          await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+          this.routes.clear();
+          if ((this.inflight.get(r.id) ?? 0) === 0) await this.removeReplica(r);
+          else await this.store.workloads.updateReplica(r.id, { status: "READY" });
+        });
+        this.log.info({ workload: w.name, replica: r.id }, "scaled down: idle");
+      }
+    }
+  }
+
+  /** Starts the periodic scale-down. */
+  start(): void {
+    this.sweeper ??= setInterval(() => void this.scaleDown().catch((e) => this.log.warn({ err: e }, "scale-down failed")), Math.min(30_000, Math.max(500, this.opts.scaleDownIdleMs / 4)));
+    this.sweeper.unref?.();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 
   /** Replicas of other revisions: no new requests reach them; they go once their in-flight ones finish. */
@@ -501,6 +568,8 @@ export class WorkloadService {
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
     const best = ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
     this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
+    // the least busy replica is at the target: one more, up to maxScale
+    if ((this.inflight.get(best) ?? 0) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
     let done = false;
     return {
       replicaId: best,
