@@ -311,6 +311,69 @@ describe("hosting an agent", () => {
     expect(((await res.json()) as { greeting: string }).greeting).toBe("still here");
   });
 
+  it("serves a stable invoke URL by workload id and replaces the revision behind it, rolling, with no failed request; a replacement cancelled in its rollback window rolls back", async () => {
+    const agent = (await (await api(h, "GET", "/v0/agents/echo")).json()) as { endpoint: string; metadata: { workloadId: string } };
+    expect(agent.endpoint).toBe(`${h.url}/api/v2/endpoints/workloads/${agent.metadata.workloadId}/`);
+    const wl = (await (await api(h, "GET", `/api/v2/workloads/${agent.metadata.workloadId}`)).json()) as { endpoint: string; name: string };
+    expect(wl).toMatchObject({ endpoint: agent.endpoint, name: "echo" });
+    const invoke = (body = "x") => fetch(`${agent.endpoint}sub/path?q=1`, { method: "POST", body, headers: { authorization: `Bearer ${h.apiKey}` } });
+    const first = await invoke("by id");
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ input: "by id", path: "/sub/path?q=1" });
+    // echo is public by now; survivor is private: its invoke URL needs a key of its workspace
+    const survivor = (await (await api(h, "GET", "/v0/agents/survivor")).json()) as { endpoint: string };
+    expect((await fetch(survivor.endpoint, { method: "POST" })).status).toBe(401);
+    expect((await fetch(survivor.endpoint, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}` } })).status).toBe(200);
+    expect((await fetch(`${h.url}/api/v2/endpoints/workloads/nosuchid/`, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}` } })).status).toBe(404);
+
+    const greetingNow = async () => ((await (await invoke()).json()) as { greeting: string }).greeting;
+    const revs = (await (await api(h, "GET", "/v0/agents/echo/revisions")).json()) as Array<{ id: string; active: boolean; image: string }>;
+    const activeImage = revs.find((r) => r.active)!.image;
+    const before = await greetingNow();
+    const replacement = `/api/v2/workloads/${agent.metadata.workloadId}/replacement`;
+    const waitStatus = async (want: string) => {
+      for (let i = 0; i < 600; i++) {
+        const r = (await (await api(h, "GET", replacement)).json()) as { status: string; message: string | null };
+        if (r.status === want) return;
+        if (r.status === "failed") throw new Error(`replacement failed: ${r.message}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      throw new Error(`replacement never reached ${want}`);
+    };
+    // under continuous load through the invoke URL, to each other inactive revision in turn
+    let stop = false;
+    let failures = 0;
+    const load = (async () => {
+      while (!stop) if ((await invoke().catch(() => null))?.status !== 200) failures++;
+    })();
+    const seen = new Set([before]);
+    for (const target of revs.filter((r) => r.image !== activeImage).slice(0, 1)) {
+      const start = await api(h, "POST", replacement, { artifactId: target.id, strategy: "rolling", config: { warmupDurationMinutes: 0.01, keepOldVersionMinutes: 0.02 } });
+      expect(start.status, await start.clone().text()).toBe(202);
+      expect((await api(h, "POST", replacement, { artifactId: target.id })).status).toBe(422);
+      await waitStatus("switched");
+      seen.add(await greetingNow());
+      await waitStatus("completed");
+    }
+    const after = await greetingNow();
+    expect(after).not.toBe(before);
+    // a second one, cancelled in its rollback window: the previous revision serves again
+    const back = revs.find((r) => r.active)!;
+    expect((await api(h, "POST", replacement, { artifactId: back.id, config: { keepOldVersionMinutes: 10 } })).status).toBe(202);
+    await waitStatus("switched");
+    expect(await greetingNow()).toBe(before);
+    const cancelled = await api(h, "DELETE", replacement);
+    expect(cancelled.status).toBe(202);
+    expect(((await cancelled.json()) as { status: string }).status).toBe("rolled_back");
+    expect(await greetingNow()).toBe(after);
+    stop = true;
+    await load;
+    expect(failures).toBe(0);
+    const history = (await (await api(h, "GET", `/api/v2/workloads/${agent.metadata.workloadId}/history`)).json()) as Array<{ status: string }>;
+    expect(history.map((r) => r.status)).toEqual(["rolled_back", "completed"]);
+    expect((await api(h, "POST", replacement, { artifactId: "" })).status).toBe(400);
+  });
+
   it("scales out under concurrent load up to maxScale, and back in when idle", async () => {
     await deploy("busy", AGENT("busy"), { runtime: { memory: 1024, minScale: 1, maxScale: 2 } });
     await waitAgent("busy", "DEPLOYED");

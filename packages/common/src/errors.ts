@@ -57,6 +57,7 @@ export const ERRORS = {
   unprocessable: { status: 422, title: "Request could not be processed" },
   process_start_failed: { status: 422, title: "Process failed to start" },
   build_failed: { status: 422, title: "Build failed" },
+  replacement_in_progress: { status: 422, title: "A replacement is already in progress", hint: "Wait for it to finish, or DELETE …/replacement to cancel it." },
   too_many_requests: { status: 429, title: "Too many requests" },
   // 5xx
   internal: { status: 500, title: "Internal server error" },

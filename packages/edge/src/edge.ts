@@ -42,6 +42,8 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
   route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
+  /** The same, for a workload named by its id (the stable invoke URL). */
+  routeById(id: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
@@ -67,7 +69,9 @@ type Route =
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
   | { kind: "domain"; host: string; rest: string }
-  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string };
+  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string }
+  /** The stable invoke URL: a workload by its id. */
+  | { kind: "workload-id"; id: string; rest: string };
 
 /** Where a resolved request goes. */
 interface Target<S> {
@@ -117,6 +121,8 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
+const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
@@ -244,6 +250,8 @@ export class Edge<S extends SandboxServicesLike> {
         return null;
       }
     }
+    m = this.opts.workloads ? INVOKE_PATH.exec(url) : null;
+    if (m) return { kind: "workload-id", id: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
@@ -281,9 +289,10 @@ export class Edge<S extends SandboxServicesLike> {
 
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
-    if (r.kind === "workload") {
+    if (r.kind === "workload" || r.kind === "workload-id") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie"));
+      const w = this.opts.workloads!;
+      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie")) : await w.routeById(r.id, authorization, header(req, "cookie"));
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
@@ -412,7 +421,7 @@ export class Edge<S extends SandboxServicesLike> {
       return true;
     }
     // an agent answers its own preflights
-    if (r.kind === "workload") return false;
+    if (r.kind === "workload" || r.kind === "workload-id") return false;
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       if (!preview) return false;
@@ -434,7 +443,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** Answers an error, with CORS headers a browser needs to read it. */
   private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
     const err = asHangarError(e);
-    if (r.kind === "workload" && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
+    if ((r.kind === "workload" || r.kind === "workload-id") && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
     const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
     lookup.then(

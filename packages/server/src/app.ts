@@ -21,7 +21,7 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
-import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
+import { CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -104,6 +104,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
   const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
@@ -182,6 +183,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     });
   }
 
+  // the Workload API beside the stable invoke URL (/api/v2/endpoints/workloads/{id}, served by the edge)
+  await app.register(invokeRoutes({ store, auth, replacements, baseUrl }), { prefix: "/api/v2" });
+
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",
     version: VERSION,
@@ -220,6 +224,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
   workloads.start();
+  replacements.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -246,6 +251,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     async close() {
       await reaper.stop();
       workloads.close();
+      replacements.close();
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);

@@ -161,6 +161,22 @@ export interface ReplicaTable {
   created_at: string;
 }
 
+export interface ReplacementTable {
+  id: string;
+  workload_id: string;
+  status: string;
+  strategy: string;
+  config: string;
+  artifact: string;
+  candidate_revision: string | null;
+  previous_revision: string | null;
+  message: string | null;
+  created_at: string;
+  ready_at: string | null;
+  switched_at: string | null;
+  finished_at: string | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -174,4 +190,5 @@ export interface Database {
   workloads: WorkloadTable;
   revisions: RevisionTable;
   replicas: ReplicaTable;
+  replacements: ReplacementTable;
 }

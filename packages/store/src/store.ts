@@ -318,6 +318,29 @@ export interface WorkloadRepo {
   listReplicas(workloadId?: string): Promise<ReplicaRecord[]>;
   updateReplica(id: string, patch: Partial<Pick<ReplicaRecord, "status">>): Promise<void>;
   deleteReplica(id: string): Promise<void>;
+  insertReplacement(rec: ReplacementRecord): Promise<ReplacementRecord>;
+  updateReplacement(id: string, patch: Partial<Omit<ReplacementRecord, "id" | "workloadId" | "createdAt">>): Promise<ReplacementRecord | null>;
+  /** Newest first; of every workload when none is given. */
+  listReplacements(workloadId?: string): Promise<ReplacementRecord[]>;
+}
+
+/** A rolling replacement of a workload's revision (the stable invoke URL's replacement API). */
+export interface ReplacementRecord {
+  id: string;
+  workloadId: string;
+  /** launching | warming | switched | completed | cancelled | rolled_back | failed */
+  status: string;
+  strategy: string;
+  config: { warmupDurationMinutes: number; keepOldVersionMinutes: number };
+  /** The image (or revision id) it moves to. */
+  artifact: string;
+  candidateRevision: string | null;
+  previousRevision: string | null;
+  message: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  switchedAt: string | null;
+  finishedAt: string | null;
 }
 
 export interface Store {

@@ -3,7 +3,7 @@
 
 import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
-import type { Store, WorkspaceRecord } from "@hangar/store";
+import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import type { AsyncResult, CallbackSender } from "./callbacks.js";
 import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
 
@@ -18,8 +18,21 @@ export interface WorkloadRouterOptions {
 export class WorkloadRouter {
   /** Workspaces by name, for a second. */
   private readonly workspaces = new TtlCache<string, WorkspaceRecord | null>(1_000);
+  /** Workloads by id (the invoke URL), for a second. */
+  private readonly byId = new TtlCache<string, WorkloadRecord | null>(1_000);
 
   constructor(private readonly opts: WorkloadRouterOptions) {}
+
+  /** The workload with this id, routed as by name (the stable invoke URL); 404 alike for unknown ids and ids of other workspaces. */
+  async routeById(id: string, authorization: string | undefined, cookie?: string): ReturnType<WorkloadRouter["route"]> {
+    const w = await this.byId.getOrLoad(id, () => this.opts.store.workloads.getById(id));
+    const ws = w ? await this.opts.store.workspaces.getById(w.workspaceId) : null;
+    if (!w || !ws) {
+      await this.opts.auth.authenticate(authorization);
+      throw new HangarError("not_found", `no workload '${id}'`);
+    }
+    return this.route(ws.name, w.kind, w.name, authorization, cookie);
+  }
 
   /** `cookie`: the request's Cookie header, for sticky sessions between canary revisions. */
   async route(

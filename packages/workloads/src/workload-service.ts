@@ -198,7 +198,8 @@ export class WorkloadService {
     if (changesRuntime && spec.runtime.image) {
       // a new revision takes the traffic only if what runs now is the latest revision (docs)
       const staged = existing ? await this.rolledBack(existing) : false;
-      const revision = await this.newRevision(rec, spec.runtime, staged ? "STAGED" : "DEPLOYING");
+      // secret env values stay sealed in the revision too
+      const revision = await this.newRevision(rec, sealed.runtime, staged ? "STAGED" : "DEPLOYING");
       if (!staged) void this.deploy(rec.id, revision.id);
       else rec = (await this.addEvent(rec.id, "DEPLOYED", `revision ${revision.id} created with 0% traffic: the active revision is not the latest (set spec.revision.active to deploy it)`)) ?? rec;
     }
@@ -278,7 +279,7 @@ export class WorkloadService {
 
   // ---- revisions and replicas
 
-  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime, status: "DEPLOYING" | "STAGED"): Promise<RevisionRecord> {
+  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime, status: "DEPLOYING" | "STAGED" | "LAUNCHING"): Promise<RevisionRecord> {
     const rev: RevisionRecord = {
       id: randomId(12),
       workloadId: w.id,
@@ -391,8 +392,11 @@ export class WorkloadService {
     });
   }
 
-  /** Starts a revision's replicas (minScale, at least one) and waits for each to answer; false when it failed. */
-  private async startReplicas(workloadId: string, rev: RevisionRecord): Promise<boolean> {
+  /**
+   * Starts a revision's replicas (minScale, at least one) and waits for each to answer; false when
+   * it failed (the revision FAILED; the workload too unless `candidate`: its active revision serves on).
+   */
+  async startReplicas(workloadId: string, rev: RevisionRecord, candidate = false): Promise<boolean> {
     const started: ReplicaRecord[] = [];
     try {
       const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
@@ -404,7 +408,8 @@ export class WorkloadService {
       for (const r of started) await this.removeReplica(r).catch(() => undefined);
       await this.store.workloads.updateRevision(rev.id, { status: "FAILED", message });
       const w = await this.store.workloads.getById(workloadId);
-      if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${rev.id} failed: ${message}`, rev.id)], updatedAt: new Date().toISOString() });
+      if (w && candidate) await this.addEvent(w.id, w.status, `candidate revision ${rev.id} failed: ${message}`, rev.id);
+      else if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${rev.id} failed: ${message}`, rev.id)], updatedAt: new Date().toISOString() });
       this.routes.clear();
       return false;
     }
@@ -479,6 +484,53 @@ export class WorkloadService {
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+  }
+
+  // ---- for rolling replacements (replacements.ts)
+
+  /** A revision a replacement moves to: the workload's runtime with another image (not deployed). */
+  async candidateRevision(w: WorkloadRecord, image: string, memory?: number): Promise<RevisionRecord> {
+    const spec = w.spec as unknown as WorkloadSpecDoc;
+    return this.newRevision(w, { ...spec.runtime, image, ...(memory ? { memory } : {}) }, "LAUNCHING");
+  }
+
+  /**
+   * The revision takes all the traffic; the others' replicas stop getting requests and, unless
+   * `keepOthers` (a rollback window), go once their in-flight requests end. The stored spec names
+   * the new image.
+   */
+  promote(workloadId: string, revisionId: string, keepOthers: boolean): Promise<void> {
+    return this.serialize(workloadId, async () => {
+      const [w, rev] = await Promise.all([this.store.workloads.getById(workloadId), this.store.workloads.getRevision(revisionId)]);
+      if (!w || !rev) return;
+      for (const r of await this.store.workloads.listReplicas(workloadId)) if (r.revisionId === revisionId && r.status === "DRAINING") await this.store.workloads.updateReplica(r.id, { status: "READY" });
+      const spec = w.spec as unknown as WorkloadSpecDoc;
+      const { canary: _dropped, ...revision } = spec.revision ?? {};
+      await this.store.workloads.update(w.id, {
+        activeRevision: revisionId,
+        status: "DEPLOYED",
+        spec: { ...spec, runtime: { ...spec.runtime, image: rev.image, memory: Number(rev.runtime.memory) }, revision: { ...revision, active: revisionId } } as unknown as Record<string, unknown>,
+        events: [...w.events, event("DEPLOYED", `revision ${revisionId} takes the traffic`, revisionId)],
+        updatedAt: new Date().toISOString(),
+      });
+      if (w.activeRevision && w.activeRevision !== revisionId) await this.store.workloads.updateRevision(w.activeRevision, { status: "RETIRED" });
+      await this.store.workloads.updateRevision(revisionId, { status: "READY" });
+      this.routes.clear();
+      if (!keepOthers) await this.drainOthers(workloadId, [revisionId]);
+      else {
+        for (const r of await this.store.workloads.listReplicas(workloadId)) if (r.revisionId !== revisionId) await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+        this.routes.clear();
+      }
+      await this.pruneRevisions(workloadId);
+    });
+  }
+
+  /** Removes a revision's replicas (after their in-flight requests, within the drain time). */
+  retire(workloadId: string, revisionId: string): Promise<void> {
+    return this.serialize(workloadId, async () => {
+      const w = await this.store.workloads.getById(workloadId);
+      if (w) await this.drainOthers(workloadId, (await this.store.workloads.listRevisions(workloadId)).map((r) => r.id).filter((id) => id !== revisionId));
+    });
   }
 
   /** Replicas of other revisions: no new requests reach them; they go once their in-flight ones finish. */
