@@ -3,11 +3,12 @@
 // brings it back with its files — all through the unmodified @blaxel/core; bad input gets 4xx; a
 // snapshot a crashed server left half-taken reads failed after the restart.
 
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSqliteStore } from "@hangar/store";
-import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { CLI, type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
 
 const criuInstalled = existsSync("/opt/hangar/criu/tools.json");
 if (!criuInstalled) console.warn("[snapshot-and-fork] forks with processes skipped: CRIU is not installed (packages/runtime/src/linux/criu-install.sh)");
@@ -138,6 +139,7 @@ describe("snapshots, forks and archives", () => {
     expect(await origin.snapshots.list()).toEqual([]);
 
     await h.kill9();
+    if (process.env.HANGAR_TEST_OUTPUT) writeFileSync(`${process.env.HANGAR_TEST_OUTPUT}.first`, h.output());
     // what a server killed mid-capture leaves: a pending record holding a lease, a partial capture
     const store = await openSqliteStore(h.dataDir);
     const ws = (await store.workspaces.list())[0]!;
@@ -180,4 +182,23 @@ describe("snapshots, forks and archives", () => {
       expect(await count(f)).toBeGreaterThan(c);
     }
   }, 120_000);
+
+  it("lists snapshots and forks with the hangar CLI", async () => {
+    const cli = (args: string[]) => {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, HANGAR_URL: h.url, HANGAR_API_KEY: h.apiKey, HANGAR_WORKSPACE: "default", HANGAR_CONFIG: join(h.dataDir, "cli.json") }, timeout: 60_000 });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    await origin.snapshots.create("cli-snap").catch(async () => (await sdk.SandboxInstance.get("origin")).snapshots.create("cli-snap"));
+    const got = cli(["get", "snapshots"]);
+    expect(got.code, got.err).toBe(0);
+    expect(got.out).toMatch(/^NAME\s+ID\s+SOURCE\s+STATUS/);
+    expect(got.out).toMatch(/cli-snap\s+\S+\s+origin\s+ready/);
+    expect(got.out).toMatch(/half\s+\S+\s+origin\s+failed/);
+    const f = cli(["fork", "origin", "cli-fork"]);
+    expect(f.code, f.err).toBe(0);
+    expect(f.out).toMatch(/cli-fork\s+sandbox\/origin/);
+    expect(await (await sdk.SandboxInstance.get("cli-fork")).fs.read("/data/a.txt")).toBe("v1");
+    const bad = cli(["fork", "origin", "cli-fork"]);
+    expect(bad.code).not.toBe(0);
+  });
 });
