@@ -46,13 +46,13 @@ function age(iso: string | undefined): string {
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot" };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys" };
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots" };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
-  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys`);
+  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys, snapshots`);
   return kind;
 }
 
@@ -119,7 +119,7 @@ program
 program
   .command("get")
   .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | workspaces | api-keys")
+  .argument("<kind>", "sandboxes | workspaces | api-keys | snapshots")
   .argument("[name]")
   .addOption(outputOption())
   .action(async (k: string, name: string | undefined, o: { output: Output }) => {
@@ -141,6 +141,23 @@ program
         ["NAME", "STATUS", "STATE", "IMAGE", "MEMORY", "AGE"],
         ...items.map((s) => [s.metadata.name, s.status ?? "", s.state ?? "", s.spec.runtime?.image ?? "", `${s.spec.runtime?.memory ?? ""}MB`, age(s.metadata.createdAt)]),
       ]);
+    } else if (kind === "snapshots") {
+      type SnapshotJson = { id: string; name: string; status: string; createdAt?: string; source?: { name: string; deleted?: boolean }; processes?: boolean; sizeBytes?: number };
+      let items: SnapshotJson[];
+      if (name) items = [await c.api<SnapshotJson>("GET", `/snapshots/${encodeURIComponent(name)}`)];
+      else {
+        items = [];
+        let cursor = "";
+        do {
+          const page = await c.api<{ data: SnapshotJson[]; meta: { nextCursor?: string } }>("GET", `/snapshots?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+          items.push(...page.data);
+          cursor = page.meta.nextCursor ?? "";
+        } while (cursor);
+      }
+      print(name ? items[0] : items, o.output, () => [
+        ["NAME", "ID", "SOURCE", "STATUS", "HOLDS", "SIZE", "AGE"],
+        ...items.map((s) => [s.name, s.id, `${s.source?.name ?? ""}${s.source?.deleted ? " (deleted)" : ""}`, s.status, s.processes ? "files+processes" : "files", s.sizeBytes !== undefined ? `${Math.round(s.sizeBytes / 1024)}KiB` : "", age(s.createdAt)]),
+      ]);
     } else if (kind === "workspaces") {
       const items = await c.api<{ name: string; displayName?: string; createdAt?: string }[]>("GET", name ? `/workspaces/${encodeURIComponent(name)}` : "/workspaces").then((v) => (Array.isArray(v) ? v : [v]));
       print(name ? items[0] : items, o.output, () => [["NAME", "DISPLAY NAME", "AGE"], ...items.map((w) => [w.name, w.displayName ?? "", age(w.createdAt)])]);
@@ -148,6 +165,27 @@ program
       const items = await c.api<{ id: string; name: string; prefix: string; admin: boolean; revokedAt: string | null; createdAt: string }[]>("GET", "/api-keys");
       print(items, o.output, () => [["ID", "NAME", "PREFIX", "ADMIN", "REVOKED", "AGE"], ...items.map((k) => [k.id, k.name, k.prefix, String(k.admin), k.revokedAt ? "yes" : "", age(k.createdAt)])]);
     }
+  });
+
+// ---- fork --------------------------------------------------------------------------------------
+program
+  .command("fork")
+  .description("create sandbox NEW from SANDBOX as it is now (its files, and its running processes and memory where the runtime can), or from one of its snapshots")
+  .argument("<sandbox>")
+  .argument("<new>")
+  .option("--snapshot <id>", "fork this snapshot (id or name) instead of the sandbox's live state")
+  .addOption(outputOption())
+  .action(async (sandbox: string, target: string, o: { snapshot?: string; output: Output }) => {
+    const c = client();
+    const res = await c.api<{ name: string; snapshotId?: string; processes?: boolean }>("POST", `/sandboxes/${encodeURIComponent(sandbox)}/fork`, {
+      targetName: target,
+      targetType: "sandbox",
+      ...(o.snapshot ? { snapshotId: o.snapshot } : {}),
+    });
+    print(res, o.output, () => [
+      ["NAME", "FROM", "KEPT"],
+      [res.name, o.snapshot ? `snapshot/${o.snapshot}` : `sandbox/${sandbox}`, res.processes ? "files, processes, memory" : "files"],
+    ]);
   });
 
 // ---- apply -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
+import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -105,6 +106,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const previews = new PreviewService(store, secrets);
   const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
+  const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
@@ -169,6 +171,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
+      snapshotRoutes({ snapshots, sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name), state: (id) => node.state(id) }),
     ],
   });
 
@@ -195,6 +198,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
+  // Captures and archives a dead server left mid-way are failed or settled before adoption reads the records.
+  const recovered = await snapshots.recover();
+  if (recovered.failed || recovered.archives) logger.info(recovered, "snapshots and archives left mid-way settled");
   // Re-adopt the sandboxes this node held before a restart or crash.
   const wsNames = new Map((await store.workspaces.list()).map((w) => [w.id, w]));
   const records = await store.sandboxes.listAll();
@@ -220,6 +226,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   await app.ready();
   reaper.start();
+  snapshots.start();
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
@@ -252,6 +259,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await reaper.stop();
       workloads.close();
       replacements.close();
+      snapshots.stop();
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);

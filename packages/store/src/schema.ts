@@ -177,6 +177,26 @@ export interface ReplacementTable {
   finished_at: string | null;
 }
 
+export interface SnapshotTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  kind: string;
+  source_name: string;
+  source_id: string;
+  status: string;
+  spec: string;
+  processes: number;
+  size_bytes: number | null;
+  error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -191,4 +211,5 @@ export interface Database {
   revisions: RevisionTable;
   replicas: ReplicaTable;
   replacements: ReplacementTable;
+  snapshots: SnapshotTable;
 }
