@@ -41,9 +41,9 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
   /** The same, for a workload named by its id (the stable invoke URL). */
-  routeById(id: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
+  routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
@@ -376,8 +376,9 @@ export class Edge<S extends SandboxServicesLike> {
    * host-based previews of app ports with no headers to inject, once authorized; anything else (and
    * every error, which the HTTP path answers properly) goes to the HTTP server.
    */
-  async decideSplice(head: RequestHead, raw: Buffer): Promise<SpliceRoute | null> {
+  async decideSplice(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
     if (head.method === "OPTIONS") return null;
+    if (this.opts.workloads && (head.target.startsWith("/run/") || head.target.startsWith("/api/v2/endpoints/"))) return this.spliceWorkload(head, raw, current);
     const host = hostName(head.headers.get("host"));
     const byHost = this.previewHost(host);
     const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
@@ -404,6 +405,38 @@ export class Edge<S extends SandboxServicesLike> {
       head: rewriteHead(raw, head, rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP, PREVIEW_COOKIE),
       acquire: () => this.opts.node.acquire(rec.id, "connection"),
       idleMs: this.opts.node.standbyOptions.connectionIdleMs,
+    };
+  }
+
+  /**
+   * A run-plane request to an agent or function on the fast path: authorized and routed per
+   * request like the HTTP path, its bytes spliced to the replica's port. Async calls, sticky
+   * cookies, errors and WebSocket upgrades go to the HTTP path.
+   */
+  private async spliceWorkload(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
+    if (head.headers.has("upgrade")) return null;
+    const r = this.route({ url: head.target, headers: { host: head.headers.get("host") } } as unknown as IncomingMessage);
+    if (!r || typeof r !== "object" || (r.kind !== "workload" && r.kind !== "workload-id")) return null;
+    if (/[?&]async=/.test(r.rest)) return null;
+    const authorization = head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization") ?? undefined;
+    const cookie = head.headers.get("cookie") ?? undefined;
+    const prefer = current?.split(":")[0];
+    const w = this.opts.workloads!;
+    const pick = await (r.kind === "workload" ? w.route(r.workspace, r.plural, r.name, authorization, cookie, prefer) : w.routeById(r.id, authorization, cookie, prefer)).catch(() => null);
+    if (!pick) return null;
+    if (pick.setCookie || !this.opts.node.has(pick.replicaId)) {
+      pick.done();
+      return null;
+    }
+    return {
+      key: `${pick.replicaId}:${pick.port}`,
+      host: this.opts.node.get(pick.replicaId).handle.address,
+      port: pick.port,
+      head: rewriteHead(raw, head, r.rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      acquire: () => this.opts.node.acquire(pick.replicaId, "connection"),
+      idleMs: this.opts.runIdleMs ?? RUN_IDLE_MS,
+      done: pick.done,
+      errorHeaders: "x-blaxel-source: platform\r\n",
     };
   }
 

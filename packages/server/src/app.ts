@@ -221,6 +221,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
   const adoption = await node.adoptAll(adoptable);
+  await workloads.restarted(adoption.restarted);
   await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 

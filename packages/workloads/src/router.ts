@@ -24,23 +24,27 @@ export class WorkloadRouter {
   constructor(private readonly opts: WorkloadRouterOptions) {}
 
   /** The workload with this id, routed as by name (the stable invoke URL); 404 alike for unknown ids and ids of other workspaces. */
-  async routeById(id: string, authorization: string | undefined, cookie?: string): ReturnType<WorkloadRouter["route"]> {
+  async routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): ReturnType<WorkloadRouter["route"]> {
     const w = await this.byId.getOrLoad(id, () => this.opts.store.workloads.getById(id));
     const ws = w ? await this.opts.store.workspaces.getById(w.workspaceId) : null;
     if (!w || !ws) {
       await this.opts.auth.authenticate(authorization);
       throw new HangarError("not_found", `no workload '${id}'`);
     }
-    return this.route(ws.name, w.kind, w.name, authorization, cookie);
+    return this.route(ws.name, w.kind, w.name, authorization, cookie, prefer);
   }
 
-  /** `cookie`: the request's Cookie header, for sticky sessions between canary revisions. */
+  /**
+   * `cookie`: the request's Cookie header, for sticky sessions between canary revisions; `prefer`:
+   * the replica the client's connection already reaches (kept while it is not too busy).
+   */
   async route(
     workspace: string,
     kind: string,
     name: string,
     authorization: string | undefined,
     cookie?: string,
+    prefer?: string,
   ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
@@ -53,7 +57,7 @@ export class WorkloadRouter {
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
     // a sticky client stays on the revision it first reached while both still serve
     const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
-    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined);
+    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer);
     const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const callback = r.callback;
     return { ...pick, ...(setCookie ? { setCookie } : {}), ...(callback ? { onAsyncResult: async (result: AsyncResult) => void (await this.opts.callbacks.send(callback, result)) } : {}) };

@@ -567,6 +567,12 @@ export class WorkloadService {
     }
   }
 
+  /** Replicas the node had to start again after a restart (their sandbox was gone): their app starts again too. */
+  async restarted(ids: string[]): Promise<void> {
+    const replicas = new Set((await this.store.workloads.listReplicas()).map((r) => r.id));
+    for (const id of ids.filter((i) => replicas.has(i))) await this.opts.replicas.startApp(id).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
+  }
+
   /** Images revisions still name (kept by the builds plane's garbage collection). */
   async imagesInUse(): Promise<string[]> {
     const out: string[] = [];
@@ -609,7 +615,7 @@ export class WorkloadService {
    * canary for canaryPercent of requests, else the active one), then its READY replica on this
    * node with the fewest requests in flight. The caller calls `done()` when the request ends.
    */
-  pick(r: Routing, stickyRevision?: string): Pick {
+  pick(r: Routing, stickyRevision?: string, prefer?: string): Pick {
     const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
@@ -618,7 +624,11 @@ export class WorkloadService {
     const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
     const ready = replicas.filter((id) => this.opts.replicas.has(id));
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
-    const best = ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
+    // a connection already open to a replica keeps it while it is below the target
+    const best =
+      prefer && ready.includes(prefer) && (this.inflight.get(prefer) ?? 0) < this.opts.targetConcurrency
+        ? prefer
+        : ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
     this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
     // the least busy replica is at the target: one more, up to maxScale
     if ((this.inflight.get(best) ?? 0) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
