@@ -23,6 +23,7 @@ import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
+import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -107,9 +108,15 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
+  // the model gateway: connections, models, policies; its run plane caches forget on every change
+  let modelGateway: ModelGateway | null = null;
+  const gateway = new GatewayService({ store, secrets, placement: parsePlacement(config.nodeLocation, config.nodeFlavors), onChange: () => modelGateway?.invalidate() });
+  const accountant = new Accountant(store, logger.child({ component: "gateway" }));
+  modelGateway = new ModelGateway({ store, auth, service: gateway, accountant, logger: logger.child({ component: "gateway" }), timeoutMs: config.modelTimeoutMs });
+
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
+  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }), models: modelGateway });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -168,6 +175,12 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
+      gatewayRoutes({
+        service: gateway,
+        accountant,
+        modelUrl: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/models/${encodeURIComponent(name)}`, baseUrl(req)).href,
+        listProviderModels: listProviderModels,
+      }),
     ],
   });
 
@@ -216,6 +229,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   await app.ready();
   reaper.start();
+  accountant.start();
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
@@ -240,6 +254,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);
+      await modelGateway?.close();
+      await accountant.close();
       await node.close();
       await egress?.proxy.close();
       await store.close();
@@ -364,6 +380,13 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       }
     },
   };
+}
+
+/** Asks a provider for its model list (GET, 5 s); null when it does not answer with JSON. */
+async function listProviderModels(baseUrl: string, path: string, headers: Record<string, string>): Promise<unknown | null> {
+  const res = await fetch(baseUrl + path, { headers, signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) return null;
+  return res.json().catch(() => null);
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {
