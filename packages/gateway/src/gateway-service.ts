@@ -6,6 +6,7 @@ import { HangarError, describeNameProblem } from "@hangar/common";
 import { type GatewayResourceRecord, type ListQuery, type Page, type SecretBox, type Store, StoreConflictError, type WorkspaceRecord } from "@hangar/store";
 import { type NodePlacement, type PolicySpec, normalizePolicy, placementAllowed } from "./policies.js";
 import { MODEL_TYPES, PROVIDERS, type ProviderDef } from "./providers/index.js";
+import { checkUpstream } from "./upstream-guard.js";
 
 export const KINDS = { connections: "connections", models: "models", policies: "policies" } as const;
 type Kind = (typeof KINDS)[keyof typeof KINDS];
@@ -193,7 +194,8 @@ export class GatewayService {
 
   // ---- integration connections -----------------------------------------------------------
 
-  applyConnection(ws: WorkspaceRecord, input: ResourceInput, how: { name?: string; mustCreate?: boolean }): Promise<GatewayResourceRecord> {
+  /** `how.admin`: the caller holds an admin key (may point a connection at loopback or private addresses). */
+  applyConnection(ws: WorkspaceRecord, input: ResourceInput, how: { name?: string; mustCreate?: boolean; admin?: boolean }): Promise<GatewayResourceRecord> {
     return this.apply(ws, "connections", input, how, async (raw, existing) => {
       const s = (raw ?? {}) as Record<string, unknown>;
       if (typeof s !== "object" || Array.isArray(s)) bad("spec: must be an object");
@@ -210,6 +212,7 @@ export class GatewayService {
         bad(`spec.config.url: ${JSON.stringify(url)} is not a URL`);
       }
       if (parsed.protocol !== "http:" && parsed.protocol !== "https:") bad("spec.config.url: must be an http(s) URL");
+      await checkUpstream(parsed, how.admin === true);
       // secrets are write-only: values left out (or sent back empty, as responses show them) keep the stored ones
       const stored = existing && (existing.spec as unknown as ConnectionSpec).integration === integration ? (existing.spec as unknown as ConnectionSpec).secret : {};
       const given = stringMap(s.secret, "spec.secret");

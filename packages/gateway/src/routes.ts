@@ -49,7 +49,7 @@ export function gatewayRoutes(opts: GatewayRoutesOptions) {
     });
     app.post<{ Body: ResourceInput }>("/integrations/connections", { schema: { summary: "Create an integration connection", tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);
-      return connectionView(await service.applyConnection(ws, req.body, { mustCreate: true }), ws);
+      return connectionView(await service.applyConnection(ws, req.body, { mustCreate: true, admin: ctx.principal(req).admin }), ws);
     });
     app.get<{ Params: { name: string } }>("/integrations/connections/:name", { schema: { summary: "Get an integration connection (secrets are never returned)", tags, params: Named, response: { 200: Obj, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);
@@ -57,7 +57,7 @@ export function gatewayRoutes(opts: GatewayRoutesOptions) {
     });
     app.put<{ Params: { name: string }; Body: ResourceInput }>("/integrations/connections/:name", { schema: { summary: "Create or update an integration connection; secret values left out or empty keep the stored ones", tags, params: Named, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);
-      return connectionView(await service.applyConnection(ws, req.body, { name: req.params.name }), ws);
+      return connectionView(await service.applyConnection(ws, req.body, { name: req.params.name, admin: ctx.principal(req).admin }), ws);
     });
     app.delete<{ Params: { name: string } }>("/integrations/connections/:name", { schema: { summary: "Delete an integration connection (409 while a model uses it)", tags, params: Named, response: { 200: Obj, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);
