@@ -185,13 +185,20 @@ export class ModelGateway {
     }
 
     const pool = this.pool(base.origin);
+    // a client that goes away stops the provider's work too (a completion is not generated for no one)
+    let finished = false;
+    const abort = new AbortController();
+    res.once("close", () => {
+      if (!finished) abort.abort();
+    });
     let up: Awaited<ReturnType<Pool["request"]>>;
     for (let attempt = 0; ; attempt++) {
       try {
-        up = await pool.request({ path: upstreamPath, method: (req.method ?? "GET") as "GET", headers, body: body ?? null, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+        up = await pool.request({ path: upstreamPath, method: (req.method ?? "GET") as "GET", headers, body: body ?? null, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, signal: abort.signal });
         break;
       } catch (e) {
         const code = (e as { code?: string }).code ?? "";
+        if (abort.signal.aborted) return;
         if (NOT_SENT.has(code) && attempt < this.retries) {
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
           continue;
@@ -201,7 +208,10 @@ export class ModelGateway {
       }
     }
 
-    if (up.statusCode >= 400) return this.providerFailed(res, up, provider.displayName, provider.integration);
+    if (up.statusCode >= 400) {
+      finished = true;
+      return this.providerFailed(res, up, provider.displayName, provider.integration);
+    }
 
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
@@ -209,11 +219,6 @@ export class ModelGateway {
     const sse = type.startsWith("text/event-stream");
     if (sse && dropUsageOnly) delete out["content-length"];
     res.writeHead(up.statusCode, out);
-    // a client that goes away stops the provider's answer too
-    let finished = false;
-    res.once("close", () => {
-      if (!finished) up.body.destroy();
-    });
 
     const usage: TokenUsage = { input: 0, output: 0, total: 0 };
     try {
@@ -248,7 +253,7 @@ export class ModelGateway {
     } catch (e) {
       finished = true;
       // the head is sent: all that is left is to cut the response
-      this.opts.logger.warn({ err: e, model: name }, "model response cut");
+      if (!abort.signal.aborted) this.opts.logger.warn({ err: e, model: name }, "model response cut");
       res.destroy();
       return;
     }
