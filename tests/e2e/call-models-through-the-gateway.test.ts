@@ -212,6 +212,18 @@ describe("calling models through the gateway", () => {
     const revisions = (await (await api(h, "GET", "/v0/models/us-model/revisions")).json()) as { active: boolean }[];
     expect(revisions.length).toBe(2);
     expect(revisions[0]!.active).toBe(true);
+    // an agent whose policies this node does not satisfy fails to deploy, saying why
+    await put("/v0/agents/us-agent", { metadata: { name: "us-agent" }, spec: { runtime: { image: "hangar/base", memory: 256 }, policies: ["us-only"] } });
+    const deadline = Date.now() + 20_000;
+    let agent: { status: string; events: { message: string }[] };
+    do {
+      agent = (await (await api(h, "GET", "/v0/agents/us-agent")).json()) as typeof agent;
+      if (agent.status === "FAILED") break;
+      await new Promise((r) => setTimeout(r, 100));
+    } while (Date.now() < deadline);
+    expect(agent.status).toBe("FAILED");
+    expect(agent.events.at(-1)!.message).toMatch(/no node satisfies the workload's policies: .*country us/);
+    expect(((await (await api(h, "GET", "/v0/policies/us-only/usages")).json()) as { agents: string[] }).agents).toEqual(["us-agent"]);
   });
 
   it("answers the framework adapters with env vars only: @blaxel/langgraph and @blaxel/llamaindex", async () => {

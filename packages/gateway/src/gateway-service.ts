@@ -326,6 +326,18 @@ export class GatewayService {
 
   // ---- policies ----------------------------------------------------------------------------
 
+  /** Why this node may not run a workload with these policies (location, flavor), or null when it may. */
+  async placementProblem(workspaceId: string, names: string[]): Promise<string | null> {
+    const policies: { name: string; spec: PolicySpec }[] = [];
+    for (const n of names) {
+      const rec = await this.opts.store.gateway.get(workspaceId, "policies", n);
+      if (!rec) return `policy '${n}' not found`;
+      policies.push({ name: n, spec: rec.spec as unknown as PolicySpec });
+    }
+    const r = placementAllowed(policies, this.opts.placement);
+    return r.ok ? null : `no node satisfies the workload's policies: ${r.reason}`;
+  }
+
   applyPolicy(ws: WorkspaceRecord, input: ResourceInput, how: { name?: string; mustCreate?: boolean }): Promise<GatewayResourceRecord> {
     return this.apply(ws, "policies", input, how, async (raw) => normalizePolicy(raw) as unknown as Record<string, unknown>);
   }

@@ -104,15 +104,22 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, logger: logger.child({ component: "workloads" }) });
-  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
-  const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
-
   // the model gateway: connections, models, policies; its run plane caches forget on every change
   let modelGateway: ModelGateway | null = null;
   const gateway = new GatewayService({ store, secrets, placement: parsePlacement(config.nodeLocation, config.nodeFlavors), onChange: () => modelGateway?.invalidate() });
   const accountant = new Accountant(store, logger.child({ component: "gateway" }));
   modelGateway = new ModelGateway({ store, auth, service: gateway, accountant, logger: logger.child({ component: "gateway" }), timeoutMs: config.modelTimeoutMs });
+
+  const workloads = new WorkloadService({
+    store,
+    replicas: replicaPort(node),
+    secrets,
+    checkCallback,
+    logger: logger.child({ component: "workloads" }),
+    checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies),
+  });
+  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
+  const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];

@@ -43,6 +43,8 @@ export interface WorkloadServiceOptions {
   drainMs?: number;
   /** Revisions kept per workload (default 5, as Blaxel). */
   keepRevisions?: number;
+  /** Why this node may not run a workload with these policies (location, flavor), or null when it may. */
+  checkPlacement?: (workspaceId: string, policies: string[]) => Promise<string | null>;
 }
 
 /** A workload as the run plane routes to it. */
@@ -287,6 +289,10 @@ export class WorkloadService {
       if (!rev || rev.status !== "DEPLOYING") return;
       const started: ReplicaRecord[] = [];
       try {
+        const target = await this.store.workloads.getById(workloadId);
+        const policies = Array.isArray(target?.spec.policies) ? (target.spec.policies as string[]) : [];
+        const refused = target && policies.length && this.opts.checkPlacement ? await this.opts.checkPlacement(target.workspaceId, policies) : null;
+        if (refused) throw new HangarError("validation_failed", refused);
         const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
         for (let i = 0; i < count; i++) {
           const replica: ReplicaRecord = { id: randomId(12), workloadId, revisionId, node: this.opts.replicas.nodeName, status: "STARTING", createdAt: new Date().toISOString() };
