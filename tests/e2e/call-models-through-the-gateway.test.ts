@@ -226,6 +226,26 @@ describe("calling models through the gateway", () => {
     expect(((await (await api(h, "GET", "/v0/policies/us-only/usages")).json()) as { agents: string[] }).agents).toEqual(["us-agent"]);
   });
 
+  it("drives connections, models and policies with the unmodified @blaxel/core", async () => {
+    useSdkAgainst(h);
+    const sdk = await import("@blaxel/core");
+    const conns = await sdk.listIntegrationConnections({ throwOnError: true });
+    expect(conns.data.map((c) => c.metadata.name)).toContain("stand-in-openai");
+    await sdk.createIntegrationConnection({ body: { metadata: { name: "sdk-conn" }, spec: { integration: "mistral", secret: { apiKey: "sk-mistral" } } }, throwOnError: true });
+    const created = await sdk.createModel({ body: { metadata: { name: "sdk-model" }, spec: { runtime: { type: "mistral", model: "mistral-small-latest" }, integrationConnections: ["sdk-conn"] } }, throwOnError: true });
+    expect(created.data.metadata.url).toBe(`${h.url}/run/default/models/sdk-model`);
+    const got = await sdk.getModel({ path: { modelName: "sdk-model" }, throwOnError: true });
+    expect(got.data.spec.runtime?.model).toBe("mistral-small-latest");
+    const list = (await sdk.listModels({ throwOnError: true })).data as unknown as { data: { metadata: { name: string } }[] };
+    expect(list.data.map((m) => m.metadata.name)).toContain("sdk-model");
+    expect((await sdk.listModelRevisions({ path: { modelName: "sdk-model" }, throwOnError: true })).data).toHaveLength(1);
+    await sdk.createPolicy({ body: { metadata: { name: "sdk-policy" }, spec: { type: "maxToken", maxTokens: { granularity: "day", step: 1, total: 1000 } } }, throwOnError: true });
+    expect((await sdk.getPolicyUsages({ path: { policyName: "sdk-policy" }, throwOnError: true })).data.models).toEqual([]);
+    await expect(sdk.createModel({ body: { metadata: { name: "bad" }, spec: { runtime: { type: "nope" as "openai" } } }, throwOnError: true })).rejects.toMatchObject({ code: 400 });
+    await expect(sdk.getModel({ path: { modelName: "missing" }, throwOnError: true })).rejects.toMatchObject({ code: 404 });
+    expect((await sdk.deleteModel({ path: { modelName: "sdk-model" }, throwOnError: true })).data.metadata.name).toBe("sdk-model");
+  });
+
   it("answers the framework adapters with env vars only: @blaxel/langgraph and @blaxel/llamaindex", async () => {
     useSdkAgainst(h);
     const { blModel: langgraphModel } = await import("@blaxel/langgraph");
