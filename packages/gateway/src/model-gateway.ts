@@ -72,6 +72,20 @@ function callerKey(req: IncomingMessage): string | undefined {
   return a;
 }
 
+/** Resolves when the client has taken what was written, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -226,7 +240,7 @@ export class ModelGateway {
         const scanner = new SseUsageScanner(dropUsageOnly);
         for await (const chunk of up.body) {
           const send = scanner.push(chunk as Buffer);
-          if (send.length && !res.write(send)) await new Promise((r) => res.once("drain", r));
+          if (send.length && !res.write(send)) await drained(res);
         }
         const tail = scanner.end();
         if (tail) res.write(tail);
@@ -240,7 +254,7 @@ export class ModelGateway {
             chunks.push(chunk as Buffer);
             size += (chunk as Buffer).length;
           }
-          if (!res.write(chunk) && !res.destroyed) await new Promise((r) => res.once("drain", r));
+          if (!res.write(chunk)) await drained(res);
         }
         if (keep && chunks.length) {
           try {
