@@ -84,6 +84,9 @@ describe("calling models through the gateway", () => {
     expect(Object.keys(integration.endpoints)).toContain("/v1/chat/completions");
     const models = (await (await api(h, "GET", "/v0/integrations/connections/stand-in-openai/models")).json()) as { id: string }[];
     expect(models.map((m) => m.id)).toContain("stand-in-model");
+    expect((await api(h, "GET", "/v0/integrations/connections/stand-in-openai/models/stand-in-model")).status).toBe(200);
+    const endpoints = (await (await api(h, "GET", "/v0/integrations/connections/stand-in-anthropic/endpointConfigurations")).json()) as { path: string }[];
+    expect(endpoints.map((e) => e.path)).toContain("/v1/messages");
   });
 
   it("injects the provider's key in place of the caller's, and names the provider's model", async () => {
@@ -263,5 +266,14 @@ describe("calling models through the gateway", () => {
     const llm = await llamaModel("gpt-stand-in"); // mk3: metadata.url + "/v1"
     const r = await llm.chat({ messages: [{ role: "user", content: "hi" }] });
     expect(String(r.message.content)).toBe(STAND_IN_TEXT);
+    let llamaText = "";
+    for await (const c of await llm.chat({ messages: [{ role: "user", content: "hi" }], stream: true })) llamaText += c.delta;
+    expect(llamaText).toBe(STAND_IN_TEXT);
+
+    // Anthropic through LangChain's client: its own key is a placeholder, Hangar's travels in x-blaxel-authorization
+    process.env.ANTHROPIC_API_KEY = "replaced";
+    const claude = await langgraphModel("claude-stand-in");
+    expect((await claude.invoke("hi")).content).toBe(STAND_IN_TEXT);
+    expect(provider.seen.at(-1)!.headers["x-api-key"]).toBe(ANTHROPIC_KEY);
   });
 });
