@@ -80,6 +80,8 @@ describe("calling models through the gateway", () => {
     // a PUT that sends the masked value back keeps the key
     await put("/v0/integrations/connections/stand-in-openai", { metadata: { name: "stand-in-openai" }, spec: { ...conn.spec, config: { url: provider.url } } });
     expect(readFileSync(join(h.dataDir, "hangar.db")).includes(PROVIDER_KEY)).toBe(false);
+    const openapi = (await (await fetch(`${h.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    for (const p of ["/v0/integrations/connections", "/v0/models/{name}", "/v0/policies/{name}/usages"]) expect(Object.keys(openapi.paths)).toContain(p);
     const integration = (await (await api(h, "GET", "/v0/integrations/openai")).json()) as { endpoints: Record<string, unknown> };
     expect(Object.keys(integration.endpoints)).toContain("/v1/chat/completions");
     const models = (await (await api(h, "GET", "/v0/integrations/connections/stand-in-openai/models")).json()) as { id: string }[];
