@@ -22,6 +22,8 @@ export interface SandboxApiHandler<S> {
 }
 
 export interface EdgeOptions<S extends SandboxServicesLike> {
+  /** Run-plane requests idle this long are closed (default 100 s). */
+  runIdleMs?: number;
   auth: AuthService;
   sandboxes: SandboxService;
   previews: PreviewService;
@@ -46,19 +48,25 @@ export interface ModelRunPlane {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<WorkloadPick>;
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
+  /** The same, for a workload named by its id (the stable invoke URL). */
+  routeById(id: string, authorization: string | undefined, cookie?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
   replicaId: string;
   port: number;
   done: () => void;
+  /** Keeps a client on the revision it reached (sticky sessions between canary revisions). */
+  setCookie?: string;
   /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
   onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
 const ASYNC_TIMEOUT_MS = 15 * 60_000;
+/** A run-plane request whose app sends nothing for this long is closed (Blaxel: 100 s). */
+const RUN_IDLE_MS = 100_000;
 const ASYNC_MAX_BODY = 10 * 1024 * 1024;
 
 /** What a run-plane request targets. */
@@ -68,7 +76,9 @@ type Route =
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
   | { kind: "domain"; host: string; rest: string }
-  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string };
+  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string }
+  /** The stable invoke URL: a workload by its id. */
+  | { kind: "workload-id"; id: string; rest: string };
 
 /** Where a resolved request goes. */
 interface Target<S> {
@@ -119,6 +129,8 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const MODEL_PATH = /^\/run\/([^/?]+)\/models\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
+const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
@@ -246,6 +258,8 @@ export class Edge<S extends SandboxServicesLike> {
         return null;
       }
     }
+    m = this.opts.workloads ? INVOKE_PATH.exec(url) : null;
+    if (m) return { kind: "workload-id", id: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
@@ -283,14 +297,15 @@ export class Edge<S extends SandboxServicesLike> {
 
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
-    if (r.kind === "workload") {
+    if (r.kind === "workload" || r.kind === "workload-id") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization);
+      const w = this.opts.workloads!;
+      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie")) : await w.routeById(r.id, authorization, header(req, "cookie"));
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
       } catch (e) {
         pick.done();
         throw e;
@@ -414,7 +429,7 @@ export class Edge<S extends SandboxServicesLike> {
       return true;
     }
     // an agent answers its own preflights
-    if (r.kind === "workload") return false;
+    if (r.kind === "workload" || r.kind === "workload-id") return false;
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       if (!preview) return false;
@@ -436,7 +451,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** Answers an error, with CORS headers a browser needs to read it. */
   private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
     const err = asHangarError(e);
-    if (r.kind === "workload" && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
+    if ((r.kind === "workload" || r.kind === "workload-id") && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
     const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
     lookup.then(
@@ -509,7 +524,7 @@ export class Edge<S extends SandboxServicesLike> {
     if (t.app) {
       const a = takeQueryParam(t.rest, "async");
       if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
-      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
     if (p && !API_PORTS.has(p.port)) {
