@@ -3,12 +3,13 @@
 // after the request that crossed it, provider failures come back in one shape. The provider is a
 // stand-in on loopback; the clients are the official ones (openai, @blaxel/langgraph, @blaxel/llamaindex).
 
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { STAND_IN_TEXT, type ProviderStandIn, startProviderStandIn } from "@hangar/gateway/testing";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { CLI, type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
 
 const PROVIDER_KEY = "sk-provider-secret-0123456789";
 const ANTHROPIC_KEY = "sk-ant-secret-0123456789";
@@ -249,6 +250,20 @@ describe("calling models through the gateway", () => {
     await expect(sdk.createModel({ body: { metadata: { name: "bad" }, spec: { runtime: { type: "nope" as "openai" } } }, throwOnError: true })).rejects.toMatchObject({ code: 400 });
     await expect(sdk.getModel({ path: { modelName: "missing" }, throwOnError: true })).rejects.toMatchObject({ code: 404 });
     expect((await sdk.deleteModel({ path: { modelName: "sdk-model" }, throwOnError: true })).data.metadata.name).toBe("sdk-model");
+  });
+
+  it("lists models, policies and connections with the hangar CLI", () => {
+    const hangar = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, HANGAR_URL: h.url, HANGAR_API_KEY: h.apiKey, HANGAR_CONFIG: "/nonexistent/hangar.json" } });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    expect(hangar("get", "models")).toMatch(/gpt-stand-in\s+DEPLOYED\s+openai\s+stand-in-model/);
+    expect(hangar("get", "policies")).toMatch(/tiny-budget\s+maxToken\s+total ≤ 20 per 1 hour/);
+    const conns = hangar("get", "connections");
+    expect(conns).toMatch(/stand-in-anthropic\s+anthropic/);
+    expect(conns).not.toContain(ANTHROPIC_KEY);
+    expect(hangar("delete", "model", "us-model")).toContain("model/us-model deleted");
   });
 
   it("answers the framework adapters with env vars only: @blaxel/langgraph and @blaxel/llamaindex", async () => {
