@@ -293,4 +293,17 @@ describe("calling models through the gateway", () => {
     expect((await claude.invoke("hi")).content).toBe(STAND_IN_TEXT);
     expect(provider.seen.at(-1)!.headers["x-api-key"]).toBe(ANTHROPIC_KEY);
   });
+
+  it("keeps connections, models and the usage it counted across a kill -9", async () => {
+    const before = await tokens("classic");
+    expect((await call("classic", "/chat/completions", { messages: [{ role: "user", content: "hi" }] })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_500)); // usage is written once a second
+    await h.kill9();
+    h = await h.restart();
+    const after = await tokens("classic");
+    expect(after.totalTokens - before.totalTokens).toBe(15);
+    provider.seen.length = 0;
+    expect((await call("classic", "/chat/completions", { messages: [{ role: "user", content: "hi" }] })).status).toBe(200);
+    expect(provider.seen.at(-1)!.headers.authorization).toBe(`Bearer ${PROVIDER_KEY}`);
+  });
 });
