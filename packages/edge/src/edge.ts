@@ -36,6 +36,13 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
   logger?: Logger;
   /** Agents (and functions): which replica and port serve /run/{ws}/{kind}/{name}. */
   workloads?: WorkloadRouting;
+  /** The model gateway: serves /run/{ws}/models/{name}/… itself. */
+  models?: ModelRunPlane;
+}
+
+/** The model gateway as the edge hands it requests. */
+export interface ModelRunPlane {
+  handle(req: IncomingMessage, res: ServerResponse, workspace: string, name: string, rest: string): void;
 }
 
 /** The workloads plane as the edge drives it. */
@@ -120,6 +127,7 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 }
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+const MODEL_PATH = /^\/run\/([^/?]+)\/models\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 /** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
 const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
@@ -493,6 +501,20 @@ export class Edge<S extends SandboxServicesLike> {
    * or after a custom-domain lookup for unknown hosts).
    */
   handle(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    const models = this.opts.models;
+    if (models && req.url?.startsWith("/run/")) {
+      const m = MODEL_PATH.exec(req.url);
+      if (m) {
+        let ws: string, name: string;
+        try {
+          ws = decodeURIComponent(m[1]!);
+          name = decodeURIComponent(m[2]!);
+        } catch {
+          return sendProblem(res, new HangarError("invalid_path", "the model URL is not properly encoded"));
+        }
+        return models.handle(req, res, ws, name, (m[3] || "/") + (m[4] ?? ""));
+      }
+    }
     const r = this.route(req);
     if (r === null) return next();
     if (r === "maybe-domain") {

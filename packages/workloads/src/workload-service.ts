@@ -59,6 +59,8 @@ export interface WorkloadServiceOptions {
   targetConcurrency?: number;
   /** Replicas beyond minScale (and the first) idle this long are removed (default 5 min). */
   scaleDownIdleMs?: number;
+  /** Why this node may not run a workload with these policies (location, flavor), or null when it may. */
+  checkPlacement?: (workspaceId: string, policies: string[]) => Promise<string | null>;
 }
 
 /** A workload as the run plane routes to it. */
@@ -399,6 +401,10 @@ export class WorkloadService {
   async startReplicas(workloadId: string, rev: RevisionRecord, candidate = false): Promise<boolean> {
     const started: ReplicaRecord[] = [];
     try {
+      const target = await this.store.workloads.getById(workloadId);
+      const policies = Array.isArray(target?.spec.policies) ? (target.spec.policies as string[]) : [];
+      const refused = target && policies.length && this.opts.checkPlacement ? await this.opts.checkPlacement(target.workspaceId, policies) : null;
+      if (refused) throw new HangarError("validation_failed", refused);
       const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
       for (let i = 0; i < count; i++) started.push(await this.startReplica(workloadId, rev));
       return true;
