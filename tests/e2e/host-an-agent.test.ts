@@ -290,6 +290,27 @@ describe("hosting an agent", () => {
       expect(JSON.parse(payload.response_body)).toMatchObject({ input: "async input", path: "/" });
       expect(payload.response_length).toBe(Buffer.byteLength(payload.response_body));
       console.log(`[agents] async call answered in ${answeredMs.toFixed(1)} ms; callback verified with @blaxel/core`);
+
+      // kill -9 with async calls stored: after the restart each gets exactly one callback — its
+      // answer, or a 502 saying it was cut off (never run twice)
+      const before = (await net.requests()).length;
+      for (const path of ["/sleep?async=true", "/sleep?async=true", "?async=true"]) expect((await call("echo", { path, body: "durable" })).status).toBe(200);
+      await h.kill9();
+      h = await h.restart();
+      let got3: Array<{ body: string }> = [];
+      for (let i = 0; i < 300 && got3.length < 3; i++) {
+        got3 = (await net.requests()).slice(before).filter((r) => r.url === "/callback");
+        if (got3.length < 3) await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+      got3 = (await net.requests()).slice(before).filter((r) => r.url === "/callback");
+      expect(got3).toHaveLength(3);
+      for (const c of got3) {
+        expect(verifyWebhookFromRequest({ headers: (c as typeof got)!.headers, body: c.body } as never, secret)).toBe(true);
+        const p = JSON.parse(c.body) as { status_code: number; response_body: string };
+        if (p.status_code === 502) expect(p.response_body).toMatch(/restarted while the agent was answering/);
+        else expect(p.status_code).toBe(200);
+      }
     } finally {
       await net.stop();
     }

@@ -2,7 +2,7 @@
 // host or path, a custom domain), authenticates it (API key or preview/session token), wakes the
 // sandbox and hands the request to the sandbox API or to a port inside the sandbox.
 
-import { type IncomingMessage, type ServerResponse, request as httpRequest } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { HangarError, type Logger, asHangarError, sendProblem, silentLogger, writingKeepalive } from "@hangar/common";
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
@@ -59,12 +59,11 @@ export interface WorkloadPick {
   done: () => void;
   /** Keeps a client on the revision it reached (sticky sessions between canary revisions). */
   setCookie?: string;
-  /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
-  onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
+  /** Stores an async call (`?async=true`), run and delivered in the background; resolves once durable. */
+  enqueueAsync?: (call: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => Promise<string>;
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
-const ASYNC_TIMEOUT_MS = 15 * 60_000;
 /** A run-plane request whose app sends nothing for this long is closed (Blaxel: 100 s). */
 const RUN_IDLE_MS = 100_000;
 const ASYNC_MAX_BODY = 10 * 1024 * 1024;
@@ -92,7 +91,7 @@ interface Target<S> {
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
   /** For workloads: the port the app listens on, and what to call when the request ends. */
-  app?: Pick<WorkloadPick, "port" | "done" | "onAsyncResult">;
+  app?: Pick<WorkloadPick, "port" | "done" | "enqueueAsync">;
 }
 
 /**
@@ -305,7 +304,7 @@ export class Edge<S extends SandboxServicesLike> {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.enqueueAsync ? { enqueueAsync: pick.enqueueAsync } : {}) } };
       } catch (e) {
         pick.done();
         throw e;
@@ -583,37 +582,30 @@ export class Edge<S extends SandboxServicesLike> {
   }
 
   /**
-   * An async workload call: `{"success": true}` at once, the request run against the replica in the
-   * background (holding it awake, up to 15 min), its answer sent to the workload's callback.
+   * An async workload call: the request stored (durable before it is answered), `{"success": true}`
+   * at once; the workloads plane runs it against a replica and delivers the answer to the callback.
    */
   private async runAsync(req: IncomingMessage, res: ServerResponse, t: Target<S>, path: string): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const hold = await this.opts.node.acquire(t.lease.live.id, "request");
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ success: true }));
-    const headers = { ...req.headers };
-    for (const h of [...t.drop, "host", "connection", "content-length", "transfer-encoding"]) delete headers[h];
     const app = t.app!;
-    const result = await new Promise<{ statusCode: number; body: string }>((resolve) => {
-      const up = httpRequest({ host: t.lease.live.handle.address, port: app.port, method: req.method, path, headers: { ...headers, "content-length": String(body.length) }, timeout: ASYNC_TIMEOUT_MS }, (ures) => {
-        const got: Buffer[] = [];
-        let size = 0;
-        ures.on("data", (d: Buffer) => {
-          hold.touch();
-          if (size < ASYNC_MAX_BODY) got.push(d);
-          size += d.length;
-        });
-        ures.on("end", () => resolve({ statusCode: ures.statusCode ?? 502, body: Buffer.concat(got).toString("utf8") }));
-        ures.on("error", () => resolve({ statusCode: 502, body: "" }));
-      });
-      up.on("timeout", () => up.destroy(new Error("timeout")));
-      up.on("error", (e) => resolve({ statusCode: /timeout/.test(e.message) ? 504 : 502, body: JSON.stringify({ error: `the agent did not answer: ${e.message}` }) }));
-      up.end(body);
-    });
-    hold.release();
-    app.done();
-    if (app.onAsyncResult) await app.onAsyncResult(result).catch((e) => this.log.warn({ err: e }, "async callback failed"));
+    try {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > ASYNC_MAX_BODY) throw new HangarError("payload_too_large", `an async call's body is at most ${ASYNC_MAX_BODY / 1024 / 1024} MiB`);
+        chunks.push(c as Buffer);
+      }
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && ![...t.drop, "host", "connection", "content-length", "transfer-encoding"].includes(k)) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+      if (!app.enqueueAsync) throw new HangarError("not_configured", "async calls are not available here");
+      await app.enqueueAsync({ method: req.method ?? "POST", path, headers, body: Buffer.concat(chunks) });
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ success: true }));
+    } catch (e) {
+      sendProblem(res, asHangarError(e));
+    } finally {
+      t.lease.release();
+      app.done();
+    }
   }
 
   private proxyOptions(t: Target<S>): ProxyOptions {

@@ -3,7 +3,7 @@
 import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { type Server, createServer } from "node:http";
+import { type Server, createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
@@ -21,7 +21,7 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
-import { CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
+import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
@@ -112,6 +112,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   modelGateway = new ModelGateway({ store, auth, service: gateway, accountant, logger: logger.child({ component: "gateway" }), timeoutMs: config.modelTimeoutMs });
 
   const workloads = new WorkloadService({ checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  const asyncCalls = new AsyncCallService({ store, workloads, replicas: replicaPort(node), callbacks: new CallbackSender({ checkTarget: checkCallback, logger }), logger: logger.child({ component: "async-calls" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
@@ -119,7 +120,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }), models: modelGateway });
+  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, asyncCalls }), models: modelGateway });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -247,6 +248,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   builds?.start();
   workloads.start();
   replacements.start();
+  if (await asyncCalls.releaseOrphans()) logger.info("resuming async agent calls a previous server left unfinished");
+  asyncCalls.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -274,6 +277,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await reaper.stop();
       workloads.close();
       replacements.close();
+      asyncCalls.close();
       snapshots.stop();
       await builds?.close();
       await front.close();
@@ -374,6 +378,9 @@ function startApp(live: { services: SandboxServices }, command: string[], restar
   return live.services.processes.exec({ name: "app", command: command.map(shellQuote).join(" "), ...(restartOnFailure ? { restartOnFailure, maxRestarts: -1 } : {}) });
 }
 
+/** What an async call's answer keeps (the rest is counted in response_length only by Blaxel too). */
+const ASYNC_RESULT_MAX = 10 * 1024 * 1024;
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -388,6 +395,32 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
       await startApp(live, cmd, true);
+    },
+    async request(id, port, call, timeoutMs) {
+      const lease = await node.acquire(id, "request");
+      try {
+        return await new Promise<{ statusCode: number; body: string }>((resolve) => {
+          const up = httpRequest(
+            { host: node.get(id).handle.address, port, method: call.method, path: call.path, headers: { ...call.headers, "content-length": String(call.body.length) }, timeout: timeoutMs },
+            (res) => {
+              const got: Buffer[] = [];
+              let size = 0;
+              res.on("data", (d: Buffer) => {
+                lease.touch();
+                if (size < ASYNC_RESULT_MAX) got.push(d);
+                size += d.length;
+              });
+              res.on("end", () => resolve({ statusCode: res.statusCode ?? 502, body: Buffer.concat(got).toString("utf8").slice(0, ASYNC_RESULT_MAX) }));
+              res.on("error", () => resolve({ statusCode: 502, body: "" }));
+            },
+          );
+          up.on("timeout", () => up.destroy(new Error("timeout")));
+          up.on("error", (e) => resolve({ statusCode: /timeout/.test(e.message) ? 504 : 502, body: JSON.stringify({ error: `the agent did not answer: ${e.message}` }) }));
+          up.end(call.body);
+        });
+      } finally {
+        lease.release();
+      }
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;

@@ -223,6 +223,23 @@ export interface SnapshotTable {
   updated_at: string;
 }
 
+export interface AsyncCallTable {
+  id: string;
+  workload_id: string;
+  status: string;
+  method: string;
+  path: string;
+  headers: string;
+  body: Buffer;
+  result_status: number | null;
+  result_body: string | null;
+  error: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -239,5 +256,6 @@ export interface Database {
   gateway_resources: GatewayResourceTable;
   model_usage: ModelUsageTable;
   replacements: ReplacementTable;
+  async_calls: AsyncCallTable;
   snapshots: SnapshotTable;
 }

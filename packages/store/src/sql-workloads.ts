@@ -1,9 +1,9 @@
 // Workloads (agents, functions), their revisions and the replicas that run them, over Kysely.
 
 import type { Kysely, Selectable, Transaction, Updateable } from "kysely";
-import type { Database, ReplacementTable, ReplicaTable, RevisionTable, WorkloadTable } from "./schema.js";
+import type { AsyncCallTable, Database, ReplacementTable, ReplicaTable, RevisionTable, WorkloadTable } from "./schema.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
-import type { ListQuery, Page, ReplacementRecord, ReplicaRecord, RevisionRecord, WorkloadRecord, WorkloadRepo } from "./store.js";
+import type { AsyncCallRecord, ListQuery, Page, ReplacementRecord, ReplicaRecord, RevisionRecord, WorkloadRecord, WorkloadRepo } from "./store.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -48,6 +48,25 @@ function toReplacement(r: Selectable<ReplacementTable>): ReplacementRecord {
     readyAt: r.ready_at,
     switchedAt: r.switched_at,
     finishedAt: r.finished_at,
+  };
+}
+
+function toAsyncCall(r: Selectable<AsyncCallTable>): AsyncCallRecord {
+  return {
+    id: r.id,
+    workloadId: r.workload_id,
+    status: r.status,
+    method: r.method,
+    path: r.path,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    body: Buffer.from(r.body),
+    resultStatus: r.result_status,
+    resultBody: r.result_body,
+    error: r.error,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -215,5 +234,73 @@ export class SqlWorkloadRepo implements WorkloadRepo {
     let q = this.db.selectFrom("replacements").selectAll();
     if (workloadId) q = q.where("workload_id", "=", workloadId);
     return (await q.orderBy("created_at", "desc").orderBy("id", "desc").execute()).map(toReplacement);
+  }
+
+  async insertAsyncCall(rec: AsyncCallRecord): Promise<void> {
+    await this.db
+      .insertInto("async_calls")
+      .values({
+        id: rec.id,
+        workload_id: rec.workloadId,
+        status: rec.status,
+        method: rec.method,
+        path: rec.path,
+        headers: JSON.stringify(rec.headers),
+        body: rec.body,
+        result_status: rec.resultStatus,
+        result_body: rec.resultBody,
+        error: rec.error,
+        lease_owner: rec.leaseOwner,
+        lease_until: rec.leaseUntil,
+        created_at: rec.createdAt,
+        updated_at: rec.updatedAt,
+      })
+      .execute();
+  }
+
+  async claimAsyncCalls(statuses: string[], owner: string, now: string, until: string, limit: number): Promise<AsyncCallRecord[]> {
+    const free = await this.db
+      .selectFrom("async_calls")
+      .select("id")
+      .where("status", "in", statuses)
+      .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
+      .orderBy("created_at")
+      .limit(limit)
+      .execute();
+    const out: AsyncCallRecord[] = [];
+    for (const { id } of free) {
+      // the lease is taken only if nobody took it meanwhile (another server)
+      const r = await this.db
+        .updateTable("async_calls")
+        .set({ lease_owner: owner, lease_until: until, updated_at: now })
+        .where("id", "=", id)
+        .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) continue;
+      const row = await this.db.selectFrom("async_calls").selectAll().where("id", "=", id).executeTakeFirst();
+      if (row) out.push(toAsyncCall(row));
+    }
+    return out;
+  }
+
+  async updateAsyncCall(id: string, patch: Partial<Pick<AsyncCallRecord, "status" | "resultStatus" | "resultBody" | "error" | "leaseOwner" | "leaseUntil">>): Promise<void> {
+    const set: Updateable<AsyncCallTable> = { updated_at: new Date().toISOString() };
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.resultStatus !== undefined) set.result_status = patch.resultStatus;
+    if (patch.resultBody !== undefined) set.result_body = patch.resultBody;
+    if (patch.error !== undefined) set.error = patch.error;
+    if (patch.leaseOwner !== undefined) set.lease_owner = patch.leaseOwner;
+    if (patch.leaseUntil !== undefined) set.lease_until = patch.leaseUntil;
+    await this.db.updateTable("async_calls").set(set).where("id", "=", id).execute();
+  }
+
+  async deleteAsyncCall(id: string): Promise<void> {
+    await this.db.deleteFrom("async_calls").where("id", "=", id).execute();
+  }
+
+  async listAsyncCalls(workloadId?: string): Promise<AsyncCallRecord[]> {
+    let q = this.db.selectFrom("async_calls").selectAll();
+    if (workloadId) q = q.where("workload_id", "=", workloadId);
+    return (await q.orderBy("created_at").execute()).map(toAsyncCall);
   }
 }

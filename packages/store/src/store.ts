@@ -322,6 +322,34 @@ export interface WorkloadRepo {
   updateReplacement(id: string, patch: Partial<Omit<ReplacementRecord, "id" | "workloadId" | "createdAt">>): Promise<ReplacementRecord | null>;
   /** Newest first; of every workload when none is given. */
   listReplacements(workloadId?: string): Promise<ReplacementRecord[]>;
+  insertAsyncCall(rec: AsyncCallRecord): Promise<void>;
+  /**
+   * Leases up to `limit` calls in `statuses` whose lease is free or expired to `owner` until
+   * `until`; returns them as claimed.
+   */
+  claimAsyncCalls(statuses: string[], owner: string, now: string, until: string, limit: number): Promise<AsyncCallRecord[]>;
+  updateAsyncCall(id: string, patch: Partial<Pick<AsyncCallRecord, "status" | "resultStatus" | "resultBody" | "error" | "leaseOwner" | "leaseUntil">>): Promise<void>;
+  deleteAsyncCall(id: string): Promise<void>;
+  listAsyncCalls(workloadId?: string): Promise<AsyncCallRecord[]>;
+}
+
+/** An async call to an agent (`?async=true`), kept until its result is delivered. */
+export interface AsyncCallRecord {
+  id: string;
+  workloadId: string;
+  /** queued | running | delivering | failed */
+  status: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  resultStatus: number | null;
+  resultBody: string | null;
+  error: string | null;
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 
 /** A rolling replacement of a workload's revision (the stable invoke URL's replacement API). */

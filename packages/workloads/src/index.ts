@@ -6,3 +6,4 @@ export { WorkloadRouter, type WorkloadRouterOptions } from "./router.js";
 export * from "./callbacks.js";
 export { ReplacementService, replacementView, type ReplacementInput } from "./replacements.js";
 export { invokeRoutes, type InvokeRoutesOptions } from "./invoke-routes.js";
+export { AsyncCallService, type AsyncCall } from "./async-calls.js";

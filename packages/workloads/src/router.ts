@@ -4,15 +4,15 @@
 import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
-import type { AsyncResult, CallbackSender } from "./callbacks.js";
+import type { AsyncCall, AsyncCallService } from "./async-calls.js";
 import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
 
 export interface WorkloadRouterOptions {
   store: Store;
   auth: AuthService;
   workloads: WorkloadService;
-  /** Delivers async calls' results to the workload's callback. */
-  callbacks: CallbackSender;
+  /** Stores async calls, which run and are delivered in the background. */
+  asyncCalls: AsyncCallService;
 }
 
 export class WorkloadRouter {
@@ -45,7 +45,7 @@ export class WorkloadRouter {
     authorization: string | undefined,
     cookie?: string,
     prefer?: string,
-  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
+  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; enqueueAsync: (call: AsyncCall) => Promise<string> }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -59,8 +59,8 @@ export class WorkloadRouter {
     const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
     const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer);
     const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
-    const callback = r.callback;
-    return { ...pick, ...(setCookie ? { setCookie } : {}), ...(callback ? { onAsyncResult: async (result: AsyncResult) => void (await this.opts.callbacks.send(callback, result)) } : {}) };
+    const id = r.workload.id;
+    return { ...pick, ...(setCookie ? { setCookie } : {}), enqueueAsync: (call) => this.opts.asyncCalls.enqueue(id, call) };
   }
 }
 

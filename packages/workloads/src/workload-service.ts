@@ -23,6 +23,8 @@ export interface ReplicaPort {
   startApp(id: string): Promise<void>;
   /** Last time the replica was used (ms since the epoch), null when not on this node. */
   lastActivity(id: string): number | null;
+  /** Sends one request to the replica's port (waking it and holding it awake); the answer collected (≤ 10 MiB kept). */
+  request(id: string, port: number, call: { method: string; path: string; headers: Record<string, string>; body: Buffer }, timeoutMs: number): Promise<{ statusCode: number; body: string }>;
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
 }

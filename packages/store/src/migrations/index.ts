@@ -6,6 +6,7 @@ import * as m004 from "./004-workloads.js";
 import * as m006 from "./006-gateway.js";
 import * as m008 from "./008-snapshots.js";
 import * as m010 from "./010-replacements.js";
+import * as m011 from "./011-async-calls.js";
 
 /** Every schema migration, in order. Names sort lexicographically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   "006-gateway": m006,
   "008-snapshots": m008,
   "010-replacements": m010,
+  "011-async-calls": m011,
 };
