@@ -1,0 +1,3 @@
+export { McpGateway, type McpGatewayOptions, UPSTREAM_GONE } from "./gateway.js";
+export { WebSocketTransport } from "./ws-transport.js";
+export { bridgeBundlePath } from "./bundle.js";

@@ -1,0 +1,55 @@
+// hangar-mcp-bridge: runs inside a function's replica sandbox in front of an MCP server that speaks
+// stdio. `node mcp-bridge.cjs <command> [args…]` listens on $HOST:$PORT and serves
+//   POST/GET/DELETE /mcp  MCP Streamable HTTP (sessions: one child process per client session)
+//   WebSocket on / or /mcp  one child process per socket (Blaxel's SDKs before 0.2.41)
+//   GET /                 a small JSON description (Blaxel's SDKs 0.2.41–0.2.72 probe it; no
+//                         "websocket" in it, so they use /mcp)
+// The child gets the sandbox's environment and working directory; its stderr is the bridge's.
+// SIGTERM closes every session (children get EOF, then SIGTERM) and exits.
+
+import { createServer } from "node:http";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { McpGateway } from "./gateway.js";
+
+const [command, ...args] = process.argv.slice(2);
+if (!command) {
+  process.stderr.write("usage: mcp-bridge <command> [args...]  (serves the stdio MCP server <command> on $HOST:$PORT)\n");
+  process.exit(2);
+}
+const log = (m: string) => process.stderr.write(`[hangar-mcp-bridge] ${m}\n`);
+const gateway = new McpGateway({
+  connect: () => new StdioClientTransport({ command, args, env: process.env as Record<string, string>, cwd: process.cwd(), stderr: "inherit" }),
+  log,
+});
+const pathOf = (url: string | undefined) => new URL(url ?? "/", "http://bridge").pathname.replace(/\/+$/, "") || "/";
+
+const server = createServer((req, res) => {
+  const path = pathOf(req.url);
+  if (path === "/mcp") {
+    gateway.handleHttp(req, res).catch((e: Error) => {
+      log(`request failed: ${e.message}`);
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end();
+    });
+  } else if (path === "/" && req.method === "GET") {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ server: "hangar-mcp-bridge", transport: "http-stream", endpoint: "/mcp", command }));
+  } else {
+    res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found: MCP is served at /mcp" }));
+  }
+});
+server.on("upgrade", (req, socket, head) => {
+  const path = pathOf(req.url);
+  if (path === "/" || path === "/mcp") gateway.handleUpgrade(req, socket, head);
+  else socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+});
+server.listen(Number(process.env.PORT ?? 80), process.env.HOST ?? "0.0.0.0");
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  server.close();
+  void gateway.close().finally(() => process.exit(0));
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
