@@ -34,6 +34,16 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
   logger?: Logger;
   /** Agents (and functions): which replica and port serve /run/{ws}/{kind}/{name}. */
   workloads?: WorkloadRouting;
+  /** Functions whose clients speak another MCP transport than their server (see WorkloadPick.mcp). */
+  mcp?: McpBridging;
+}
+
+/** Bridges MCP clients to a function's server speaking another transport (relaying messages only). */
+export interface McpBridging {
+  /** A WebSocket client; `upstream` is the function's Streamable HTTP endpoint (http://…/mcp). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: { scope: string; upstream: string }): void;
+  /** A Streamable HTTP request; `upstream` is the function's WebSocket (ws://…/). */
+  http(req: IncomingMessage, res: ServerResponse, target: { scope: string; upstream: string }): Promise<void>;
 }
 
 /** The workloads plane as the edge drives it. */
@@ -48,6 +58,12 @@ export interface WorkloadPick {
   done: () => void;
   /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
   onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
+  /**
+   * Functions: what their port speaks. "http-stream": Streamable HTTP at /mcp (WebSocket clients of
+   * the root are bridged); "websocket": a WebSocket server (Streamable HTTP clients of /mcp are
+   * bridged); "bridged": Hangar's in-sandbox bridge, which serves both itself.
+   */
+  mcp?: "http-stream" | "websocket" | "bridged";
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
@@ -75,7 +91,7 @@ interface Target<S> {
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
   /** For workloads: the port the app listens on, and what to call when the request ends. */
-  app?: Pick<WorkloadPick, "port" | "done" | "onAsyncResult">;
+  app?: Pick<WorkloadPick, "port" | "done" | "onAsyncResult" | "mcp"> & { scope?: string };
 }
 
 /**
@@ -113,6 +129,10 @@ const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
+/** A function's Streamable HTTP endpoint, and where WebSocket MCP clients connect (its root, or /mcp). */
+const MCP_PATH = /^\/mcp\/?(\?|$)/;
+const MCP_WS_PATH = /^\/(mcp\/?)?(\?|$)/;
+const hostPort = (host: string, port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
@@ -282,7 +302,8 @@ export class Edge<S extends SandboxServicesLike> {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
+        const mcp = pick.mcp ? { mcp: pick.mcp, scope: `${r.workspace}/${r.plural}/${r.name}` } : {};
+        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}), ...mcp } };
       } catch (e) {
         pick.done();
         throw e;
@@ -487,6 +508,10 @@ export class Edge<S extends SandboxServicesLike> {
     if (t.app) {
       const a = takeQueryParam(t.rest, "async");
       if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
+      if (t.app.mcp === "websocket" && this.opts.mcp && MCP_PATH.test(t.rest)) {
+        const target = { scope: t.app.scope ?? "", upstream: `ws://${hostPort(live.handle.address, t.app.port)}/` };
+        return void this.opts.mcp.http(req, res, target).catch((e) => this.log.warn({ err: e }, "bridging an MCP request failed"));
+      }
       proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
       return;
     }
@@ -597,6 +622,9 @@ export class Edge<S extends SandboxServicesLike> {
       t.app?.done();
     });
     const p = t.preview;
+    if (t.app?.mcp === "http-stream" && this.opts.mcp && MCP_WS_PATH.test(t.rest)) {
+      return this.opts.mcp.upgrade(req, socket, head, { scope: t.app.scope ?? "", upstream: `http://${hostPort(lease.live.handle.address, t.app.port)}/mcp` });
+    }
     if (t.app) return proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop });
     const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
     if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));

@@ -16,8 +16,8 @@ import { WebSocketServer } from "ws";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export interface McpGatewayOptions {
-  /** Opens the upstream of a new client session (not started yet: the gateway starts it). */
-  connect: () => Transport | Promise<Transport>;
+  /** Opens the upstream of a new client session (not started yet: the gateway starts it); `req` opened the session. */
+  connect: (req: IncomingMessage) => Transport | Promise<Transport>;
   /** A Streamable HTTP session unused this long is closed with its upstream (default 15 min). */
   sessionIdleMs?: number;
   /**
@@ -53,7 +53,7 @@ class Session {
 
   constructor(
     private readonly client: Transport,
-    private readonly connect: McpGatewayOptions["connect"],
+    private readonly connect: () => Transport | Promise<Transport>,
     private readonly log: (m: string) => void,
     private readonly onClosed: () => void,
   ) {
@@ -148,13 +148,17 @@ class Session {
     this.onClosed();
     const up = this.upstream;
     this.upstream = null;
-    await Promise.allSettled([up?.close(), this.client.close()]);
+    // an upstream Streamable HTTP session is ended too (DELETE), not just left
+    const end = up && "terminateSession" in up ? (up as Transport & { terminateSession(): Promise<void> }).terminateSession().catch(() => undefined) : undefined;
+    await Promise.allSettled([end?.then(() => up?.close()) ?? up?.close(), this.client.close()]);
   }
 }
 
 /** A Streamable HTTP session: its open responses, and whether its client ever held the event stream. */
 interface HttpSession {
   session: Session;
+  /** What the session was opened for (a later request for another scope does not find it). */
+  scope: string;
   http: StreamableHTTPServerTransport;
   open: number;
   listened: boolean;
@@ -182,12 +186,15 @@ export class McpGateway {
     return this.sessions.size + this.sockets.size;
   }
 
-  /** A Streamable HTTP request (POST, GET for the server's event stream, DELETE to end a session). */
-  async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * A Streamable HTTP request (POST, GET for the server's event stream, DELETE to end a session).
+   * `scope` names what the caller was let into (e.g. one function): sessions are found only within it.
+   */
+  async handleHttp(req: IncomingMessage, res: ServerResponse, scope = ""): Promise<void> {
     const sid = req.headers["mcp-session-id"];
     if (typeof sid === "string") {
       const s = this.sessions.get(sid);
-      if (!s) return rpcError(res, 404, -32001, "Session not found");
+      if (!s || s.scope !== scope) return rpcError(res, 404, -32001, "Session not found");
       s.session.lastUsed = Date.now();
       this.track(s, req, res);
       return s.http.handleRequest(req, res);
@@ -200,9 +207,9 @@ export class McpGateway {
     let session: Session | null = null;
     const http = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => void this.sessions.set(id, { session: session!, http, open: 0, listened: false }),
+      onsessioninitialized: (id) => void this.sessions.set(id, { session: session!, scope, http, open: 0, listened: false }),
     });
-    session = new Session(http, this.opts.connect, this.log, () => {
+    session = new Session(http, () => this.opts.connect(req), this.log, () => {
       const s = http.sessionId ? this.sessions.get(http.sessionId) : undefined;
       if (s) clearTimeout(s.detached);
       if (http.sessionId) this.sessions.delete(http.sessionId);
@@ -229,7 +236,7 @@ export class McpGateway {
   /** A WebSocket upgrade: the socket is one client session. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const session: Session = new Session(new WebSocketTransport(ws), this.opts.connect, this.log, () => this.sockets.delete(session));
+      const session: Session = new Session(new WebSocketTransport(ws), () => this.opts.connect(req), this.log, () => this.sockets.delete(session));
       this.sockets.add(session);
     });
   }

@@ -7,9 +7,13 @@
 // The child gets the sandbox's environment and working directory; its stderr is the bridge's.
 // SIGTERM closes every session (children get EOF, then SIGTERM) and exits.
 
+import { webcrypto } from "node:crypto";
 import { createServer } from "node:http";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { McpGateway } from "./gateway.js";
+
+// Node 18 (Debian bookworm's, in Hangar's base image) has no global Web Crypto; the SDK uses it
+(globalThis as { crypto?: unknown }).crypto ??= webcrypto;
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {

@@ -2,7 +2,7 @@
 
 import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -23,6 +23,7 @@ import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
+import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -109,7 +110,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
+  // functions' MCP clients speaking another transport than the function's server are bridged here
+  const mcpBridges = new RunPlaneMcpBridges({ log: (m) => logger.debug({ component: "mcp-bridge" }, m) });
+  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, mcp: mcpBridges, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -239,6 +242,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await reaper.stop();
       await builds?.close();
       await front.close();
+      await mcpBridges.close();
       await app.close().catch(() => undefined);
       await node.close();
       await egress?.proxy.close();
@@ -334,6 +338,11 @@ function startApp(live: { services: SandboxServices }, command: string[], restar
   return live.services.processes.exec({ name: "app", command: command.map(shellQuote).join(" "), ...(restartOnFailure ? { restartOnFailure, maxRestarts: -1 } : {}) });
 }
 
+/** Where a stdio function's replica gets Hangar's MCP bridge (one bundled file, written at start). */
+const MCP_BRIDGE_PATH = "/tmp/.hangar/mcp-bridge.cjs";
+let bridgeBytes: Promise<Buffer> | null = null;
+const mcpBridgeBundle = () => (bridgeBytes ??= readFile(bridgeBundlePath()));
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -341,12 +350,16 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     start: (spec) => node.start(spec),
     destroy: (id) => node.destroy(id),
     has: (id) => node.has(id),
-    async startApp(id) {
+    async startApp(id, opts) {
       const live = node.get(id);
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
-      await startApp(live, cmd, true);
+      if (!opts?.mcpStdio) return void (await startApp(live, cmd, true));
+      // a stdio MCP server: Hangar's bridge (run by the image's node) serves it on $PORT
+      await live.services.files.writeFile(MCP_BRIDGE_PATH, await mcpBridgeBundle());
+      const bridge = `command -v node >/dev/null || { echo "a stdio function needs node (18+) in its image to run Hangar's MCP bridge" >&2; exit 127; }; exec node ${MCP_BRIDGE_PATH} ${cmd.map(shellQuote).join(" ")}`;
+      await live.services.processes.exec({ name: "app", command: bridge, restartOnFailure: true, maxRestarts: -1 });
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;

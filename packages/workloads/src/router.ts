@@ -5,7 +5,7 @@ import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkspaceRecord } from "@hangar/store";
 import type { AsyncResult, CallbackSender } from "./callbacks.js";
-import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
+import { KIND_SINGULAR, type Routing, type WorkloadService } from "./workload-service.js";
 
 export interface WorkloadRouterOptions {
   store: Store;
@@ -26,7 +26,7 @@ export class WorkloadRouter {
     kind: string,
     name: string,
     authorization: string | undefined,
-  ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
+  ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void>; mcp?: Routing["mcp"] }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -36,7 +36,7 @@ export class WorkloadRouter {
       if (!ws || !principal.workspaceIds.has(ws.id)) throw new HangarError("forbidden", `this API key has no access to workspace '${workspace}'`);
     }
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
-    const pick = this.opts.workloads.pick(r);
+    const pick = { ...this.opts.workloads.pick(r), ...(r.mcp ? { mcp: r.mcp } : {}) };
     const callback = r.callback;
     return callback ? { ...pick, onAsyncResult: async (result) => void (await this.opts.callbacks.send(callback, result)) } : pick;
   }

@@ -19,8 +19,11 @@ export interface ReplicaPort {
   /** Removes it; idempotent. */
   destroy(id: string): Promise<void>;
   has(id: string): boolean;
-  /** Starts the image's command as process "app" in the replica; throws when the image names none. */
-  startApp(id: string): Promise<void>;
+  /**
+   * Starts the image's command as process "app" in the replica; throws when the image names none.
+   * `mcpStdio`: the command speaks MCP on stdio, so Hangar's MCP bridge runs it and serves it on the port.
+   */
+  startApp(id: string, opts?: { mcpStdio?: boolean }): Promise<void>;
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
 }
@@ -54,6 +57,8 @@ export interface Routing {
   replicas: string[];
   /** Where async calls' results go (the http-async trigger's callback), secret revealed. */
   callback: CallbackTarget | null;
+  /** Functions: how the MCP server behind the port speaks (the bridge of a stdio one speaks http-stream and WebSocket). */
+  mcp?: "http-stream" | "websocket" | "bridged";
 }
 
 /** A record as apply() returns it: with the callback secrets it generated, shown this once. */
@@ -244,7 +249,7 @@ export class WorkloadService {
       id: randomId(12),
       workloadId: w.id,
       image: runtime.image!,
-      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale },
+      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale, ...(runtime.transport === "stdio" ? { transport: "stdio" } : {}) },
       status: "DEPLOYING",
       message: null,
       createdAt: new Date().toISOString(),
@@ -295,7 +300,7 @@ export class WorkloadService {
           const spec = await this.replicaSpec(replica);
           if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
           await this.opts.replicas.start(spec);
-          await this.opts.replicas.startApp(replica.id);
+          await this.opts.replicas.startApp(replica.id, rev.runtime.transport === "stdio" ? { mcpStdio: true } : undefined);
           await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
           await this.store.workloads.updateReplica(replica.id, { status: "READY" });
         }
@@ -384,7 +389,8 @@ export class WorkloadService {
       const spec = w.spec as unknown as WorkloadSpecDoc;
       const c = spec.triggers?.find((t) => t.type === "http-async" && t.enabled !== false && t.configuration?.callbackUrl)?.configuration;
       const callback = c?.callbackUrl && c.callbackSecret ? { url: c.callbackUrl, secret: this.opts.secrets.open(c.callbackSecret) } : null;
-      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas, callback };
+      const mcp = w.kind !== "functions" ? undefined : rev?.runtime.transport === "stdio" ? "bridged" : spec.runtime.transport === "websocket" ? "websocket" : "http-stream";
+      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas, callback, ...(mcp ? { mcp } : {}) };
     });
   }
 

@@ -1,0 +1,179 @@
+// A user hosts an MCP server that speaks stdio (as most npm/PyPI MCP servers do): declared with
+// `spec.runtime.transport: "stdio"`, it is served over Streamable HTTP and WebSocket by Hangar's
+// bridge in the replica, one server process per client session. The same image also runs as a
+// Streamable HTTP function and as a legacy WebSocket function, each reached by clients of the
+// other transport through the run plane's bridging.
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
+
+let h: RunningHangar;
+
+beforeAll(async () => {
+  h = await startHangar();
+  useSdkAgainst(h);
+});
+
+afterAll(async () => {
+  await h?.dispose();
+});
+
+/** One MCP server, three transports (MCP_MODE): stdio (default), Streamable HTTP on /mcp, WebSocket on /. */
+const SERVER = `
+const http = require("http");
+const { McpServer } = require("@modelcontextprotocol/sdk/server/mcp.js");
+const { z } = require("zod");
+function server() {
+  const s = new McpServer({ name: "counter", version: "1.0.0" });
+  let count = 0;
+  const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
+  s.tool("add", "Adds n to this session's counter", { n: z.number() }, async ({ n }) => text((count += n)));
+  s.tool("whoami", "The server process id", {}, async () => text(process.pid));
+  s.tool("crash", "Exits mid-call", {}, async () => process.exit(3));
+  return s;
+}
+const mode = process.env.MCP_MODE || "stdio";
+if (mode === "stdio") {
+  const { StdioServerTransport } = require("@modelcontextprotocol/sdk/server/stdio.js");
+  server().connect(new StdioServerTransport());
+} else if (mode === "http") {
+  const { StreamableHTTPServerTransport } = require("@modelcontextprotocol/sdk/server/streamableHttp.js");
+  http.createServer(async (req, res) => {
+    if (!req.url.startsWith("/mcp")) { res.statusCode = 404; return res.end(); }
+    if (req.method !== "POST") { res.statusCode = 405; return res.end(); }
+    let body = "";
+    for await (const c of req) body += c;
+    const s = server();
+    const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on("close", () => { t.close(); s.close(); });
+    await s.connect(t);
+    await t.handleRequest(req, res, JSON.parse(body));
+  }).listen(Number(process.env.PORT), process.env.HOST);
+} else {
+  // a legacy WebSocket MCP server (as @blaxel/core's BlaxelMcpServerTransport): one JSON message per frame
+  const { WebSocketServer } = require("ws");
+  new WebSocketServer({ port: Number(process.env.PORT) }).on("connection", (ws) => {
+    const t = { start: async () => {}, send: async (m) => ws.send(JSON.stringify(m)), close: async () => ws.close() };
+    ws.on("message", (d) => t.onmessage && t.onmessage(JSON.parse(String(d))));
+    ws.on("close", () => t.onclose && t.onclose());
+    server().connect(t);
+  });
+}
+`;
+
+const FILES = {
+  "package.json": JSON.stringify({ name: "counter", version: "1.0.0", private: true, dependencies: { "@modelcontextprotocol/sdk": "1.32.2", zod: "3.25.76", ws: "8.18.3" } }),
+  "server.js": SERVER,
+  // the docs' deployment configuration; the command is what speaks MCP on stdio
+  "blaxel.toml": 'type = "function"\n\n[entrypoint]\nprod = "node server.js"\n\n[runtime]\ntransport = "stdio"\n',
+};
+
+type Fn = { status: string; metadata: { url: string }; events: { message: string }[] };
+async function deployed(name: string, deadlineMs: number): Promise<Fn> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const fn = (await (await api(h, "GET", `/v0/functions/${name}`)).json()) as Fn;
+    if (fn.status === "DEPLOYED") return fn;
+    if (fn.status === "FAILED" || Date.now() > deadline) {
+      const logs = (await (await api(h, "GET", `/v0/observability/logs?resourceType=functions&workloadIds=${name}`)).json()) as Record<string, { logs: Array<{ message: string }> }>;
+      throw new Error(`function ${name}: ${fn.status} ${JSON.stringify(fn.events.at(-1))}\n${(logs[name]?.logs ?? []).slice(-15).map((l) => l.message).join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const text = (r: unknown) => (r as { content: Array<{ text: string }> }).content[0]!.text;
+const auth = () => ({ authorization: `Bearer ${h.apiKey}` });
+
+/** The official MCP SDK client over Streamable HTTP at {url}/mcp. */
+async function httpClient(url: string): Promise<Client> {
+  const c = new Client({ name: "e2e", version: "1" });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers: auth() } }));
+  return c;
+}
+
+/** What @blaxel/core < 0.2.41 does: its WebSocket transport to the function's root URL. */
+async function legacyWsClient(url: string): Promise<Client> {
+  const { BlaxelMcpClientTransport } = (await import("@blaxel/core")) as unknown as { BlaxelMcpClientTransport: new (url: string, headers: Record<string, string>, o?: unknown) => never };
+  const c = new Client({ name: "e2e-ws", version: "1" });
+  await c.connect(new BlaxelMcpClientTransport(url, auth(), { retry: { max: 0 } }));
+  return c;
+}
+
+describe("serving a stdio MCP server", () => {
+  let url = "";
+  let image = "";
+
+  it("deploys a stdio MCP server from source; @blaxel/core lists and calls its tools over Streamable HTTP", { timeout: 300_000 }, async () => {
+    const res = await api(h, "PUT", "/v0/functions/counter?upload=true", { metadata: { name: "counter" }, spec: { runtime: { memory: 1024, transport: "stdio" } } });
+    expect(res.status).toBe(200);
+    const up = await fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", headers: { "content-type": "application/zip" }, body: zipFiles(FILES) });
+    expect(up.status).toBe(200);
+    const fn = await deployed("counter", 280_000);
+    url = fn.metadata.url;
+    expect(((await (await api(h, "GET", "/v0/functions/counter")).json()) as { spec: { runtime: { transport: string } } }).spec.runtime.transport).toBe("stdio");
+    image = ((await (await api(h, "GET", "/v0/functions/counter/revisions")).json()) as Array<{ image: string }>)[0]!.image;
+
+    const { getTool } = await import("@blaxel/core");
+    const tools = (await getTool("counter")) as Array<{ name: string; call: (args: unknown) => Promise<unknown> }>;
+    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect(text(await tools.find((t) => t.name === "add")!.call({ n: 7 }))).toBe("7");
+  });
+
+  it("gives each client session its own server process (Streamable HTTP and WebSocket), and survives a crash mid-call", { timeout: 60_000 }, async () => {
+    const a = await httpClient(url);
+    const b = await httpClient(url);
+    const w = await legacyWsClient(url);
+    expect(text(await a.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
+    expect(text(await a.callTool({ name: "add", arguments: { n: 3 } }))).toBe("5");
+    expect(text(await b.callTool({ name: "add", arguments: { n: 10 } }))).toBe("10");
+    expect((await w.listTools()).tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect(text(await w.callTool({ name: "add", arguments: { n: 1 } }))).toBe("1");
+    const pids = await Promise.all([a, b, w].map(async (c) => text(await c.callTool({ name: "whoami", arguments: {} }))));
+    expect(new Set(pids).size).toBe(3);
+
+    // a server that exits mid-call: that call gets a JSON-RPC error, the next one a new process
+    await expect(a.callTool({ name: "crash", arguments: {} })).rejects.toThrow(/exited/);
+    const again = text(await a.callTool({ name: "whoami", arguments: {} }));
+    expect(again).not.toBe(pids[0]);
+    expect(text(await a.callTool({ name: "add", arguments: { n: 1 } }))).toBe("1");
+    await Promise.all([a.close(), b.close(), w.close()]);
+
+    // the probe of @blaxel/core 0.2.41–0.2.72 (GET {url}/) is answered without "websocket": it then uses /mcp
+    const probe = await fetch(`${url}/`, { headers: auth() });
+    expect(probe.status).toBe(200);
+    expect(await probe.text()).not.toMatch(/websocket/i);
+    // a wrong key never reaches the bridge
+    const wrong = await fetch(`${url}/mcp`, { method: "POST", headers: { authorization: "Bearer hgr_wrong", "content-type": "application/json" }, body: "{}" });
+    expect(wrong.status).toBe(401);
+  });
+
+  it("bridges WebSocket clients to a Streamable HTTP function, and Streamable HTTP clients to a WebSocket function", { timeout: 150_000 }, async () => {
+    expect(image).not.toBe("");
+    for (const [name, mode, transport] of [["counter-http", "http", "http-stream"], ["counter-ws", "ws", "websocket"]] as const) {
+      const res = await api(h, "PUT", `/v0/functions/${name}`, { metadata: { name }, spec: { runtime: { image, memory: 512, transport, envs: [{ name: "MCP_MODE", value: mode }] } } });
+      expect(res.status).toBe(200);
+    }
+    const [httpFn, wsFn] = [await deployed("counter-http", 120_000), await deployed("counter-ws", 120_000)];
+
+    // a legacy WebSocket client of the Streamable HTTP function
+    const w = await legacyWsClient(httpFn.metadata.url);
+    expect(text(await w.callTool({ name: "add", arguments: { n: 4 } }))).toBe("4");
+    await w.close();
+
+    // @blaxel/core 0.3.21 (Streamable HTTP) and the official client, of the WebSocket function
+    const { getTool } = await import("@blaxel/core");
+    const tools = (await getTool("counter-ws")) as Array<{ name: string; call: (args: unknown) => Promise<unknown> }>;
+    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    const c = await httpClient(wsFn.metadata.url);
+    expect(text(await c.callTool({ name: "add", arguments: { n: 5 } }))).toBe("5");
+    expect(text(await c.callTool({ name: "add", arguments: { n: 5 } }))).toBe("10");
+    await c.close();
+    // and its own WebSocket clients still reach it directly
+    const d = await legacyWsClient(wsFn.metadata.url);
+    expect(text(await d.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
+    await d.close();
+  });
+});
