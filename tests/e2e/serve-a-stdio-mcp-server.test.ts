@@ -25,12 +25,13 @@ const SERVER = `
 const http = require("http");
 const { McpServer } = require("@modelcontextprotocol/sdk/server/mcp.js");
 const { z } = require("zod");
+const me = process.pid + "-" + Math.random().toString(36).slice(2);
 function server() {
   const s = new McpServer({ name: "counter", version: "1.0.0" });
   let count = 0;
   const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
   s.tool("add", "Adds n to this session's counter", { n: z.number() }, async ({ n }) => text((count += n)));
-  s.tool("whoami", "The server process id", {}, async () => text(process.pid));
+  s.tool("whoami", "Which server process this is", {}, async () => text(me));
   s.tool("crash", "Exits mid-call", {}, async () => process.exit(3));
   return s;
 }
@@ -107,11 +108,13 @@ describe("serving a stdio MCP server", () => {
   let image = "";
 
   it("deploys a stdio MCP server from source; @blaxel/core lists and calls its tools over Streamable HTTP", { timeout: 300_000 }, async () => {
-    const res = await api(h, "PUT", "/v0/functions/counter?upload=true", { metadata: { name: "counter" }, spec: { runtime: { memory: 1024, transport: "stdio" } } });
+    const res = await api(h, "PUT", "/v0/functions/counter?upload=true", { metadata: { name: "counter" }, spec: { runtime: { memory: 1024, transport: "stdio", minScale: 2 } } });
     expect(res.status).toBe(200);
     const up = await fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", headers: { "content-type": "application/zip" }, body: zipFiles(FILES) });
     expect(up.status).toBe(200);
     const fn = await deployed("counter", 280_000);
+    // two replicas: a session stays on the replica that holds it
+    expect(((await (await api(h, "GET", "/v0/functions/counter/revisions")).json()) as Array<{ replicas: number }>)[0]!.replicas).toBe(2);
     url = fn.metadata.url;
     expect(((await (await api(h, "GET", "/v0/functions/counter")).json()) as { spec: { runtime: { transport: string } } }).spec.runtime.transport).toBe("stdio");
     image = ((await (await api(h, "GET", "/v0/functions/counter/revisions")).json()) as Array<{ image: string }>)[0]!.image;

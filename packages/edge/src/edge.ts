@@ -49,7 +49,8 @@ export interface McpBridging {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<WorkloadPick>;
+  /** `session`: the client's MCP session id, which names the replica holding that session when the replica made it. */
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, session?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
@@ -297,7 +298,7 @@ export class Edge<S extends SandboxServicesLike> {
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
     if (r.kind === "workload") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization);
+      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization, r.plural === "functions" ? header(req, "mcp-session-id") : undefined);
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app

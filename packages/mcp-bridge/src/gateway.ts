@@ -26,6 +26,8 @@ export interface McpGatewayOptions {
    * streams without a DELETE.
    */
   detachedMs?: number;
+  /** Starts every Streamable HTTP session id (e.g. the replica's id, so the run plane keeps a session on it). */
+  sessionIdPrefix?: string;
   /** Where problems go (default: nowhere). */
   log?: (message: string) => void;
 }
@@ -206,7 +208,7 @@ export class McpGateway {
     }
     let session: Session | null = null;
     const http = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
+      sessionIdGenerator: () => `${this.opts.sessionIdPrefix ? `${this.opts.sessionIdPrefix}.` : ""}${randomUUID()}`,
       onsessioninitialized: (id) => void this.sessions.set(id, { session: session!, scope, http, open: 0, listened: false }),
     });
     session = new Session(http, () => this.opts.connect(req), this.log, () => {

@@ -24,6 +24,8 @@ const log = (m: string) => process.stderr.write(`[hangar-mcp-bridge] ${m}\n`);
 const gateway = new McpGateway({
   connect: () => new StdioClientTransport({ command, args, env: process.env as Record<string, string>, cwd: process.cwd(), stderr: "inherit" }),
   log,
+  // Hangar sets it: the run plane sends a session's requests to the replica whose id starts it
+  ...(process.env.HANGAR_REPLICA_ID ? { sessionIdPrefix: process.env.HANGAR_REPLICA_ID } : {}),
 });
 const pathOf = (url: string | undefined) => new URL(url ?? "/", "http://bridge").pathname.replace(/\/+$/, "") || "/";
 

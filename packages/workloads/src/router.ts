@@ -26,6 +26,7 @@ export class WorkloadRouter {
     kind: string,
     name: string,
     authorization: string | undefined,
+    session?: string,
   ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void>; mcp?: Routing["mcp"] }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
@@ -36,7 +37,8 @@ export class WorkloadRouter {
       if (!ws || !principal.workspaceIds.has(ws.id)) throw new HangarError("forbidden", `this API key has no access to workspace '${workspace}'`);
     }
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
-    const pick = { ...this.opts.workloads.pick(r), ...(r.mcp ? { mcp: r.mcp } : {}) };
+    // an MCP session made by Hangar's bridge starts with its replica's id: it stays on that replica
+    const pick = { ...this.opts.workloads.pick(r, r.mcp === "bridged" ? session?.split(".")[0] : undefined), ...(r.mcp ? { mcp: r.mcp } : {}) };
     const callback = r.callback;
     return callback ? { ...pick, onAsyncResult: async (result) => void (await this.opts.callbacks.send(callback, result)) } : pick;
   }

@@ -280,6 +280,8 @@ export class WorkloadService {
         BL_WORKSPACE: ws.name,
         BL_NAME: w.name,
         BL_TYPE: KIND_SINGULAR[w.kind] ?? w.kind,
+        // the MCP bridge of a stdio function prefixes its session ids with it (sessions stay on their replica)
+        ...(rev.runtime.transport === "stdio" ? { HANGAR_REPLICA_ID: replica.id } : {}),
       },
       ports: [port],
     };
@@ -396,16 +398,16 @@ export class WorkloadService {
 
   /**
    * The replica a request goes to: a READY replica of the active revision (on this node) with the
-   * fewest requests in flight. The caller calls `done()` when the request ends.
+   * fewest requests in flight (`prefer`, when ready, instead). The caller calls `done()` when the request ends.
    */
-  pick(r: Routing): { replicaId: string; port: number; done: () => void } {
+  pick(r: Routing, prefer?: string): { replicaId: string; port: number; done: () => void } {
     const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
     const ready = r.replicas.filter((id) => this.opts.replicas.has(id));
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
-    const best = ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
+    const best = prefer && ready.includes(prefer) ? prefer : ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
     this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
     let done = false;
     return {
