@@ -4,10 +4,14 @@
 // Streamable HTTP function and as a legacy WebSocket function, each reached by clients of the
 // other transport through the run plane's bridging.
 
+import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
+import { CLI, type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
 
 let h: RunningHangar;
 
@@ -178,5 +182,17 @@ describe("serving a stdio MCP server", () => {
     const d = await legacyWsClient(wsFn.metadata.url);
     expect(text(await d.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
     await d.close();
+  });
+
+  it("lists functions and calls a tool with the hangar CLI", { timeout: 60_000 }, async () => {
+    const hangar = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [CLI, "--url", h.url, "--api-key", h.apiKey, ...args], { env: { ...process.env, HANGAR_CONFIG: join(tmpdir(), "hangar-e2e-none.json") } });
+    const list = await hangar("get", "functions");
+    expect(list.stdout).toMatch(/counter\s+DEPLOYED\s+stdio/);
+    const call = await hangar("run", "function", "counter", "--tool", "add", "--args", '{"n":3}');
+    expect(text(JSON.parse(call.stdout))).toBe("3");
+    const tools = await hangar("run", "function", "counter");
+    expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    await expect(hangar("run", "function", "counter", "--tool", "add", "--args", "nope")).rejects.toMatchObject({ stderr: expect.stringMatching(/--args: not JSON/) });
   });
 });

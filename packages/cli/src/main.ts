@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
 import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
+import { runFunction } from "./mcp.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -46,13 +47,16 @@ function age(iso: string | undefined): string {
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", agents: "agent", functions: "function" };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys" };
+const KINDS: Record<string, string> = {
+  sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys",
+  agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions",
+};
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
-  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys`);
+  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, agents, functions, workspaces, api-keys`);
   return kind;
 }
 
@@ -119,13 +123,31 @@ program
 program
   .command("get")
   .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | workspaces | api-keys")
+  .argument("<kind>", "sandboxes | agents | functions | workspaces | api-keys")
   .argument("[name]")
   .addOption(outputOption())
   .action(async (k: string, name: string | undefined, o: { output: Output }) => {
     const c = client();
     const kind = kindOf(k);
-    if (kind === "sandboxes") {
+    if (kind === "agents" || kind === "functions") {
+      type W = { metadata: { name: string; url?: string; createdAt?: string }; spec: { runtime?: { image?: string; transport?: string } }; status?: string };
+      let items: W[];
+      if (name) items = [await c.api<W>("GET", `/${kind}/${encodeURIComponent(name)}`)];
+      else {
+        items = [];
+        let cursor = "";
+        do {
+          const page = await c.api<{ data: W[]; meta: { nextCursor?: string } }>("GET", `/${kind}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+          items.push(...page.data);
+          cursor = page.meta.nextCursor ?? "";
+        } while (cursor);
+      }
+      const fn = kind === "functions";
+      print(name ? items[0] : items, o.output, () => [
+        ["NAME", "STATUS", ...(fn ? ["TRANSPORT"] : []), "IMAGE", "URL", "AGE"],
+        ...items.map((w) => [w.metadata.name, w.status ?? "", ...(fn ? [w.spec.runtime?.transport ?? "http-stream"] : []), w.spec.runtime?.image ?? "", w.metadata.url ?? "", age(w.metadata.createdAt)]),
+      ]);
+    } else if (kind === "sandboxes") {
       let items: SandboxJson[];
       if (name) items = [await c.api<SandboxJson>("GET", `/sandboxes/${encodeURIComponent(name)}`)];
       else {
@@ -191,7 +213,7 @@ program
 program
   .command("delete")
   .description("delete a resource")
-  .argument("<kind>", "sandbox | workspace | api-key")
+  .argument("<kind>", "sandbox | agent | function | workspace | api-key")
   .argument("<name>")
   .option("--wait", "wait until it is gone")
   .action(async (k: string, name: string, o: { wait?: boolean }) => {
@@ -212,6 +234,21 @@ program
       }
     }
     process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
+  });
+
+// ---- run ---------------------------------------------------------------------------------------
+program
+  .command("run")
+  .description("call a function (MCP server): list its tools, or call one with --tool")
+  .argument("<kind>", "function")
+  .argument("<name>")
+  .option("--tool <tool>", "the tool to call (without: list the tools)")
+  .option("--args <json>", "the tool's arguments, a JSON object", "{}")
+  .action(async (k: string, name: string, o: { tool?: string; args: string }) => {
+    if (kindOf(k) !== "functions") throw new CliError("hangar run: only functions for now (hangar run function <name> --tool T --args JSON)");
+    const r = await runFunction(client(), name, o);
+    process.stdout.write(`${JSON.stringify(r.value, null, 2)}\n`);
+    if (r.isError) process.exitCode = 1;
   });
 
 // ---- deploy / push -----------------------------------------------------------------------------
