@@ -16,7 +16,7 @@ import { CLI, type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } fr
 let h: RunningHangar;
 
 beforeAll(async () => {
-  h = await startHangar();
+  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "2s" } });
   useSdkAgainst(h);
 });
 
@@ -194,5 +194,19 @@ describe("serving a stdio MCP server", () => {
     const tools = await hangar("run", "function", "counter");
     expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
     await expect(hangar("run", "function", "counter", "--tool", "add", "--args", "nope")).rejects.toMatchObject({ stderr: expect.stringMatching(/--args: not JSON/) });
+  });
+
+  it("parks an idle stdio function and wakes it, bridge and all, on the next call", { timeout: 60_000 }, async () => {
+    const c = await httpClient(url);
+    expect(text(await c.callTool({ name: "add", arguments: { n: 1 } }))).toBe("1");
+    await c.close();
+    // HANGAR_STANDBY_IDLE is 2 s on this server: the replicas park once the session's streams are gone
+    await new Promise((r) => setTimeout(r, 5_000));
+    const t0 = performance.now();
+    const d = await httpClient(url);
+    const first = performance.now() - t0;
+    expect(text(await d.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
+    console.log(`[functions] initialize of a new session on a parked stdio function answered in ${first.toFixed(1)} ms`);
+    await d.close();
   });
 });

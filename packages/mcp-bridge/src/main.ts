@@ -48,6 +48,11 @@ server.on("upgrade", (req, socket, head) => {
   if (path === "/" || path === "/mcp") gateway.handleUpgrade(req, socket, head);
   else socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
 });
+// Idle keep-alive connections are left for the run plane to close (its pool drops them after 60 s):
+// with Node's 5 s, a replica thawed after a longer park would close pooled connections just as
+// the run plane reuses them.
+server.keepAliveTimeout = 65_000;
+server.headersTimeout = 66_000;
 server.listen(Number(process.env.PORT ?? 80), process.env.HOST ?? "0.0.0.0");
 
 let stopping = false;
