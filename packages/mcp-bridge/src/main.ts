@@ -10,6 +10,8 @@
 import { webcrypto } from "node:crypto";
 import { createServer } from "node:http";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { McpGateway } from "./gateway.js";
 
 // Node 18 (Debian bookworm's, in Hangar's base image) has no global Web Crypto; the SDK uses it
@@ -21,8 +23,61 @@ if (!command) {
   process.exit(2);
 }
 const log = (m: string) => process.stderr.write(`[hangar-mcp-bridge] ${m}\n`);
+const spawnServer = () => new StdioClientTransport({ command, args, env: process.env as Record<string, string>, cwd: process.cwd(), stderr: "inherit" });
+
+/**
+ * One server process is kept started ahead, so a new session does not wait for it to load (an
+ * SDK client re-initializes after each pause). A spare that exits unused within 5 s is not
+ * replaced until a session asks (a broken command does not loop).
+ */
+let spare: WarmServer | null = null;
+let stopping = false;
+class WarmServer implements Transport {
+  onclose?: () => void;
+  onerror?: (e: Error) => void;
+  onmessage?: (m: JSONRPCMessage) => void;
+  private readonly t = spawnServer();
+  private readonly born = Date.now();
+  private taken = false;
+  readonly ready: Promise<void>;
+  constructor() {
+    this.t.onmessage = (m) => this.onmessage?.(m);
+    this.t.onerror = (e) => this.onerror?.(e);
+    this.t.onclose = () => {
+      if (!this.taken && spare === this) {
+        spare = null;
+        if (Date.now() - this.born > 5_000) warm();
+      }
+      this.onclose?.();
+    };
+    this.ready = this.t.start();
+    this.ready.catch(() => undefined);
+  }
+  take(): this {
+    this.taken = true;
+    return this;
+  }
+  start(): Promise<void> {
+    return this.ready;
+  }
+  send(m: JSONRPCMessage): Promise<void> {
+    return this.t.send(m);
+  }
+  close(): Promise<void> {
+    return this.t.close();
+  }
+}
+const warm = () => {
+  if (!stopping) spare = new WarmServer();
+};
+
 const gateway = new McpGateway({
-  connect: () => new StdioClientTransport({ command, args, env: process.env as Record<string, string>, cwd: process.cwd(), stderr: "inherit" }),
+  connect: () => {
+    const s = spare ?? new WarmServer();
+    spare = null;
+    warm();
+    return s.take();
+  },
   log,
   // Hangar sets it: the run plane sends a session's requests to the replica whose id starts it
   ...(process.env.HANGAR_REPLICA_ID ? { sessionIdPrefix: process.env.HANGAR_REPLICA_ID } : {}),
@@ -54,12 +109,13 @@ server.on("upgrade", (req, socket, head) => {
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 server.listen(Number(process.env.PORT ?? 80), process.env.HOST ?? "0.0.0.0");
+warm();
 
-let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
   server.close();
+  void spare?.close();
   void gateway.close().finally(() => process.exit(0));
 };
 process.on("SIGTERM", stop);
