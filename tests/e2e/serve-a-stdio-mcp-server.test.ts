@@ -15,6 +15,11 @@ import { CLI, type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } fr
 
 let h: RunningHangar;
 
+/** @blaxel/langgraph 0.2.18 installs @blaxel/core 0.2.18 (WebSocket to the root URL), when the e2e package has it. */
+const LANGGRAPH = "@blaxel/langgraph";
+type LangGraphTools = { blTools: (names: string[]) => Promise<Array<{ name: string; invoke: (a: unknown) => Promise<unknown> }>> };
+const langgraph = (await import(LANGGRAPH).catch(() => null)) as LangGraphTools | null;
+
 beforeAll(async () => {
   h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "2s" } });
   useSdkAgainst(h);
@@ -37,6 +42,14 @@ function server() {
   s.tool("add", "Adds n to this session's counter", { n: z.number() }, async ({ n }) => text((count += n)));
   s.tool("whoami", "Which server process this is", {}, async () => text(me));
   s.tool("crash", "Exits mid-call", {}, async () => process.exit(3));
+  s.tool("slow", "Reports progress three times", {}, async (_a, extra) => {
+    for (let i = 1; i <= 3; i++) {
+      const token = extra._meta && extra._meta.progressToken;
+      if (token !== undefined) await extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress: i, total: 3 } });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return text("done");
+  });
   return s;
 }
 const mode = process.env.MCP_MODE || "stdio";
@@ -125,7 +138,7 @@ describe("serving a stdio MCP server", () => {
 
     const { getTool } = await import("@blaxel/core");
     const tools = (await getTool("counter")) as Array<{ name: string; call: (args: unknown) => Promise<unknown> }>;
-    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     expect(text(await tools.find((t) => t.name === "add")!.call({ n: 7 }))).toBe("7");
   });
 
@@ -136,10 +149,15 @@ describe("serving a stdio MCP server", () => {
     expect(text(await a.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
     expect(text(await a.callTool({ name: "add", arguments: { n: 3 } }))).toBe("5");
     expect(text(await b.callTool({ name: "add", arguments: { n: 10 } }))).toBe("10");
-    expect((await w.listTools()).tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect((await w.listTools()).tools.map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     expect(text(await w.callTool({ name: "add", arguments: { n: 1 } }))).toBe("1");
     const pids = await Promise.all([a, b, w].map(async (c) => text(await c.callTool({ name: "whoami", arguments: {} }))));
     expect(new Set(pids).size).toBe(3);
+
+    // progress of a call streams back to it through the run plane
+    const seen: number[] = [];
+    expect(text(await b.callTool({ name: "slow", arguments: {} }, undefined, { onprogress: (p) => seen.push(p.progress) }))).toBe("done");
+    expect(seen).toEqual([1, 2, 3]);
 
     // a server that exits mid-call: that call gets a JSON-RPC error, the next one a new process
     await expect(a.callTool({ name: "crash", arguments: {} })).rejects.toThrow(/exited/);
@@ -173,7 +191,7 @@ describe("serving a stdio MCP server", () => {
     // @blaxel/core 0.3.21 (Streamable HTTP) and the official client, of the WebSocket function
     const { getTool } = await import("@blaxel/core");
     const tools = (await getTool("counter-ws")) as Array<{ name: string; call: (args: unknown) => Promise<unknown> }>;
-    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     const c = await httpClient(wsFn.metadata.url);
     expect(text(await c.callTool({ name: "add", arguments: { n: 5 } }))).toBe("5");
     expect(text(await c.callTool({ name: "add", arguments: { n: 5 } }))).toBe("10");
@@ -192,7 +210,7 @@ describe("serving a stdio MCP server", () => {
     const call = await hangar("run", "function", "counter", "--tool", "add", "--args", '{"n":3}');
     expect(text(JSON.parse(call.stdout))).toBe("3");
     const tools = await hangar("run", "function", "counter");
-    expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "whoami"]);
+    expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     await expect(hangar("run", "function", "counter", "--tool", "add", "--args", "nope")).rejects.toMatchObject({ stderr: expect.stringMatching(/--args: not JSON/) });
   });
 
@@ -208,5 +226,13 @@ describe("serving a stdio MCP server", () => {
     expect(text(await d.callTool({ name: "add", arguments: { n: 2 } }))).toBe("2");
     console.log(`[functions] initialize of a new session on a parked stdio function answered in ${first.toFixed(1)} ms`);
     await d.close();
+  });
+
+  it.skipIf(!langgraph)("lists and calls tools with @blaxel/langgraph 0.2.18 (its core speaks WebSocket), bridged or not", { timeout: 60_000 }, async () => {
+    for (const fn of ["counter", "counter-http"]) {
+      const tools = await langgraph!.blTools([fn]);
+      expect(tools.map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
+      expect(JSON.stringify(await tools.find((t) => t.name === "add")!.invoke({ n: 3 }))).toContain('"3"');
+    }
   });
 });
