@@ -206,15 +206,18 @@ describe("serving a stdio MCP server", () => {
     const hangar = (...args: string[]) =>
       promisify(execFile)(process.execPath, [CLI, "--url", h.url, "--api-key", h.apiKey, ...args], { env: { ...process.env, HANGAR_CONFIG: join(tmpdir(), "hangar-e2e-none.json") } });
     const list = await hangar("get", "functions");
-    expect(list.stdout).toMatch(/counter\s+DEPLOYED\s+stdio/);
+    expect(list.stdout).toMatch(/counter\s+DEPLOYED/);
     const call = await hangar("run", "function", "counter", "--tool", "add", "--args", '{"n":3}');
     expect(text(JSON.parse(call.stdout))).toBe("3");
-    const tools = await hangar("run", "function", "counter");
+    const tools = await hangar("run", "function", "counter", "--tools");
     expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     await expect(hangar("run", "function", "counter", "--tool", "add", "--args", "nope")).rejects.toMatchObject({ stderr: expect.stringMatching(/--args: not JSON/) });
   });
 
-  it("parks an idle stdio function and wakes it, bridge and all, on the next call", { timeout: 60_000 }, async () => {
+  it("parks an idle stdio function and wakes it, bridge and all, on the next call", { timeout: 120_000 }, async () => {
+    // (minScale replicas never park: a function of the same image with minScale 0)
+    await api(h, "PUT", "/v0/functions/counter-idle", { metadata: { name: "counter-idle" }, spec: { runtime: { image, memory: 512, transport: "stdio" } } });
+    const url = (await deployed("counter-idle", 100_000)).metadata.url;
     const c = await httpClient(url);
     expect(text(await c.callTool({ name: "add", arguments: { n: 1 } }))).toBe("1");
     await c.close();

@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
-import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
+import { BUILD_KINDS, buildKind, buildLogs, deploy, push } from "./deploy.js";
+import { LISTINGS, age, listAll } from "./listings.js";
 import { runFunction } from "./mcp.js";
 import { connectTerminal } from "./terminal.js";
 
@@ -38,25 +39,17 @@ function print(value: unknown, output: Output, table: () => string[][]): void {
   }
 }
 
-function age(iso: string | undefined): string {
-  if (!iso) return "";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
-}
 
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", agents: "agent", functions: "function" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function" };
 
-const KINDS: Record<string, string> = {
-  sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys",
-  agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions",
-};
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions" };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
-  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, agents, functions, workspaces, api-keys`);
+  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: ${Object.keys(LISTINGS).join(", ")}`);
   return kind;
 }
 
@@ -122,54 +115,91 @@ program
 // ---- get ---------------------------------------------------------------------------------------
 program
   .command("get")
-  .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | agents | functions | workspaces | api-keys")
+  .description("list resources, or show one; `get revisions NAME` lists an agent's (or with --type, a function's) revisions")
+  .argument("<kind>", `${Object.keys(LISTINGS).join(" | ")} | revisions`)
   .argument("[name]")
+  .option("--type <type>", "with revisions: agent | function", "agent")
   .addOption(outputOption())
-  .action(async (k: string, name: string | undefined, o: { output: Output }) => {
+  .action(async (k: string, name: string | undefined, o: { output: Output; type: string }) => {
     const c = client();
-    const kind = kindOf(k);
-    if (kind === "agents" || kind === "functions") {
-      type W = { metadata: { name: string; url?: string; createdAt?: string }; spec: { runtime?: { image?: string; transport?: string } }; status?: string };
-      let items: W[];
-      if (name) items = [await c.api<W>("GET", `/${kind}/${encodeURIComponent(name)}`)];
-      else {
-        items = [];
-        let cursor = "";
-        do {
-          const page = await c.api<{ data: W[]; meta: { nextCursor?: string } }>("GET", `/${kind}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-          items.push(...page.data);
-          cursor = page.meta.nextCursor ?? "";
-        } while (cursor);
-      }
-      const fn = kind === "functions";
-      print(name ? items[0] : items, o.output, () => [
-        ["NAME", "STATUS", ...(fn ? ["TRANSPORT"] : []), "IMAGE", "URL", "AGE"],
-        ...items.map((w) => [w.metadata.name, w.status ?? "", ...(fn ? [w.spec.runtime?.transport ?? "http-stream"] : []), w.spec.runtime?.image ?? "", w.metadata.url ?? "", age(w.metadata.createdAt)]),
+    if (k === "revisions" || k === "revision") {
+      if (!name) throw new CliError("usage: hangar get revisions NAME [--type agent|function]");
+      const kind = buildKind(o.type).plural;
+      const revs = await c.api<Array<{ id: string; status: string; active: boolean; canary: boolean; trafficPercent: number; replicas?: number; image?: string; createdAt: string }>>("GET", `/${kind}/${encodeURIComponent(name)}/revisions`);
+      return print(revs, o.output, () => [
+        ["REVISION", "STATUS", "TRAFFIC", "ROLE", "REPLICAS", "IMAGE", "AGE"],
+        ...revs.map((r) => [r.id, r.status, `${r.trafficPercent}%`, r.active ? "active" : r.canary ? "canary" : "", String(r.replicas ?? ""), r.image ?? "", age(r.createdAt)]),
       ]);
-    } else if (kind === "sandboxes") {
-      let items: SandboxJson[];
-      if (name) items = [await c.api<SandboxJson>("GET", `/sandboxes/${encodeURIComponent(name)}`)];
-      else {
-        items = [];
-        let cursor = "";
-        do {
-          const page = await c.api<{ data: SandboxJson[]; meta: { nextCursor?: string } }>("GET", `/sandboxes?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-          items.push(...page.data);
-          cursor = page.meta.nextCursor ?? "";
-        } while (cursor);
-      }
-      print(name ? items[0] : items, o.output, () => [
-        ["NAME", "STATUS", "STATE", "IMAGE", "MEMORY", "AGE"],
-        ...items.map((s) => [s.metadata.name, s.status ?? "", s.state ?? "", s.spec.runtime?.image ?? "", `${s.spec.runtime?.memory ?? ""}MB`, age(s.metadata.createdAt)]),
-      ]);
-    } else if (kind === "workspaces") {
-      const items = await c.api<{ name: string; displayName?: string; createdAt?: string }[]>("GET", name ? `/workspaces/${encodeURIComponent(name)}` : "/workspaces").then((v) => (Array.isArray(v) ? v : [v]));
-      print(name ? items[0] : items, o.output, () => [["NAME", "DISPLAY NAME", "AGE"], ...items.map((w) => [w.name, w.displayName ?? "", age(w.createdAt)])]);
-    } else {
-      const items = await c.api<{ id: string; name: string; prefix: string; admin: boolean; revokedAt: string | null; createdAt: string }[]>("GET", "/api-keys");
-      print(items, o.output, () => [["ID", "NAME", "PREFIX", "ADMIN", "REVOKED", "AGE"], ...items.map((k) => [k.id, k.name, k.prefix, String(k.admin), k.revokedAt ? "yes" : "", age(k.createdAt)])]);
     }
+    const kind = kindOf(k);
+    const l = LISTINGS[kind]!;
+    const items = name ? [await c.api<unknown>("GET", `${l.path}/${encodeURIComponent(name)}`)] : await listAll(c, l.path);
+    print(name ? items[0] : items, o.output, () => [l.header, ...items.map(l.row)]);
+  });
+
+// ---- run ---------------------------------------------------------------------------------------
+program
+  .command("run")
+  .description("call an agent or a function on its run URL (as `bl run`); the answer streams to stdout")
+  .argument("<type>", "agent | function")
+  .argument("<name>")
+  .option("-d, --data <body>", "request body (JSON or text)")
+  .option("--path <path>", "path under the run URL", "/")
+  .option("--method <method>", "HTTP method", "POST")
+  .option("-H, --header <header...>", "extra header(s), 'Name: value'")
+  .option("--async", "answer at once; the result goes to the agent's async callback")
+  .option("--tool <tool>", "functions: call this MCP tool (with the official MCP client) and print its result")
+  .option("--args <json>", "functions: the tool's arguments, a JSON object", "{}")
+  .option("--tools", "functions: list the MCP server's tools")
+  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean; tool?: string; args: string; tools?: boolean }) => {
+    const c = client();
+    const kind = buildKind(type).plural;
+    if (o.tool || o.tools) {
+      if (kind !== "functions") throw new CliError("--tool and --tools are for functions (MCP servers)");
+      const r = await runFunction(c, name, o.tool ? { tool: o.tool, args: o.args } : {});
+      process.stdout.write(`${JSON.stringify(r.value, null, 2)}\n`);
+      if (r.isError) process.exitCode = 1;
+      return;
+    }
+    const w = await c.api<{ metadata: { url: string } }>("GET", `/${kind}/${encodeURIComponent(name)}`);
+    const url = new URL(w.metadata.url.replace(/\/$/, "") + (o.path.startsWith("/") ? o.path : `/${o.path}`));
+    if (o.async) url.searchParams.set("async", "true");
+    const headers: Record<string, string> = {};
+    for (const h of o.header ?? []) {
+      const i = h.indexOf(":");
+      if (i <= 0) throw new CliError(`bad header '${h}': use 'Name: value'`);
+      headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+    }
+    if (o.data !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["content-type"] = /^\s*[[{]/.test(o.data) ? "application/json" : "text/plain";
+    const res = await fetch(url, { method: o.method.toUpperCase(), headers: c.headers(headers), ...(o.data !== undefined ? { body: o.data } : {}) }).catch((e: Error) => {
+      throw new CliError(`cannot reach ${url.origin}: ${e.message}`);
+    });
+    for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    if (!res.ok) {
+      process.stderr.write(`\n${type} '${name}' answered ${res.status}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+// ---- fork --------------------------------------------------------------------------------------
+program
+  .command("fork")
+  .description("create sandbox NEW from SANDBOX as it is now (its files, and its running processes and memory where the runtime can), or from one of its snapshots")
+  .argument("<sandbox>")
+  .argument("<new>")
+  .option("--snapshot <id>", "fork this snapshot (id or name) instead of the sandbox's live state")
+  .addOption(outputOption())
+  .action(async (sandbox: string, target: string, o: { snapshot?: string; output: Output }) => {
+    const c = client();
+    const res = await c.api<{ name: string; snapshotId?: string; processes?: boolean }>("POST", `/sandboxes/${encodeURIComponent(sandbox)}/fork`, {
+      targetName: target,
+      targetType: "sandbox",
+      ...(o.snapshot ? { snapshotId: o.snapshot } : {}),
+    });
+    print(res, o.output, () => [
+      ["NAME", "FROM", "KEPT"],
+      [res.name, o.snapshot ? `snapshot/${o.snapshot}` : `sandbox/${sandbox}`, res.processes ? "files, processes, memory" : "files"],
+    ]);
   });
 
 // ---- apply -------------------------------------------------------------------------------------
@@ -213,7 +243,7 @@ program
 program
   .command("delete")
   .description("delete a resource")
-  .argument("<kind>", "sandbox | agent | function | workspace | api-key")
+  .argument("<kind>", "sandbox | workspace | api-key")
   .argument("<name>")
   .option("--wait", "wait until it is gone")
   .action(async (k: string, name: string, o: { wait?: boolean }) => {
@@ -234,21 +264,6 @@ program
       }
     }
     process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
-  });
-
-// ---- run ---------------------------------------------------------------------------------------
-program
-  .command("run")
-  .description("call a function (MCP server): list its tools, or call one with --tool")
-  .argument("<kind>", "function")
-  .argument("<name>")
-  .option("--tool <tool>", "the tool to call (without: list the tools)")
-  .option("--args <json>", "the tool's arguments, a JSON object", "{}")
-  .action(async (k: string, name: string, o: { tool?: string; args: string }) => {
-    if (kindOf(k) !== "functions") throw new CliError("hangar run: only functions for now (hangar run function <name> --tool T --args JSON)");
-    const r = await runFunction(client(), name, o);
-    process.stdout.write(`${JSON.stringify(r.value, null, 2)}\n`);
-    if (r.isError) process.exitCode = 1;
   });
 
 // ---- deploy / push -----------------------------------------------------------------------------

@@ -42,6 +42,7 @@ export const ERRORS = {
   file_not_found: { status: 404, title: "File or directory not found" },
   process_not_found: { status: 404, title: "Process not found" },
   upload_not_found: { status: 404, title: "Multipart upload not found" },
+  snapshot_not_found: { status: 404, title: "Snapshot not found" },
   // 405 / 409 / 413 / 415 / 422 / 429
   method_not_allowed: { status: 405, title: "Method not allowed" },
   already_exists: { status: 409, title: "Resource already exists" },
@@ -49,6 +50,8 @@ export const ERRORS = {
   conflict: { status: 409, title: "Conflict" },
   data_dir_in_use: { status: 409, title: "Data directory in use by another Hangar process" },
   stdin_closed: { status: 409, title: "Process stdin is not open" },
+  snapshot_already_exists: { status: 409, title: "Snapshot already exists" },
+  snapshot_not_ready: { status: 409, title: "Snapshot is not ready", hint: "Wait until its status is ready, or take a new one." },
   payload_too_large: { status: 413, title: "Request body too large" },
   archive_too_large: { status: 413, title: "Archive too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
@@ -57,6 +60,7 @@ export const ERRORS = {
   unprocessable: { status: 422, title: "Request could not be processed" },
   process_start_failed: { status: 422, title: "Process failed to start" },
   build_failed: { status: 422, title: "Build failed" },
+  replacement_in_progress: { status: 422, title: "A replacement is already in progress", hint: "Wait for it to finish, or DELETE …/replacement to cancel it." },
   too_many_requests: { status: 429, title: "Too many requests" },
   // 5xx
   internal: { status: 500, title: "Internal server error" },

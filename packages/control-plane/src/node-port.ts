@@ -13,6 +13,10 @@ export interface NodeSandboxSpec {
   runtimeClass?: "default" | "gvisor";
   /** spec.network with secrets revealed. */
   network?: Record<string, unknown>;
+  /** Workloads: the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL at the sandbox's gateway). */
+  platform?: boolean;
+  /** Never parked by standby (an agent's minScale replicas). */
+  keepAwake?: boolean;
 }
 
 export type NodeSandboxState = "RUNNING" | "STANDBY" | "STOPPED";

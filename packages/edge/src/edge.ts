@@ -22,6 +22,8 @@ export interface SandboxApiHandler<S> {
 }
 
 export interface EdgeOptions<S extends SandboxServicesLike> {
+  /** Run-plane requests idle this long are closed (default 100 s). */
+  runIdleMs?: number;
   auth: AuthService;
   sandboxes: SandboxService;
   previews: PreviewService;
@@ -49,14 +51,18 @@ export interface McpBridging {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  /** `session`: the client's MCP session id, which names the replica holding that session when the replica made it. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined, session?: string): Promise<WorkloadPick>;
+  /** `mcpSession`: a function client's Mcp-Session-Id (a bridged session stays on the replica holding it). */
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string, prefer?: string, mcpSession?: string): Promise<WorkloadPick>;
+  /** The same, for a workload named by its id (the stable invoke URL). */
+  routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string, mcpSession?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
   replicaId: string;
   port: number;
   done: () => void;
+  /** Keeps a client on the revision it reached (sticky sessions between canary revisions). */
+  setCookie?: string;
   /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
   onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
   /**
@@ -69,6 +75,8 @@ export interface WorkloadPick {
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
 const ASYNC_TIMEOUT_MS = 15 * 60_000;
+/** A run-plane request whose app sends nothing for this long is closed (Blaxel: 100 s). */
+const RUN_IDLE_MS = 100_000;
 const ASYNC_MAX_BODY = 10 * 1024 * 1024;
 
 /** What a run-plane request targets. */
@@ -78,7 +86,9 @@ type Route =
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
   | { kind: "domain"; host: string; rest: string }
-  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string };
+  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string }
+  /** The stable invoke URL: a workload by its id. */
+  | { kind: "workload-id"; id: string; rest: string };
 
 /** Where a resolved request goes. */
 interface Target<S> {
@@ -128,6 +138,8 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
+const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 /** A function's Streamable HTTP endpoint, and where WebSocket MCP clients connect (its root, or /mcp). */
@@ -259,6 +271,8 @@ export class Edge<S extends SandboxServicesLike> {
         return null;
       }
     }
+    m = this.opts.workloads ? INVOKE_PATH.exec(url) : null;
+    if (m) return { kind: "workload-id", id: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
@@ -296,15 +310,17 @@ export class Edge<S extends SandboxServicesLike> {
 
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
-    if (r.kind === "workload") {
+    if (r.kind === "workload" || r.kind === "workload-id") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization, r.plural === "functions" ? header(req, "mcp-session-id") : undefined);
+      const w = this.opts.workloads!;
+      const session = header(req, "mcp-session-id");
+      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie"), undefined, session) : await w.routeById(r.id, authorization, header(req, "cookie"), undefined, session);
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        const mcp = pick.mcp ? { mcp: pick.mcp, scope: `${r.workspace}/${r.plural}/${r.name}` } : {};
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}), ...mcp } };
+        const mcp = pick.mcp ? { mcp: pick.mcp, scope: r.kind === "workload" ? `${r.workspace}/${r.plural}/${r.name}` : `id/${r.id}` } : {};
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}), ...mcp } };
       } catch (e) {
         pick.done();
         throw e;
@@ -383,8 +399,9 @@ export class Edge<S extends SandboxServicesLike> {
    * host-based previews of app ports with no headers to inject, once authorized; anything else (and
    * every error, which the HTTP path answers properly) goes to the HTTP server.
    */
-  async decideSplice(head: RequestHead, raw: Buffer): Promise<SpliceRoute | null> {
+  async decideSplice(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
     if (head.method === "OPTIONS") return null;
+    if (this.opts.workloads && (head.target.startsWith("/run/") || head.target.startsWith("/api/v2/endpoints/"))) return this.spliceWorkload(head, raw, current);
     const host = hostName(head.headers.get("host"));
     const byHost = this.previewHost(host);
     const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
@@ -415,6 +432,40 @@ export class Edge<S extends SandboxServicesLike> {
   }
 
   /**
+   * A run-plane request to an agent or function on the fast path: authorized and routed per
+   * request like the HTTP path, its bytes spliced to the replica's port. Async calls, sticky
+   * cookies, errors and WebSocket upgrades go to the HTTP path.
+   */
+  private async spliceWorkload(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
+    if (head.headers.has("upgrade")) return null;
+    const r = this.route({ url: head.target, headers: { host: head.headers.get("host") } } as unknown as IncomingMessage);
+    if (!r || typeof r !== "object" || (r.kind !== "workload" && r.kind !== "workload-id")) return null;
+    if (/[?&]async=/.test(r.rest)) return null;
+    const authorization = head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization") ?? undefined;
+    const cookie = head.headers.get("cookie") ?? undefined;
+    const prefer = current?.split(":")[0];
+    const session = head.headers.get("mcp-session-id") ?? undefined;
+    const w = this.opts.workloads!;
+    const pick = await (r.kind === "workload" ? w.route(r.workspace, r.plural, r.name, authorization, cookie, prefer, session) : w.routeById(r.id, authorization, cookie, prefer, session)).catch(() => null);
+    if (!pick) return null;
+    // a WebSocket function's Streamable HTTP clients are bridged on the HTTP path
+    if (pick.setCookie || !this.opts.node.has(pick.replicaId) || (pick.mcp === "websocket" && MCP_PATH.test(r.rest))) {
+      pick.done();
+      return null;
+    }
+    return {
+      key: `${pick.replicaId}:${pick.port}`,
+      host: this.opts.node.get(pick.replicaId).handle.address,
+      port: pick.port,
+      head: rewriteHead(raw, head, r.rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      acquire: () => this.opts.node.acquire(pick.replicaId, "connection"),
+      idleMs: this.opts.runIdleMs ?? RUN_IDLE_MS,
+      done: pick.done,
+      errorHeaders: "x-blaxel-source: platform\r\n",
+    };
+  }
+
+  /**
    * CORS preflights, which carry no credentials, answered here: with a preview's configured CORS
    * headers, else permissively for the sandbox API (sandbox URLs, sessions) and private previews
    * (whose app cannot be reached without a token). A public app preview without CORS headers
@@ -428,7 +479,7 @@ export class Edge<S extends SandboxServicesLike> {
       return true;
     }
     // an agent answers its own preflights
-    if (r.kind === "workload") return false;
+    if (r.kind === "workload" || r.kind === "workload-id") return false;
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       if (!preview) return false;
@@ -450,7 +501,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** Answers an error, with CORS headers a browser needs to read it. */
   private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
     const err = asHangarError(e);
-    if (r.kind === "workload" && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
+    if ((r.kind === "workload" || r.kind === "workload-id") && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
     const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
     lookup.then(
@@ -513,7 +564,7 @@ export class Edge<S extends SandboxServicesLike> {
         const target = { scope: t.app.scope ?? "", upstream: `ws://${hostPort(live.handle.address, t.app.port)}/` };
         return void this.opts.mcp.http(req, res, target).catch((e) => this.log.warn({ err: e }, "bridging an MCP request failed"));
       }
-      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
     if (p && !API_PORTS.has(p.port)) {

@@ -161,6 +161,42 @@ export interface ReplicaTable {
   created_at: string;
 }
 
+export interface ReplacementTable {
+  id: string;
+  workload_id: string;
+  status: string;
+  strategy: string;
+  config: string;
+  artifact: string;
+  candidate_revision: string | null;
+  previous_revision: string | null;
+  message: string | null;
+  created_at: string;
+  ready_at: string | null;
+  switched_at: string | null;
+  finished_at: string | null;
+}
+
+export interface SnapshotTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  kind: string;
+  source_name: string;
+  source_id: string;
+  status: string;
+  spec: string;
+  processes: number;
+  size_bytes: number | null;
+  error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -174,4 +210,6 @@ export interface Database {
   workloads: WorkloadTable;
   revisions: RevisionTable;
   replicas: ReplicaTable;
+  replacements: ReplacementTable;
+  snapshots: SnapshotTable;
 }
