@@ -4,7 +4,8 @@
 
 import { Agent, request } from "node:http";
 import { type RunningHangar, api, zipFiles } from "@hangar/testkit";
-import { type Row, dist, fmt, has, run } from "./stats.js";
+import { withNginx, wrk } from "./peers.js";
+import { type Row, dist, fmt, has } from "./stats.js";
 
 const APP = {
   Dockerfile: 'FROM hangar/base\nWORKDIR /a\nCOPY . .\nCMD ["node", "a.js"]\n',
@@ -32,7 +33,7 @@ function post(url: URL, headers: Record<string, string>): Promise<{ ms: number; 
 }
 
 export async function benchAgent(h: RunningHangar, out: { rows: Row[]; log: (m: string) => void }): Promise<void> {
-  const res = await api(h, "PUT", "/v0/agents/bench-agent?upload=true", { metadata: { name: "bench-agent" }, spec: { runtime: { memory: 2048 } } });
+  const res = await api(h, "PUT", "/v0/agents/bench-agent?upload=true", { metadata: { name: "bench-agent" }, spec: { runtime: { memory: 2048, maxScale: 1 } } }); // one replica, as nginx has one upstream
   const url = res.headers.get("x-blaxel-upload-url");
   if (!url) throw new Error(`no upload URL: ${res.status}`);
   await fetch(url, { method: "PUT", body: zipFiles(APP) });
@@ -67,22 +68,20 @@ export async function benchAgent(h: RunningHangar, out: { rows: Row[]; log: (m: 
     target: "≤ +0.5 ms",
     met: e.p50 - d.p50 <= 0.5,
   });
-  if (has("wrk")) {
-    const rps = async (u: string, extra: string[]) => {
-      const o = await run("wrk", ["-t2", "-c32", "-d5s", ...extra, u]);
-      const m = /Requests\/sec:\s+([\d.]+)/.exec(o);
-      if (!m || /Non-2xx or 3xx responses/.test(o)) throw new Error(`wrk against ${u}: ${o}`);
-      return Number(m[1]);
-    };
-    const viaRps = await rps(runUrl.href, ["-H", `Authorization: Bearer ${h.apiKey}`]);
-    const directRps = await rps(direct.href, []);
-    out.rows.push({
-      measure: "agent throughput through the run plane (wrk -c32, GET)",
-      hangar: `${viaRps.toFixed(0)} req/s`,
-      peer: `straight to the replica: ${directRps.toFixed(0)} req/s`,
-      ratio: `${(viaRps / directRps).toFixed(2)}×`,
-      target: "",
-      met: null,
+  if (has("wrk") && has("nginx")) {
+    await withNginx(`${ip}:80`, async (nginxPort) => {
+      await wrk(runUrl.href, 2, { Authorization: `Bearer ${h.apiKey}` });
+      const viaRps = await wrk(runUrl.href, 6, { Authorization: `Bearer ${h.apiKey}` });
+      const nginxRps = await wrk(`http://127.0.0.1:${nginxPort}/`, 6);
+      const directRps = await wrk(direct.href, 6);
+      out.rows.push({
+        measure: "agent throughput through the run plane (wrk -c32, GET)",
+        hangar: `${viaRps.toFixed(0)} req/s`,
+        peer: `nginx → replica: ${nginxRps.toFixed(0)} req/s (direct: ${directRps.toFixed(0)})`,
+        ratio: `${(viaRps / nginxRps).toFixed(2)}× nginx`,
+        target: "≥ 0.9× nginx",
+        met: viaRps / nginxRps >= 0.9,
+      });
     });
   }
   await api(h, "DELETE", "/v0/agents/bench-agent");

@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,fork,density,mcp,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,density,mcp,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -17,7 +17,9 @@ import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
 import { benchMcp } from "./mcp.js";
+import { benchGateway } from "./gateway.js";
 import { benchFork } from "./fork.js";
+import { withNginx, wrk } from "./peers.js";
 
 const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
@@ -249,38 +251,6 @@ async function benchResume(h: RunningHangar): Promise<void> {
   });
 }
 
-async function wrk(url: string, host: string, seconds: number): Promise<number> {
-  const out = await run("wrk", ["-t2", "-c32", `-d${seconds}s`, "-H", `Host: ${host}`, url]);
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  if (!m) throw new Error(`unexpected wrk output: ${out}`);
-  // a peer that failed (refused connections, error answers) must not count as a measurement
-  if (!(Number(m[1]) > 0) || /Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk against ${url} got no good answers: ${out}`);
-  return Number(m[1]);
-}
-
-/** A TCP port free on loopback right now. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Waits until something accepts connections on 127.0.0.1:port. */
-async function untilListening(port: number, what: string, withinMs = 10_000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    const up = await new Promise<boolean>((r) => {
-      const c = connect(port, "127.0.0.1", () => (c.destroy(), r(true)));
-      c.on("error", () => r(false));
-    });
-    if (up) return;
-    if (Date.now() - t0 > withinMs) throw new Error(`${what} is not listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function benchProxy(h: RunningHangar): Promise<void> {
   if (!has("wrk") || !has("nginx")) {
     notes.push("wrk or nginx missing: preview throughput skipped");
@@ -288,27 +258,11 @@ async function benchProxy(h: RunningHangar): Promise<void> {
   }
   log("preview proxy throughput vs nginx, wrk -t2 -c32");
   const { host, ip } = await startApp(h, "bench-proxy");
-  const dir = mkdtempSync(join(tmpdir(), "hangar-bench-nginx-"));
-  const nginxPort = await freePort();
-  writeFileSync(
-    join(dir, "nginx.conf"),
-    // workers as root: like Hangar's edge, only root's sockets may reach sandbox addresses
-    `user root; worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log; daemon off;
-events { worker_connections 1024; }
-http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
-  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; } } }
-`,
-  );
-  mkdirSync(join(dir, "tmp"), { recursive: true });
-  const nginx = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stdio: "ignore" });
-  try {
-    await untilListening(nginxPort, "nginx").catch((e: Error) => {
-      throw new Error(`${e.message}: ${existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8").slice(-2000) : "no error log"}`);
-    });
-    await wrk(`http://127.0.0.1:${h.port}/`, host, 2);
-    const viaHangar = await wrk(`http://127.0.0.1:${h.port}/`, host, 8);
-    const viaNginx = await wrk(`http://127.0.0.1:${nginxPort}/`, "app.local", 8);
-    const direct = await wrk(`http://${ip}:3000/`, "app.local", 8);
+  await withNginx(`${ip}:3000`, async (nginxPort) => {
+    await wrk(`http://127.0.0.1:${h.port}/`, 2, { Host: host });
+    const viaHangar = await wrk(`http://127.0.0.1:${h.port}/`, 8, { Host: host });
+    const viaNginx = await wrk(`http://127.0.0.1:${nginxPort}/`, 8, { Host: "app.local" });
+    const direct = await wrk(`http://${ip}:3000/`, 8, { Host: "app.local" });
     rows.push({
       measure: "preview proxy throughput (wrk, req/s)",
       hangar: `${Math.round(viaHangar)} req/s`,
@@ -317,10 +271,7 @@ http { access_log off; upstream app { server ${ip}:3000; keepalive 64; }
       target: "≥ 0.8× nginx",
       met: viaHangar / viaNginx >= 0.8,
     });
-  } finally {
-    nginx.kill("SIGTERM");
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
@@ -453,6 +404,7 @@ async function main(): Promise<void> {
     await section("active", () => benchActive(h));
     await section("build", () => benchBuild(h, image.lowerDir, { rows, notes, log }));
     await section("agent", () => benchAgent(h, { rows, log }));
+    await section("gateway", () => benchGateway(h, { rows, notes, log }));
     await section("fork", () => benchFork(h, { rows, notes, log }));
     await section("density", () => benchDensity(h));
   } finally {

@@ -33,6 +33,28 @@ export const LISTINGS: Record<string, Listing> = {
   },
   agents: { path: "/agents", header: ["NAME", "STATUS", "IMAGE", "MEMORY", "ACCESS", "URL", "AGE"], row: workload },
   functions: { path: "/functions", header: ["NAME", "STATUS", "IMAGE", "MEMORY", "ACCESS", "URL", "AGE"], row: workload },
+  models: {
+    path: "/models",
+    header: ["NAME", "STATUS", "TYPE", "MODEL", "CONNECTIONS", "URL", "AGE"],
+    row: (m) => [m.metadata.name, m.status ?? "", m.spec?.runtime?.type ?? "", m.spec?.runtime?.model ?? "", (m.spec?.integrationConnections ?? []).join(","), m.metadata.url ?? "", age(m.metadata.createdAt)],
+  },
+  policies: {
+    path: "/policies",
+    header: ["NAME", "TYPE", "RULE", "AGE"],
+    row: (p) => {
+      const s = p.spec ?? {};
+      const rule =
+        s.type === "maxToken"
+          ? `${["input", "output", "total"].filter((k) => s.maxTokens?.[k]).map((k) => `${k} ≤ ${s.maxTokens[k]}`).join(", ")} per ${s.maxTokens?.step ?? 1} ${s.maxTokens?.granularity ?? ""}`
+          : [...(s.locations ?? []), ...(s.flavors ?? [])].map((x: Json) => `${x.type} ${x.name}`).join(" or ");
+      return [p.metadata.name, s.type ?? "", rule, age(p.metadata.createdAt)];
+    },
+  },
+  "integrations/connections": {
+    path: "/integrations/connections",
+    header: ["NAME", "INTEGRATION", "URL", "SECRETS", "AGE"],
+    row: (c) => [c.metadata.name, c.spec?.integration ?? "", c.spec?.config?.url ?? c.spec?.config?.endpoint ?? "", Object.keys(c.spec?.secret ?? {}).join(","), age(c.metadata.createdAt)],
+  },
   workspaces: { path: "/workspaces", header: ["NAME", "DISPLAY NAME", "AGE"], row: (w) => [w.name, w.displayName ?? "", age(w.createdAt)] },
   "api-keys": { path: "/api-keys", header: ["ID", "NAME", "PREFIX", "ADMIN", "REVOKED", "AGE"], row: (k) => [k.id, k.name, k.prefix, String(k.admin), k.revokedAt ? "yes" : "", age(k.createdAt)] },
 };

@@ -43,9 +43,9 @@ function print(value: unknown, output: Output, table: () => string[][]): void {
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function", models: "model", policies: "policy", "integrations/connections": "integrationconnection" };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions" };
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions", model: "models", models: "models", policy: "policies", policies: "policies", integrationconnection: "integrations/connections", integrationconnections: "integrations/connections", connection: "integrations/connections", connections: "integrations/connections" };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];

@@ -62,6 +62,7 @@ export const ERRORS = {
   build_failed: { status: 422, title: "Build failed" },
   replacement_in_progress: { status: 422, title: "A replacement is already in progress", hint: "Wait for it to finish, or DELETE …/replacement to cancel it." },
   too_many_requests: { status: 429, title: "Too many requests" },
+  token_budget_exceeded: { status: 429, title: "Token budget exceeded", hint: "A maxToken policy of this model is used up for its window; retry when the window has moved on, or raise the policy's limit." },
   // 5xx
   internal: { status: 500, title: "Internal server error" },
   runtime_failed: { status: 500, title: "Sandbox runtime failed" },
@@ -71,6 +72,9 @@ export const ERRORS = {
   stdin_not_read: { status: 503, title: "Process stopped reading its stdin" },
   upstream_unreachable: { status: 502, title: "Upstream unreachable" },
   upstream_timeout: { status: 504, title: "Upstream timed out" },
+  model_unavailable: { status: 503, title: "Model unavailable", hint: "Check the model's status and events: its integration connection, its policies, spec.enabled." },
+  /** A model provider answered with an error; the problem body carries the provider's own status. */
+  provider_error: { status: 502, title: "The model provider answered with an error" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -38,6 +38,8 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
   workloads?: WorkloadRouting;
   /** Functions whose clients speak another MCP transport than their server (see WorkloadPick.mcp). */
   mcp?: McpBridging;
+  /** The model gateway: serves /run/{ws}/models/{name}/… itself. */
+  models?: ModelRunPlane;
 }
 
 /** Bridges MCP clients to a function's server speaking another transport (relaying messages only). */
@@ -46,6 +48,11 @@ export interface McpBridging {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: { scope: string; upstream: string }): void;
   /** A Streamable HTTP request; `upstream` is the function's WebSocket (ws://…/). */
   http(req: IncomingMessage, res: ServerResponse, target: { scope: string; upstream: string }): Promise<void>;
+}
+
+/** The model gateway as the edge hands it requests. */
+export interface ModelRunPlane {
+  handle(req: IncomingMessage, res: ServerResponse, workspace: string, name: string, rest: string): void;
 }
 
 /** The workloads plane as the edge drives it. */
@@ -137,6 +144,7 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 }
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+const MODEL_PATH = /^\/run\/([^/?]+)\/models\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 /** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
 const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
@@ -518,6 +526,20 @@ export class Edge<S extends SandboxServicesLike> {
    * or after a custom-domain lookup for unknown hosts).
    */
   handle(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    const models = this.opts.models;
+    if (models && req.url?.startsWith("/run/")) {
+      const m = MODEL_PATH.exec(req.url);
+      if (m) {
+        let ws: string, name: string;
+        try {
+          ws = decodeURIComponent(m[1]!);
+          name = decodeURIComponent(m[2]!);
+        } catch {
+          return sendProblem(res, new HangarError("invalid_path", "the model URL is not properly encoded"));
+        }
+        return models.handle(req, res, ws, name, (m[3] || "/") + (m[4] ?? ""));
+      }
+    }
     const r = this.route(req);
     if (r === null) return next();
     if (r === "maybe-domain") {

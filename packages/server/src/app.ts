@@ -23,6 +23,7 @@ import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
+import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
@@ -105,7 +106,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  // the model gateway: connections, models, policies; its run plane caches forget on every change
+  let modelGateway: ModelGateway | null = null;
+  const gateway = new GatewayService({ store, secrets, placement: parsePlacement(config.nodeLocation, config.nodeFlavors), onChange: () => modelGateway?.invalidate() });
+  const accountant = new Accountant(store, logger.child({ component: "gateway" }));
+  modelGateway = new ModelGateway({ store, auth, service: gateway, accountant, logger: logger.child({ component: "gateway" }), timeoutMs: config.modelTimeoutMs });
+
+  const workloads = new WorkloadService({ checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
@@ -115,7 +122,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
   // functions' MCP clients speaking another transport than the function's server are bridged here
   const mcpBridges = new RunPlaneMcpBridges({ log: (m) => logger.debug({ component: "mcp-bridge" }, m) });
-  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, mcp: mcpBridges, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
+  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, mcp: mcpBridges, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }), models: modelGateway });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -174,6 +181,12 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
+      gatewayRoutes({
+        service: gateway,
+        accountant,
+        modelUrl: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/models/${encodeURIComponent(name)}`, baseUrl(req)).href,
+        listProviderModels: listProviderModels,
+      }),
       snapshotRoutes({ snapshots, sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name), state: (id) => node.state(id) }),
     ],
   });
@@ -230,6 +243,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   await app.ready();
   reaper.start();
+  accountant.start();
   snapshots.start();
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
@@ -268,6 +282,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       await front.close();
       await mcpBridges.close();
       await app.close().catch(() => undefined);
+      await modelGateway?.close();
+      await accountant.close();
       await node.close();
       await egress?.proxy.close();
       await store.close();
@@ -402,6 +418,13 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       }
     },
   };
+}
+
+/** Asks a provider for its model list (GET, 5 s); null when it does not answer with JSON. */
+async function listProviderModels(baseUrl: string, path: string, headers: Record<string, string>): Promise<unknown | null> {
+  const res = await fetch(baseUrl + path, { headers, signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) return null;
+  return res.json().catch(() => null);
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {

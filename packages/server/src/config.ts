@@ -64,6 +64,12 @@ export interface HangarConfig {
   buildTimeoutMs: number;
   uploadLimitBytes: number;
   buildCacheLimitBytes: number;
+  /** Where this node runs, for location policies (HANGAR_NODE_LOCATION, e.g. "country:us,continent:na"). */
+  nodeLocation: string | undefined;
+  /** What this node runs on, for flavor policies (HANGAR_NODE_FLAVORS, e.g. "cpu:x86"). */
+  nodeFlavors: string | undefined;
+  /** Longest wait for a model provider's answer head and between its chunks (HANGAR_MODEL_TIMEOUT, default 10m). */
+  modelTimeoutMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -110,6 +116,9 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     buildTimeoutMs: parseDuration(pick(flags.buildTimeoutMs, "HANGAR_BUILD_TIMEOUT") ?? "30m", "HANGAR_BUILD_TIMEOUT"),
     uploadLimitBytes: parseMemory(pick(flags.uploadLimitBytes, "HANGAR_UPLOAD_LIMIT") ?? "512MiB", "HANGAR_UPLOAD_LIMIT"),
     buildCacheLimitBytes: parseMemory(pick(flags.buildCacheLimitBytes, "HANGAR_BUILD_CACHE_LIMIT") ?? "10GiB", "HANGAR_BUILD_CACHE_LIMIT"),
+    nodeLocation: pick(flags.nodeLocation, "HANGAR_NODE_LOCATION"),
+    nodeFlavors: pick(flags.nodeFlavors, "HANGAR_NODE_FLAVORS") ?? "cpu:x86",
+    modelTimeoutMs: parseDuration(pick(flags.modelTimeoutMs, "HANGAR_MODEL_TIMEOUT") ?? "10m", "HANGAR_MODEL_TIMEOUT"),
   };
 }
 

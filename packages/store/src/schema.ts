@@ -161,6 +161,32 @@ export interface ReplicaTable {
   created_at: string;
 }
 
+export interface GatewayResourceTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  spec: string;
+  status: string;
+  events: string;
+  revisions: string;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface ModelUsageTable {
+  workspace_id: string;
+  model: string;
+  bucket: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+}
+
 export interface ReplacementTable {
   id: string;
   workload_id: string;
@@ -210,6 +236,8 @@ export interface Database {
   workloads: WorkloadTable;
   revisions: RevisionTable;
   replicas: ReplicaTable;
+  gateway_resources: GatewayResourceTable;
+  model_usage: ModelUsageTable;
   replacements: ReplacementTable;
   snapshots: SnapshotTable;
 }

@@ -7,6 +7,7 @@ import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
 import { SqlBuildRepo } from "./sql-builds.js";
 import { SqlSnapshotRepo } from "./sql-snapshots.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
+import { SqlGatewayRepo } from "./sql-gateway.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
 import {
   type ApiKeyRecord,
@@ -305,6 +306,7 @@ export class SqlStore implements Store {
   readonly customDomains: SqlCustomDomainRepo;
   readonly builds: SqlBuildRepo;
   readonly workloads: SqlWorkloadRepo;
+  readonly gateway: SqlGatewayRepo;
   readonly snapshots: SqlSnapshotRepo;
 
   constructor(
@@ -319,6 +321,7 @@ export class SqlStore implements Store {
     this.customDomains = new SqlCustomDomainRepo(db);
     this.builds = new SqlBuildRepo(db);
     this.workloads = new SqlWorkloadRepo(db);
+    this.gateway = new SqlGatewayRepo(db);
     this.snapshots = new SqlSnapshotRepo(db);
   }
 
@@ -333,6 +336,7 @@ export class SqlStore implements Store {
         customDomains: new SqlCustomDomainRepo(trx),
         builds: new SqlBuildRepo(trx),
         workloads: new SqlWorkloadRepo(trx),
+        gateway: new SqlGatewayRepo(trx),
         snapshots: new SqlSnapshotRepo(trx),
       }),
     );

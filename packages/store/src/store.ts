@@ -385,6 +385,58 @@ export interface SnapshotRepo {
   delete(id: string): Promise<boolean>;
 }
 
+/** A named document of the model gateway: an integration connection, a model or a policy. */
+export interface GatewayResourceRecord {
+  id: string;
+  workspaceId: string;
+  /** connections | models | policies */
+  kind: string;
+  name: string;
+  displayName: string;
+  labels: Record<string, string>;
+  /** The stored spec (secrets already sealed by the caller). */
+  spec: Record<string, unknown>;
+  status: string;
+  events: SandboxEvent[];
+  /** Newest first. */
+  revisions: { id: string; createdAt: string; status: string }[];
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
+/** Tokens counted for one model in one workspace during one minute. */
+export interface ModelUsageRow {
+  workspaceId: string;
+  model: string;
+  /** Start of the minute, ISO-8601. */
+  bucket: string;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+}
+
+export interface GatewayRepo {
+  /** StoreConflictError when (workspace, kind, name) exists. */
+  insert(rec: GatewayResourceRecord): Promise<GatewayResourceRecord>;
+  get(workspaceId: string, kind: string, name: string): Promise<GatewayResourceRecord | null>;
+  list(workspaceId: string, kind: string, query: ListQuery): Promise<Page<GatewayResourceRecord>>;
+  /** Every resource of a kind in a workspace (small sets: connections, policies). */
+  listAll(workspaceId: string, kind: string): Promise<GatewayResourceRecord[]>;
+  /** With expectedVersion, only if unchanged (null otherwise); bumps version. */
+  update(
+    id: string,
+    patch: Partial<Pick<GatewayResourceRecord, "displayName" | "labels" | "spec" | "status" | "events" | "revisions" | "updatedAt">>,
+    expectedVersion?: number,
+  ): Promise<GatewayResourceRecord | null>;
+  delete(id: string): Promise<boolean>;
+  /** Adds the rows' counts to what is stored for their (workspace, model, bucket). */
+  addUsage(rows: ModelUsageRow[]): Promise<void>;
+  /** Usage rows of a model with bucket >= from (and < to), oldest first. */
+  usage(workspaceId: string, model: string, from: string, to?: string): Promise<ModelUsageRow[]>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
@@ -394,6 +446,7 @@ export interface Store {
   readonly customDomains: CustomDomainRepo;
   readonly builds: BuildRepo;
   readonly workloads: WorkloadRepo;
+  readonly gateway: GatewayRepo;
   readonly snapshots: SnapshotRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;

@@ -62,6 +62,8 @@ export interface WorkloadServiceOptions {
   targetConcurrency?: number;
   /** Replicas beyond minScale (and the first) idle this long are removed (default 5 min). */
   scaleDownIdleMs?: number;
+  /** Why this node may not run a workload with these policies (location, flavor), or null when it may. */
+  checkPlacement?: (workspaceId: string, policies: string[]) => Promise<string | null>;
 }
 
 /** A workload as the run plane routes to it. */
@@ -406,6 +408,10 @@ export class WorkloadService {
   async startReplicas(workloadId: string, rev: RevisionRecord, candidate = false): Promise<boolean> {
     const started: ReplicaRecord[] = [];
     try {
+      const target = await this.store.workloads.getById(workloadId);
+      const policies = Array.isArray(target?.spec.policies) ? (target.spec.policies as string[]) : [];
+      const refused = target && policies.length && this.opts.checkPlacement ? await this.opts.checkPlacement(target.workspaceId, policies) : null;
+      if (refused) throw new HangarError("validation_failed", refused);
       const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
       for (let i = 0; i < count; i++) started.push(await this.startReplica(workloadId, rev));
       return true;
@@ -638,15 +644,13 @@ export class WorkloadService {
     const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
     const ready = replicas.filter((id) => this.opts.replicas.has(id));
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
-    // a connection already open to a replica keeps it while it is below the target
-    const best = pinnedOn && ready.includes(pinned!)
-      ? pinned!
-      : prefer && ready.includes(prefer) && (this.inflight.get(prefer) ?? 0) < this.opts.targetConcurrency
-        ? prefer
-        : ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
-    this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
-    // the least busy replica is at the target: one more, up to maxScale
-    if ((this.inflight.get(best) ?? 0) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
+    const load = (id: string) => this.inflight.get(id) ?? 0;
+    const least = ready.reduce((a, b) => (load(b) < load(a) ? b : a));
+    // a connection already open to a replica keeps it unless another is much less busy
+    const best = pinnedOn && ready.includes(pinned!) ? pinned! : prefer && ready.includes(prefer) && load(prefer) <= 2 * load(least) + 1 ? prefer : least;
+    this.inflight.set(best, load(best) + 1);
+    // even the least busy replica is over the target: one more, up to maxScale
+    if (load(least) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
     let done = false;
     return {
       replicaId: best,
