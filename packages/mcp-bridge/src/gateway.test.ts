@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { McpGateway } from "./gateway.js";
+import { RunPlaneMcpBridges } from "./run-plane.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 const FIXTURE = fileURLToPath(new URL("../test/stdio-server.cjs", import.meta.url));
@@ -116,6 +117,35 @@ describe("the bundled bridge (hangar-mcp-bridge)", () => {
     throw new Error("the bridge did not listen");
   });
   afterAll(() => void child.kill("SIGKILL"));
+
+  it("is reached by the run plane's bridges: a WebSocket client through its /mcp, a Streamable HTTP client through its WebSocket", async () => {
+    const bridges = new RunPlaneMcpBridges();
+    const front = createServer((req, res) => void bridges.http(req, res, { scope: "fn-a", upstream: `ws://${base}/` }));
+    front.on("upgrade", (req, socket, head) => bridges.upgrade(req, socket, head, { scope: "fn-a", upstream: `http://${base}/mcp` }));
+    front.listen(0, "127.0.0.1");
+    await once(front, "listening");
+    const at = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      const w = await wsClient(`ws://${at}/`);
+      expect(text(await w.callTool({ name: "add", arguments: { n: 6 } }))).toBe("6");
+      const c = await httpClient(`http://${at}/mcp`);
+      expect(text(await c.callTool({ name: "add", arguments: { n: 7 } }))).toBe("7");
+      expect(text(await c.callTool({ name: "add", arguments: { n: 1 } }))).toBe("8");
+      expect(bridges.size).toBe(2);
+      // a session is only found again for the scope it was opened for
+      const sid = (c.transport as StreamableHTTPClientTransport).sessionId!;
+      const other = createServer((req, res) => void bridges.http(req, res, { scope: "fn-b", upstream: `ws://${base}/` }));
+      other.listen(0, "127.0.0.1");
+      await once(other, "listening");
+      const r = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/mcp`, { method: "POST", headers: { "mcp-session-id": sid, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }) });
+      expect(r.status).toBe(404);
+      other.close();
+      await Promise.all([w.close(), c.close()]);
+    } finally {
+      await bridges.close();
+      front.close();
+    }
+  });
 
   it("serves the stdio command's tools at /mcp and on WebSocket, answers the GET / probe without 'websocket', and exits on SIGTERM", async () => {
     const probe = await (await fetch(`http://${base}/`)).text();
