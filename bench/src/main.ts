@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,density,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,density,mcp,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -16,6 +16,7 @@ import { type Dist, type Row, dist, fmt, has, run, timeEach } from "./stats.js";
 import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
+import { benchMcp } from "./mcp.js";
 import { benchGateway } from "./gateway.js";
 import { benchFork } from "./fork.js";
 import { withNginx, wrk } from "./peers.js";
@@ -409,6 +410,8 @@ async function main(): Promise<void> {
   } finally {
     await h.dispose();
   }
+  // the stdio MCP bridge, on loopback (no server needed)
+  await section("mcp", () => benchMcp({ rows, log }));
   // the egress proxy needs a server pointed at a stand-in internet: its own
   await section("egress", () => benchEgress({ rows, notes, log }));
   const cols = ["measure", "hangar", "peer", "ratio", "target", "met"] as const;

@@ -579,6 +579,8 @@ export async function deploy(c: HangarClient, o: DeployOptions, progress: (msg: 
     ...(memory !== undefined ? { memory } : {}),
     ...(envs.length ? { envs } : {}),
     ...(config.port !== undefined ? { ports: [{ target: config.port, protocol: "HTTP" }] } : {}),
+    // a function's MCP transport ([runtime] transport: http-stream, websocket, or stdio for Hangar's bridge)
+    ...(kind.plural === "functions" && typeof config.runtime.transport === "string" ? { transport: config.runtime.transport } : {}),
   };
   const body = { metadata: { name, labels: { "x-blaxel-auto-generated": "true" } }, spec: { runtime } };
   const timeoutSeconds = Number(o.timeout);

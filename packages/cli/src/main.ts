@@ -7,6 +7,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
 import { BUILD_KINDS, buildKind, buildLogs, deploy, push } from "./deploy.js";
 import { LISTINGS, age, listAll } from "./listings.js";
+import { runFunction } from "./mcp.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -147,9 +148,19 @@ program
   .option("--method <method>", "HTTP method", "POST")
   .option("-H, --header <header...>", "extra header(s), 'Name: value'")
   .option("--async", "answer at once; the result goes to the agent's async callback")
-  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean }) => {
+  .option("--tool <tool>", "functions: call this MCP tool (with the official MCP client) and print its result")
+  .option("--args <json>", "functions: the tool's arguments, a JSON object", "{}")
+  .option("--tools", "functions: list the MCP server's tools")
+  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean; tool?: string; args: string; tools?: boolean }) => {
     const c = client();
     const kind = buildKind(type).plural;
+    if (o.tool || o.tools) {
+      if (kind !== "functions") throw new CliError("--tool and --tools are for functions (MCP servers)");
+      const r = await runFunction(c, name, o.tool ? { tool: o.tool, args: o.args } : {});
+      process.stdout.write(`${JSON.stringify(r.value, null, 2)}\n`);
+      if (r.isError) process.exitCode = 1;
+      return;
+    }
     const w = await c.api<{ metadata: { url: string } }>("GET", `/${kind}/${encodeURIComponent(name)}`);
     const url = new URL(w.metadata.url.replace(/\/$/, "") + (o.path.startsWith("/") ? o.path : `/${o.path}`));
     if (o.async) url.searchParams.set("async", "true");

@@ -36,8 +36,18 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
   logger?: Logger;
   /** Agents (and functions): which replica and port serve /run/{ws}/{kind}/{name}. */
   workloads?: WorkloadRouting;
+  /** Functions whose clients speak another MCP transport than their server (see WorkloadPick.mcp). */
+  mcp?: McpBridging;
   /** The model gateway: serves /run/{ws}/models/{name}/… itself. */
   models?: ModelRunPlane;
+}
+
+/** Bridges MCP clients to a function's server speaking another transport (relaying messages only). */
+export interface McpBridging {
+  /** A WebSocket client; `upstream` is the function's Streamable HTTP endpoint (http://…/mcp). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: { scope: string; upstream: string }): void;
+  /** A Streamable HTTP request; `upstream` is the function's WebSocket (ws://…/). */
+  http(req: IncomingMessage, res: ServerResponse, target: { scope: string; upstream: string }): Promise<void>;
 }
 
 /** The model gateway as the edge hands it requests. */
@@ -48,9 +58,10 @@ export interface ModelRunPlane {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
+  /** `mcpSession`: a function client's Mcp-Session-Id (a bridged session stays on the replica holding it). */
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string, prefer?: string, mcpSession?: string): Promise<WorkloadPick>;
   /** The same, for a workload named by its id (the stable invoke URL). */
-  routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
+  routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string, mcpSession?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
@@ -61,6 +72,12 @@ export interface WorkloadPick {
   setCookie?: string;
   /** Stores an async call (`?async=true`), run and delivered in the background; resolves once durable. */
   enqueueAsync?: (call: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => Promise<string>;
+  /**
+   * Functions: what their port speaks. "http-stream": Streamable HTTP at /mcp (WebSocket clients of
+   * the root are bridged); "websocket": a WebSocket server (Streamable HTTP clients of /mcp are
+   * bridged); "bridged": Hangar's in-sandbox bridge, which serves both itself.
+   */
+  mcp?: "http-stream" | "websocket" | "bridged";
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
@@ -91,7 +108,7 @@ interface Target<S> {
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
   /** For workloads: the port the app listens on, and what to call when the request ends. */
-  app?: Pick<WorkloadPick, "port" | "done" | "enqueueAsync">;
+  app?: Pick<WorkloadPick, "port" | "done" | "enqueueAsync" | "mcp"> & { scope?: string };
 }
 
 /**
@@ -132,6 +149,10 @@ const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(
 const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
+/** A function's Streamable HTTP endpoint, and where WebSocket MCP clients connect (its root, or /mcp). */
+const MCP_PATH = /^\/mcp\/?(\?|$)/;
+const MCP_WS_PATH = /^\/(mcp\/?)?(\?|$)/;
+const hostPort = (host: string, port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
@@ -299,12 +320,14 @@ export class Edge<S extends SandboxServicesLike> {
     if (r.kind === "workload" || r.kind === "workload-id") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
       const w = this.opts.workloads!;
-      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie")) : await w.routeById(r.id, authorization, header(req, "cookie"));
+      const session = header(req, "mcp-session-id");
+      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie"), undefined, session) : await w.routeById(r.id, authorization, header(req, "cookie"), undefined, session);
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.enqueueAsync ? { enqueueAsync: pick.enqueueAsync } : {}) } };
+        const mcp = pick.mcp ? { mcp: pick.mcp, scope: r.kind === "workload" ? `${r.workspace}/${r.plural}/${r.name}` : `id/${r.id}` } : {};
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.enqueueAsync ? { enqueueAsync: pick.enqueueAsync } : {}), ...mcp } };
       } catch (e) {
         pick.done();
         throw e;
@@ -428,10 +451,12 @@ export class Edge<S extends SandboxServicesLike> {
     const authorization = head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization") ?? undefined;
     const cookie = head.headers.get("cookie") ?? undefined;
     const prefer = current?.split(":")[0];
+    const session = head.headers.get("mcp-session-id") ?? undefined;
     const w = this.opts.workloads!;
-    const pick = await (r.kind === "workload" ? w.route(r.workspace, r.plural, r.name, authorization, cookie, prefer) : w.routeById(r.id, authorization, cookie, prefer)).catch(() => null);
+    const pick = await (r.kind === "workload" ? w.route(r.workspace, r.plural, r.name, authorization, cookie, prefer, session) : w.routeById(r.id, authorization, cookie, prefer, session)).catch(() => null);
     if (!pick) return null;
-    if (pick.setCookie || !this.opts.node.has(pick.replicaId)) {
+    // a WebSocket function's Streamable HTTP clients are bridged on the HTTP path
+    if (pick.setCookie || !this.opts.node.has(pick.replicaId) || (pick.mcp === "websocket" && MCP_PATH.test(r.rest))) {
       pick.done();
       return null;
     }
@@ -556,6 +581,10 @@ export class Edge<S extends SandboxServicesLike> {
     if (t.app) {
       const a = takeQueryParam(t.rest, "async");
       if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
+      if (t.app.mcp === "websocket" && this.opts.mcp && MCP_PATH.test(t.rest)) {
+        const target = { scope: t.app.scope ?? "", upstream: `ws://${hostPort(live.handle.address, t.app.port)}/` };
+        return void this.opts.mcp.http(req, res, target).catch((e) => this.log.warn({ err: e }, "bridging an MCP request failed"));
+      }
       proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
@@ -659,6 +688,9 @@ export class Edge<S extends SandboxServicesLike> {
       t.app?.done();
     });
     const p = t.preview;
+    if (t.app?.mcp === "http-stream" && this.opts.mcp && MCP_WS_PATH.test(t.rest)) {
+      return this.opts.mcp.upgrade(req, socket, head, { scope: t.app.scope ?? "", upstream: `http://${hostPort(lease.live.handle.address, t.app.port)}/mcp` });
+    }
     if (t.app) return proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop });
     const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
     if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));

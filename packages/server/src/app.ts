@@ -2,7 +2,7 @@
 
 import { resolveTxt } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { type Server, createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -24,6 +24,7 @@ import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
+import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -120,7 +121,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, asyncCalls }), models: modelGateway });
+  // functions' MCP clients speaking another transport than the function's server are bridged here
+  const mcpBridges = new RunPlaneMcpBridges({ log: (m) => logger.debug({ component: "mcp-bridge" }, m) });
+  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, mcp: mcpBridges, workloads: new WorkloadRouter({ store, auth, workloads, asyncCalls }), models: modelGateway });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -281,6 +284,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       snapshots.stop();
       await builds?.close();
       await front.close();
+      await mcpBridges.close();
       await app.close().catch(() => undefined);
       await modelGateway?.close();
       await accountant.close();
@@ -381,6 +385,11 @@ function startApp(live: { services: SandboxServices }, command: string[], restar
 /** What an async call's answer keeps (the rest is counted in response_length only by Blaxel too). */
 const ASYNC_RESULT_MAX = 10 * 1024 * 1024;
 
+/** Where a stdio function's replica gets Hangar's MCP bridge (one bundled file, written at start). */
+const MCP_BRIDGE_PATH = "/tmp/.hangar/mcp-bridge.cjs";
+let bridgeBytes: Promise<Buffer> | null = null;
+const mcpBridgeBundle = () => (bridgeBytes ??= readFile(bridgeBundlePath()));
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -389,12 +398,16 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     destroy: (id) => node.destroy(id),
     has: (id) => node.has(id),
     lastActivity: (id) => node.lastActivity(id),
-    async startApp(id) {
+    async startApp(id, opts) {
       const live = node.get(id);
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
-      await startApp(live, cmd, true);
+      if (!opts?.mcpStdio) return void (await startApp(live, cmd, true));
+      // a stdio MCP server: Hangar's bridge (run by the image's node) serves it on $PORT
+      await live.services.files.writeFile(MCP_BRIDGE_PATH, await mcpBridgeBundle());
+      const bridge = `command -v node >/dev/null || { echo "a stdio function needs node (18+) in its image to run Hangar's MCP bridge" >&2; exit 127; }; exec node ${MCP_BRIDGE_PATH} ${cmd.map(shellQuote).join(" ")}`;
+      await live.services.processes.exec({ name: "app", command: bridge, restartOnFailure: true, maxRestarts: -1 });
     },
     async request(id, port, call, timeoutMs) {
       const lease = await node.acquire(id, "request");

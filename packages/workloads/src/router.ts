@@ -5,7 +5,7 @@ import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import type { AsyncCall, AsyncCallService } from "./async-calls.js";
-import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
+import { KIND_SINGULAR, type Routing, type WorkloadService } from "./workload-service.js";
 
 export interface WorkloadRouterOptions {
   store: Store;
@@ -24,19 +24,20 @@ export class WorkloadRouter {
   constructor(private readonly opts: WorkloadRouterOptions) {}
 
   /** The workload with this id, routed as by name (the stable invoke URL); 404 alike for unknown ids and ids of other workspaces. */
-  async routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): ReturnType<WorkloadRouter["route"]> {
+  async routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string, mcpSession?: string): ReturnType<WorkloadRouter["route"]> {
     const w = await this.byId.getOrLoad(id, () => this.opts.store.workloads.getById(id));
     const ws = w ? await this.opts.store.workspaces.getById(w.workspaceId) : null;
     if (!w || !ws) {
       await this.opts.auth.authenticate(authorization);
       throw new HangarError("not_found", `no workload '${id}'`);
     }
-    return this.route(ws.name, w.kind, w.name, authorization, cookie, prefer);
+    return this.route(ws.name, w.kind, w.name, authorization, cookie, prefer, mcpSession);
   }
 
   /**
    * `cookie`: the request's Cookie header, for sticky sessions between canary revisions; `prefer`:
-   * the replica the client's connection already reaches (kept while it is not too busy).
+   * the replica the client's connection already reaches (kept while it is not too busy);
+   * `mcpSession`: the client's Mcp-Session-Id (functions), which keeps a bridged session on its replica.
    */
   async route(
     workspace: string,
@@ -45,7 +46,8 @@ export class WorkloadRouter {
     authorization: string | undefined,
     cookie?: string,
     prefer?: string,
-  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; enqueueAsync: (call: AsyncCall) => Promise<string> }> {
+    mcpSession?: string,
+  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; enqueueAsync: (call: AsyncCall) => Promise<string>; mcp?: Routing["mcp"] }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -57,10 +59,12 @@ export class WorkloadRouter {
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
     // a sticky client stays on the revision it first reached while both still serve
     const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
-    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer);
+    // an MCP session made by Hangar's bridge (stdio functions) starts with its replica's id: it stays there
+    const pinned = r.mcp === "bridged" && mcpSession?.includes(".") ? mcpSession.split(".")[0] : undefined;
+    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer, pinned);
     const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const id = r.workload.id;
-    return { ...pick, ...(setCookie ? { setCookie } : {}), enqueueAsync: (call) => this.opts.asyncCalls.enqueue(id, call) };
+    return { ...pick, ...(setCookie ? { setCookie } : {}), ...(r.mcp ? { mcp: r.mcp } : {}), enqueueAsync: (call) => this.opts.asyncCalls.enqueue(id, call) };
   }
 }
 

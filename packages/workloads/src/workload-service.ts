@@ -19,8 +19,11 @@ export interface ReplicaPort {
   /** Removes it; idempotent. */
   destroy(id: string): Promise<void>;
   has(id: string): boolean;
-  /** Starts the image's command as process "app" in the replica; throws when the image names none. */
-  startApp(id: string): Promise<void>;
+  /**
+   * Starts the image's command as process "app" in the replica; throws when the image names none.
+   * `mcpStdio`: the command speaks MCP on stdio, so Hangar's MCP bridge runs it and serves it on the port.
+   */
+  startApp(id: string, opts?: { mcpStdio?: boolean }): Promise<void>;
   /** Last time the replica was used (ms since the epoch), null when not on this node. */
   lastActivity(id: string): number | null;
   /** Sends one request to the replica's port (waking it and holding it awake); the answer collected (≤ 10 MiB kept). */
@@ -78,6 +81,8 @@ export interface Routing {
   stickyTtl: number;
   /** Where async calls' results go (the http-async trigger's callback), secret revealed. */
   callback: CallbackTarget | null;
+  /** Functions: how the MCP server behind the port speaks (the bridge of a stdio one speaks http-stream and WebSocket). */
+  mcp?: "http-stream" | "websocket" | "bridged";
 }
 
 /** Where one request goes. */
@@ -288,7 +293,7 @@ export class WorkloadService {
       id: randomId(12),
       workloadId: w.id,
       image: runtime.image!,
-      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale },
+      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale, ...(runtime.transport === "stdio" ? { transport: "stdio" } : {}) },
       status,
       message: null,
       createdAt: new Date().toISOString(),
@@ -357,6 +362,8 @@ export class WorkloadService {
         BL_REGION: spec.region ?? this.opts.region,
         // the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL set by the node) as its workspace
         ...(this.opts.keys ? { BL_API_KEY: key } : {}),
+        // the MCP bridge of a stdio function prefixes its session ids with it (sessions stay on their replica)
+        ...(rev.runtime.transport === "stdio" ? { HANGAR_REPLICA_ID: replica.id } : {}),
       },
       ports: [port],
       platform: true,
@@ -431,7 +438,7 @@ export class WorkloadService {
       const spec = await this.replicaSpec(replica);
       if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
       await this.opts.replicas.start(spec);
-      await this.opts.replicas.startApp(replica.id);
+      await this.opts.replicas.startApp(replica.id, rev.runtime.transport === "stdio" ? { mcpStdio: true } : undefined);
       await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
     } catch (e) {
       await this.removeReplica(replica).catch(() => undefined);
@@ -577,8 +584,11 @@ export class WorkloadService {
 
   /** Replicas the node had to start again after a restart (their sandbox was gone): their app starts again too. */
   async restarted(ids: string[]): Promise<void> {
-    const replicas = new Set((await this.store.workloads.listReplicas()).map((r) => r.id));
-    for (const id of ids.filter((i) => replicas.has(i))) await this.opts.replicas.startApp(id).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
+    const replicas = new Map((await this.store.workloads.listReplicas()).map((r) => [r.id, r]));
+    for (const id of ids.filter((i) => replicas.has(i))) {
+      const rev = await this.store.workloads.getRevision(replicas.get(id)!.revisionId);
+      await this.opts.replicas.startApp(id, rev?.runtime.transport === "stdio" ? { mcpStdio: true } : undefined).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
+    }
   }
 
   /** Images revisions still name (kept by the builds plane's garbage collection). */
@@ -611,10 +621,11 @@ export class WorkloadService {
       const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
       const c = spec.triggers?.find((t) => t.type === "http-async" && t.enabled !== false && t.configuration?.callbackUrl)?.configuration;
       const callback = c?.callbackUrl && c.callbackSecret ? { url: c.callbackUrl, secret: this.opts.secrets.open(c.callbackSecret) } : null;
+      const mcp = w.kind !== "functions" ? undefined : rev?.runtime.transport === "stdio" ? "bridged" : spec.runtime.transport === "websocket" ? "websocket" : "http-stream";
       const r = spec.revision;
       const canaryRev = rev && r?.canary && r.canary !== rev.id && (r.canaryPercent ?? 0) > 0 ? await this.store.workloads.getRevision(r.canary) : null;
       const canary = canaryRev && ready(canaryRev.id).length ? { revisionId: canaryRev.id, port: Number(canaryRev.runtime.port), replicas: ready(canaryRev.id), percent: r!.canaryPercent! } : null;
-      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas: rev ? ready(rev.id) : [], canary, stickyTtl: r?.stickySessionTtl ?? 0, callback };
+      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas: rev ? ready(rev.id) : [], canary, stickyTtl: r?.stickySessionTtl ?? 0, callback, ...(mcp ? { mcp } : {}) };
     });
   }
 
@@ -622,20 +633,23 @@ export class WorkloadService {
    * The replica a request goes to: the revision first (the one a sticky client was on, else the
    * canary for canaryPercent of requests, else the active one), then its READY replica on this
    * node with the fewest requests in flight. The caller calls `done()` when the request ends.
+   * `pinned`: the replica holding the client's MCP session (a stdio function's bridge names it in
+   * the session id), taken whenever it is ready.
    */
-  pick(r: Routing, stickyRevision?: string, prefer?: string): Pick {
+  pick(r: Routing, stickyRevision?: string, prefer?: string, pinned?: string): Pick {
     const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
-    const onCanary = r.canary && (stickyRevision ? stickyRevision === r.canary.revisionId : Math.random() * 100 < r.canary.percent);
+    const pinnedOn = pinned ? (r.canary?.replicas.includes(pinned) ? "canary" : r.replicas.includes(pinned) ? "active" : null) : null;
+    const onCanary = r.canary && (pinnedOn ? pinnedOn === "canary" : stickyRevision ? stickyRevision === r.canary.revisionId : Math.random() * 100 < r.canary.percent);
     const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
     const ready = replicas.filter((id) => this.opts.replicas.has(id));
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
     const load = (id: string) => this.inflight.get(id) ?? 0;
     const least = ready.reduce((a, b) => (load(b) < load(a) ? b : a));
     // a connection already open to a replica keeps it unless another is much less busy
-    const best = prefer && ready.includes(prefer) && load(prefer) <= 2 * load(least) + 1 ? prefer : least;
+    const best = pinnedOn && ready.includes(pinned!) ? pinned! : prefer && ready.includes(prefer) && load(prefer) <= 2 * load(least) + 1 ? prefer : least;
     this.inflight.set(best, load(best) + 1);
     // even the least busy replica is over the target: one more, up to maxScale
     if (load(least) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);

@@ -24,4 +24,13 @@ describe("workload spec", () => {
     ];
     for (const [spec, re] of bad) expect(() => normalizeWorkloadSpec(spec)).toThrow(re);
   });
+
+  it("takes a stdio MCP server (served by Hangar's bridge) as a function transport that makes its own revision", () => {
+    const http = normalizeWorkloadSpec({ runtime: { image: "i", transport: "http-stream" } });
+    const ws = normalizeWorkloadSpec({ runtime: { image: "i", transport: "websocket" } });
+    const stdio = normalizeWorkloadSpec({ runtime: { image: "i", transport: "stdio" } });
+    expect(stdio.runtime.transport).toBe("stdio");
+    expect(revisionKey(ws.runtime)).toBe(revisionKey(http.runtime));
+    expect(revisionKey(stdio.runtime)).not.toBe(revisionKey(http.runtime));
+  });
 });

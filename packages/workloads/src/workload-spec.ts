@@ -8,6 +8,8 @@ export const WORKLOAD_DEFAULT_MEMORY_MB = 2048;
 /** Where an agent's server listens when its spec names no port: Blaxel's templates use PORT || 80. */
 export const DEFAULT_APP_PORT = 80;
 export const MAX_SCALE = 10;
+export const MCP_TRANSPORTS = ["http-stream", "websocket", "stdio"] as const;
+export type McpTransport = (typeof MCP_TRANSPORTS)[number];
 
 export interface TriggerSpec {
   id?: string;
@@ -25,8 +27,11 @@ export interface WorkloadRuntime {
   minScale: number;
   maxScale: number;
   generation?: string;
-  /** Functions: how their MCP server speaks ("http-stream", the default, or "websocket"). */
-  transport?: "http-stream" | "websocket";
+  /**
+   * Functions: how their MCP server speaks ("http-stream", the default, or "websocket"; Hangar also
+   * takes "stdio": the image's command speaks MCP on stdin/stdout, served by Hangar's bridge).
+   */
+  transport?: McpTransport;
 }
 
 /** The spec as stored (envs marked secret hold sealed values). */
@@ -85,8 +90,8 @@ export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
   if (ports?.length) runtime.ports = ports;
   if (typeof rt.generation === "string") runtime.generation = rt.generation;
   if (rt.transport !== undefined) {
-    if (rt.transport !== "http-stream" && rt.transport !== "websocket") fail("spec.runtime.transport", '"http-stream" or "websocket"');
-    runtime.transport = rt.transport;
+    if (!MCP_TRANSPORTS.includes(rt.transport as McpTransport)) fail("spec.runtime.transport", '"http-stream", "websocket" or "stdio"');
+    runtime.transport = rt.transport as McpTransport;
   }
   if (spec.public !== undefined && typeof spec.public !== "boolean") fail("spec.public", "true or false");
   if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") fail("spec.enabled", "true or false");
@@ -120,7 +125,7 @@ export function appPort(runtime: WorkloadRuntime): number {
 
 /** What a revision runs: a change here makes a new revision. */
 export function revisionKey(runtime: WorkloadRuntime): string {
-  return JSON.stringify([runtime.image ?? "", runtime.memory, (runtime.envs ?? []).map((e) => [e.name, e.value]), appPort(runtime)]);
+  return JSON.stringify([runtime.image ?? "", runtime.memory, (runtime.envs ?? []).map((e) => [e.name, e.value]), appPort(runtime), ...(runtime.transport === "stdio" ? ["stdio"] : [])]);
 }
 
 const TRIGGER_TYPES = new Set(["http", "http-async", "cron", "schedule"]);
