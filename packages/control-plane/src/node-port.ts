@@ -13,6 +13,10 @@ export interface NodeSandboxSpec {
   runtimeClass?: "default" | "gvisor";
   /** spec.network with secrets revealed. */
   network?: Record<string, unknown>;
+  /** spec.volumes: volumes attached at creation. */
+  volumes?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  /** Host directories bound into the sandbox (the volumes, once the node's storage prepared them). */
+  mounts?: Array<{ source: string; destination: string; readOnly: boolean }>;
 }
 
 export type NodeSandboxState = "RUNNING" | "STANDBY" | "STOPPED";

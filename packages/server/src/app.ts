@@ -23,7 +23,8 @@ import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
-import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
+import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
+import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
@@ -78,13 +79,27 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }
   const sandboxApi = createSandboxApi({ logger });
   const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
-  const node = new LocalNode<SandboxServices>({
+  // volumes (ext4 images on loop devices, mounted under the run dir) and drives (directories)
+  const storage =
+    driver instanceof LinuxDriver
+      ? new StorageService({
+          store,
+          volumes: new VolumeHost({ imagesDir: join(config.dataDir, "volumes"), mountDir: join(driver.runDir, "volumes"), rootUid: DEFAULT_USERNS.hostId }),
+          drives: new LocalDriveBackend(join(config.dataDir, "drives")),
+          templatesDir: join(config.dataDir, "volume-templates"),
+          rootUid: DEFAULT_USERNS.hostId,
+          defaultRegion: config.regions?.[0] ?? "local",
+          logger: logger.child({ component: "storage" }),
+        })
+      : null;
+  const node: LocalNode<SandboxServices> = new LocalNode<SandboxServices>({
     driver,
     logger,
     standby: { idleMs: config.standbyIdleMs, connectionIdleMs: config.connectionIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
     // zero data retention: a destroyed sandbox's process logs go with it
     removeData: (id) => rm(join(config.dataDir, "logs", id), { recursive: true, force: true }),
+    ...(storage ? { storage: nodeStorage(storage) } : {}),
     createServices: (handle, spec) =>
       new SandboxServices({
         id: spec.id,
@@ -95,6 +110,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         logDir: join(config.dataDir, "logs", spec.id),
         logger: logger.child({ sandbox: spec.name }),
         checkCallback,
+        ...(storage ? { drives: new DriveMounts(storage, node, { id: spec.id, workspace: spec.workspace }) } : {}),
       }),
   });
 
@@ -162,6 +178,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
     extraRoutes: [
+      ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes })] : []),
       workloadRoutes({
         workloads,
         kinds: ["agents", "functions"],

@@ -161,6 +161,22 @@ export interface ReplicaTable {
   created_at: string;
 }
 
+export interface StorageResourceTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  name: string;
+  external_id: string | null;
+  display_name: string;
+  labels: string;
+  spec: string;
+  status: string;
+  attached_to: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -174,4 +190,5 @@ export interface Database {
   workloads: WorkloadTable;
   revisions: RevisionTable;
   replicas: ReplicaTable;
+  storage_resources: StorageResourceTable;
 }

@@ -159,6 +159,7 @@ export class SandboxService {
     };
     if (spec.runtime.runtimeClass === "gvisor" || spec.runtime.runtimeClass === "default") out.runtimeClass = spec.runtime.runtimeClass;
     if (spec.network) out.network = spec.network;
+    if (Array.isArray(spec.volumes) && spec.volumes.length) out.volumes = spec.volumes as NonNullable<NodeSandboxSpec["volumes"]>;
     return out;
   }
 
