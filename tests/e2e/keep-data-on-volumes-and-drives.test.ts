@@ -3,10 +3,11 @@
 // survives sandbox deletion, standby on disk and a server crash; hostile mount requests get a 4xx
 // and mount nothing.
 
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
+import { CLI, type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
 
 let h: RunningHangar;
 let sdk: typeof import("@blaxel/core");
@@ -268,5 +269,40 @@ describe("drives", () => {
     await c.drives.mount({ driveName: "shared", mountPath: "/data/shared" });
     expect(await c.fs.read("/data/shared/projects/alpha/y.txt")).toBe("from b");
     expect(await c.fs.read("/data/shared/after-restore.txt").catch(() => "ok")).toBe("ok");
+  });
+});
+
+describe("the hangar CLI", () => {
+  function hangar(args: string[], input?: string) {
+    const r = spawnSync(process.execPath, [CLI, ...args], {
+      encoding: "utf8",
+      input,
+      env: { ...process.env, HANGAR_CONFIG: "/nonexistent/config.json", HANGAR_URL: h.url, HANGAR_API_KEY: h.apiKey, HANGAR_WORKSPACE: "default" },
+      timeout: 60_000,
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  }
+
+  it("applies Volume, VolumeTemplate and Drive manifests, lists them, and mounts a drive", async () => {
+    const manifest = [
+      "kind: Volume\nmetadata:\n  name: cli-vol\nspec:\n  size: 32",
+      "kind: VolumeTemplate\nmetadata:\n  name: cli-tpl\nspec:\n  defaultSize: 64",
+      "kind: Drive\nmetadata:\n  name: cli-drive\n  labels:\n    team: a",
+    ].join("\n---\n");
+    const a = hangar(["apply", "-f", "-"], manifest);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toBe("volume/cli-vol created\nvolumetemplate/cli-tpl created\ndrive/cli-drive created\n");
+    expect(hangar(["apply", "-f", "-"], "kind: Volume\nmetadata:\n  name: cli-vol\nspec:\n  size: 48").out).toBe("volume/cli-vol configured\n");
+    const vols = hangar(["get", "volumes"]);
+    expect(vols.out).toMatch(/cli-vol\s+DEPLOYED\s+48MB/);
+    expect(hangar(["get", "drives", "-o", "json"]).out).toContain('"cli-drive"');
+    expect(hangar(["get", "volume-templates"]).out).toMatch(/cli-tpl/);
+    const m = hangar(["drive", "mount", "drv-c", "cli-drive", "/mnt/cli"]);
+    expect(m.code, m.err).toBe(0);
+    expect(m.out).toBe("drive/cli-drive mounted at /mnt/cli in sandbox/drv-c\n");
+    expect(hangar(["drive", "list", "drv-c"]).out).toMatch(/cli-drive\s+\/\s+\/mnt\/cli\s+rw/);
+    expect(hangar(["drive", "mount", "drv-c", "cli-drive", "/proc/x"]).err).toMatch(/400/);
+    expect(hangar(["drive", "unmount", "drv-c", "/mnt/cli"]).code).toBe(0);
+    expect(hangar(["delete", "volume", "cli-vol"]).out).toBe("volume/cli-vol deleted\n");
   });
 });

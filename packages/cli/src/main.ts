@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
 import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
+import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, type StorageJson, applyStorage, isStorageKind, listAll, storageTable } from "./storage.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -46,13 +47,13 @@ function age(iso: string | undefined): string {
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", ...STORAGE_SINGULAR };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys" };
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", ...STORAGE_KINDS };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
-  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys`);
+  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys, volumes, volume-templates, drives`);
   return kind;
 }
 
@@ -119,13 +120,16 @@ program
 program
   .command("get")
   .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | workspaces | api-keys")
+  .argument("<kind>", "sandboxes | workspaces | api-keys | volumes | volume-templates | drives")
   .argument("[name]")
   .addOption(outputOption())
   .action(async (k: string, name: string | undefined, o: { output: Output }) => {
     const c = client();
     const kind = kindOf(k);
-    if (kind === "sandboxes") {
+    if (isStorageKind(kind)) {
+      const items = name ? [await c.api<StorageJson>("GET", `/${kind}/${encodeURIComponent(name)}`)] : await listAll<StorageJson>(c, kind);
+      print(name ? items[0] : items, o.output, () => storageTable(kind, items, age));
+    } else if (kind === "sandboxes") {
       let items: SandboxJson[];
       if (name) items = [await c.api<SandboxJson>("GET", `/sandboxes/${encodeURIComponent(name)}`)];
       else {
@@ -164,7 +168,13 @@ program
       const m = doc.toJSON() as { kind?: string; metadata?: { name?: string }; spec?: unknown } | null;
       if (!m) continue;
       if (typeof m.kind !== "string") throw new CliError(`${o.filename}: each document needs a 'kind'`);
-      if (m.kind.toLowerCase() !== "sandbox") throw new CliError(`kind '${m.kind}' is not supported yet; supported: Sandbox`);
+      const storageKind = MANIFEST_STORAGE_KINDS[m.kind.toLowerCase()];
+      if (storageKind) {
+        if (!m.metadata?.name) throw new CliError(`${o.filename}: a ${m.kind} needs metadata.name`);
+        process.stdout.write(`${await applyStorage(c, storageKind, m.metadata.name, { metadata: m.metadata, spec: m.spec ?? {} })}\n`);
+        continue;
+      }
+      if (m.kind.toLowerCase() !== "sandbox") throw new CliError(`kind '${m.kind}' is not supported yet; supported: Sandbox, Volume, VolumeTemplate, Drive`);
       const name = m.metadata?.name;
       if (!name) throw new CliError(`${o.filename}: a Sandbox needs metadata.name`);
       const body = { metadata: m.metadata, spec: m.spec };
@@ -212,6 +222,43 @@ program
       }
     }
     process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
+  });
+
+// ---- drive -------------------------------------------------------------------------------------
+const driveCmd = program.command("drive").description("mount drives into running sandboxes");
+driveCmd
+  .command("mount")
+  .description("mount a drive (or a directory of it) into a running sandbox at PATH")
+  .argument("<sandbox>")
+  .argument("<drive>")
+  .argument("<path>", "mount path inside the sandbox")
+  .option("--drive-path <dir>", "directory of the drive to mount", "/")
+  .option("--read-only", "mount read-only")
+  .action(async (sandbox: string, drive: string, path: string, o: { drivePath: string; readOnly?: boolean }) => {
+    const c = client();
+    const res = await c.raw("POST", `${await c.sandboxUrl(sandbox)}/drives/mount`, { driveName: drive, mountPath: path, drivePath: o.drivePath, readOnly: !!o.readOnly });
+    const r = (await res.json()) as { mountPath: string; drivePath: string };
+    process.stdout.write(`drive/${drive}${r.drivePath === "/" ? "" : `:${r.drivePath}`} mounted at ${r.mountPath} in sandbox/${sandbox}\n`);
+  });
+driveCmd
+  .command("unmount")
+  .description("unmount the drive mounted at PATH in a sandbox")
+  .argument("<sandbox>")
+  .argument("<path>")
+  .action(async (sandbox: string, path: string) => {
+    const c = client();
+    await c.raw("DELETE", `${await c.sandboxUrl(sandbox)}/drives/mount/${path.replace(/^\/+/, "").split("/").map(encodeURIComponent).join("/")}`);
+    process.stdout.write(`unmounted ${path} in sandbox/${sandbox}\n`);
+  });
+driveCmd
+  .command("list")
+  .description("drives mounted in a sandbox")
+  .argument("<sandbox>")
+  .addOption(outputOption())
+  .action(async (sandbox: string, o: { output: Output }) => {
+    const c = client();
+    const { mounts } = (await (await c.raw("GET", `${await c.sandboxUrl(sandbox)}/drives/mount`)).json()) as { mounts: Array<{ driveName: string; drivePath: string; mountPath: string; readOnly: boolean }> };
+    print(mounts, o.output, () => [["DRIVE", "DRIVE PATH", "MOUNT PATH", "MODE"], ...mounts.map((m) => [m.driveName, m.drivePath, m.mountPath, m.readOnly ? "ro" : "rw"])]);
   });
 
 // ---- deploy / push -----------------------------------------------------------------------------
