@@ -1258,7 +1258,10 @@ export class LinuxDriver implements SandboxDriver {
     const mounts = await mountTable();
     // (volumes mounted under the run dir go before it is removed, never through their mount points)
     const lowers = [...mounts.keys()].filter((m) => m.startsWith(`${this.runDir}/lower/`) || m.startsWith(`${this.runDir}/volumes/`));
+    // volumes' loop devices are detached too (a busy one detaches itself once released)
+    const loops = (await fs.readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")).filter((f) => f[4]?.startsWith(`${this.runDir}/volumes/`)).map((f) => f[f.indexOf("-") + 2] ?? "").filter((d) => d.startsWith("/dev/loop"));
     for (const m of [...lowers, `${this.runDir}/b`, `${this.runDir}/volumes`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
+    for (const d of loops) await runRaw("losetup", ["-d", d]);
     for (const rt of this.runtimes()) await rt.teardown();
     for (const h of this.hierarchies) await fs.rmdir(`${cg.CGROUP_ROOT}/${h}/${this.cgroupParent}`).catch(() => {});
     await fs.rm(this.runDir, { recursive: true, force: true });
