@@ -240,6 +240,12 @@ describe("drives", () => {
     expect(existsSync("/var/lib/hangar-evil")).toBe(false);
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain("hangar-evil");
     expect((await a.drives.list()).map((x) => x.mountPath)).toEqual(["/mnt/shared"]);
+    await expect(a.drives.unmount("/not/mounted")).rejects.toThrow();
+    // a setuid file written through a drive is no setuid file inside: nosuid
+    const suid = await sh(a, "cp /bin/true /mnt/shared/suid && chmod u+s /mnt/shared/suid && grep ' /mnt/shared ' /proc/self/mountinfo");
+    expect(suid.stdout).toMatch(/nosuid/);
+    const root = join(h.dataDir, "drives");
+    expect((await import("node:fs")).statSync(root).mode & 0o777).toBe(0o700);
   });
 
   it("keeps drive mounts across a checkpoint to disk", async () => {

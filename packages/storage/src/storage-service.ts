@@ -28,8 +28,14 @@ export interface DriveBackend {
 export class LocalDriveBackend implements DriveBackend {
   constructor(private readonly root: string) {}
   async ensure(driveId: string): Promise<string> {
+    // files are stored with the uids a sandbox sees (a sandbox's root is root here, setuid bits
+    // and all): the drives' root is root's only, never reachable by other host users
+    await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+    await fs.chmod(this.root, 0o700);
     const dir = `${this.root}/${driveId}`;
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    await fs.mkdir(dir, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
     return dir;
   }
   async remove(driveId: string): Promise<void> {
