@@ -228,6 +228,14 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
   const adoption = await node.adoptAll(adoptable);
+  // volumes: half-made ones removed, claims of sandboxes that are gone released
+  if (storage) {
+    const r = await storage.recover(new Set(adoptable.filter((s) => node.has(s.id)).map((s) => s.id))).catch((e: unknown) => {
+      logger.warn({ err: e }, "recovering volumes failed");
+      return { removed: [], released: [] };
+    });
+    if (r.removed.length || r.released.length) logger.info(r, "volumes recovered");
+  }
   await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 

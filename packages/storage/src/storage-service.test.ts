@@ -99,6 +99,23 @@ describe("volumes", () => {
   });
 });
 
+describe("recovery after a restart", () => {
+  it("removes half-made volumes and releases claims of sandboxes that are gone", async () => {
+    await storage.createVolume(t.workspace, { metadata: { name: "held" }, spec: { size: 16 } });
+    await storage.createVolume(t.workspace, { metadata: { name: "kept" }, spec: { size: 16 } });
+    await storage.attach("default", "gone", [{ name: "held", mountPath: "/a" }]);
+    await storage.attach("default", "alive", [{ name: "kept", mountPath: "/a" }]);
+    const half = await storage.createVolume(t.workspace, { metadata: { name: "half" }, spec: { size: 16 } });
+    await t.store.storage.update(half.id, { status: "DEPLOYING" });
+    const r = await storage.recover(new Set(["alive"]));
+    expect(r).toEqual({ removed: ["half"], released: ["held"] });
+    expect((await storage.get(t.workspace, "volumes", "held")).attachedTo).toBeNull();
+    expect((await storage.get(t.workspace, "volumes", "kept")).attachedTo).toBe("alive");
+    expect(storage.volumeHost.exists(half.id)).toBe(false);
+    await storage.release("alive");
+  });
+});
+
 describe("paths", () => {
   it("accepts ordinary mount paths and refuses the root, system paths and '..'", () => {
     expect(checkMountPath("/mnt/data/", "p")).toBe("/mnt/data");

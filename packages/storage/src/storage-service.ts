@@ -468,6 +468,26 @@ export class StorageService {
     return { rec, dir: await this.drives.ensure(rec.id) };
   }
 
+  /**
+   * After a restart (the data dir lock says this server is alone): volumes a crash left half-made
+   * are removed, and claims of sandboxes this node no longer runs are released (and unmounted).
+   */
+  async recover(liveSandboxIds: Set<string>): Promise<{ removed: string[]; released: string[] }> {
+    const removed: string[] = [];
+    const released: string[] = [];
+    for (const rec of await this.store.storage.listAll("volumes")) {
+      if (rec.status === "DEPLOYING" && !rec.attachedTo) {
+        await this.volumeHost.remove(rec.id);
+        await this.store.storage.deleteIfFree(rec.id);
+        removed.push(rec.name);
+      } else if (rec.attachedTo && !liveSandboxIds.has(rec.attachedTo)) {
+        await this.detachOne(rec, rec.attachedTo);
+        released.push(rec.name);
+      }
+    }
+    return { removed, released };
+  }
+
   /** Every volume attached to some sandbox (mounted again on the host at start). */
   async attachedVolumes(): Promise<StorageRecord[]> {
     return (await this.store.storage.listAll("volumes")).filter((r) => r.attachedTo);
