@@ -97,6 +97,24 @@ describe("volumes", () => {
     expect(await holder.fs.read("/data/notes.txt")).toBe("kept on the volume");
   });
 
+  it("gives a sandbox an ephemeral volume of its own, removed with it; bad attachments create nothing", async () => {
+    const sb = await sdk.SandboxInstance.create({ name: "vol-eph", memory: 256, volumes: [{ name: "scratch", mountPath: "/scratch", type: "ephemeral", sizeMb: 32 } as never] });
+    await sb.fs.write("/scratch/tmp.txt", "scratch");
+    const size = Number((await sh(sb, "df -m --output=size /scratch | tail -1")).stdout.trim());
+    expect(size).toBeGreaterThan(20);
+    expect(size).toBeLessThan(40);
+    const images = () => readdirSync(join(h.dataDir, "volumes")).filter((f) => f.startsWith("eph-"));
+    expect(images()).toHaveLength(1);
+    await sdk.SandboxInstance.delete("vol-eph");
+    for (let i = 0; i < 100 && images().length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(images()).toEqual([]);
+    for (const volumes of [[{ name: "vol-b", mountPath: "relative" }], [{ mountPath: "/x" }], [{ name: "s", mountPath: "/s", type: "ephemeral" }], "nope"]) {
+      const r = await api(h, "POST", "/v0/sandboxes", { metadata: { name: "vol-badspec" }, spec: { runtime: { memory: 256 }, volumes } });
+      expect(r.status, JSON.stringify(volumes)).toBe(400);
+      expect((await api(h, "GET", "/v0/sandboxes/vol-badspec")).status).toBe(404);
+    }
+  });
+
   it("fails a write past the volume's size with ENOSPC inside, the sandbox unharmed", async () => {
     const r = await sh(holder, "dd if=/dev/zero of=/data/big bs=1M count=100 2>&1; echo rc=$?");
     expect(r.stdout).toMatch(/No space left on device/);

@@ -14,7 +14,7 @@ export interface NodeSandboxSpec {
   /** spec.network with secrets revealed. */
   network?: Record<string, unknown>;
   /** spec.volumes: volumes attached at creation. */
-  volumes?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  volumes?: Array<{ name: string; mountPath: string; readOnly?: boolean; type?: string; sizeMb?: number }>;
   /** Host directories bound into the sandbox (the volumes, once the node's storage prepared them). */
   mounts?: Array<{ source: string; destination: string; readOnly: boolean }>;
 }

@@ -46,6 +46,10 @@ export interface VolumeHostOptions {
 export class VolumeHost {
   constructor(private readonly o: VolumeHostOptions) {}
 
+  get imagesDir(): string {
+    return this.o.imagesDir;
+  }
+
   image(id: string): string {
     return `${this.o.imagesDir}/${id}.ext4`;
   }

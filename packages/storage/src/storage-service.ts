@@ -299,16 +299,22 @@ export class StorageService {
    * Claims the volumes a sandbox names (spec.volumes) for it and mounts them on the host; the binds.
    * 404 for an unknown volume, 409 when another sandbox holds one (nothing claimed then).
    */
-  async attach(workspaceName: string, sandboxId: string, volumes: Array<{ name: string; mountPath: string; readOnly?: boolean }>): Promise<Array<{ source: string; destination: string; readOnly: boolean }>> {
+  async attach(workspaceName: string, sandboxId: string, volumes: Array<{ name: string; mountPath: string; readOnly?: boolean; type?: string; sizeMb?: number }>): Promise<Array<{ source: string; destination: string; readOnly: boolean }>> {
     const ws = await this.store.workspaces.getByName(workspaceName);
     if (!ws) throw new HangarError("workspace_not_found", `workspace '${workspaceName}' not found`);
     const seen = new Set<string>();
     const plan: Array<{ rec: StorageRecord; destination: string; readOnly: boolean }> = [];
+    const scratch: Array<{ id: string; sizeMb: number; destination: string; readOnly: boolean }> = [];
     for (const [i, v] of volumes.entries()) {
       if (!v || typeof v !== "object" || typeof v.name !== "string") throw new HangarError("validation_failed", `spec.volumes[${i}].name: must be a volume name`, { field: `spec.volumes[${i}].name` });
       const destination = checkMountPath(v.mountPath, `spec.volumes[${i}].mountPath`);
       if (seen.has(destination)) throw new HangarError("validation_failed", `spec.volumes[${i}].mountPath: ${destination} is used twice`);
       seen.add(destination);
+      if (v.type === "ephemeral") {
+        // a scratch volume of this sandbox only: made with it, removed with it (no record)
+        scratch.push({ id: `eph-${sandboxId}-${i}`, sizeMb: this.sizeOf(v.sizeMb, 0), destination, readOnly: v.readOnly === true });
+        continue;
+      }
       const rec = await this.get(ws, "volumes", v.name);
       plan.push({ rec, destination, readOnly: v.readOnly === true });
     }
@@ -323,11 +329,23 @@ export class StorageService {
       }
       const out = [];
       for (const p of plan) out.push({ source: await this.volumeHost.mount(p.rec.id), destination: p.destination, readOnly: p.readOnly });
+      for (const p of scratch) {
+        if (!this.volumeHost.exists(p.id)) await this.volumeHost.create(p.id, p.sizeMb);
+        out.push({ source: await this.volumeHost.mount(p.id), destination: p.destination, readOnly: p.readOnly });
+      }
       return out;
     } catch (e) {
       for (const r of claimed) await this.detachOne(r, sandboxId);
+      await this.removeScratch(sandboxId);
       throw e;
     }
+  }
+
+  /** Removes a sandbox's ephemeral volumes. */
+  private async removeScratch(sandboxId: string): Promise<void> {
+    const prefix = `eph-${sandboxId}-`;
+    const files = await fs.readdir(this.volumeHost.imagesDir).catch(() => [] as string[]);
+    for (const f of files) if (f.startsWith(prefix) && f.endsWith(".ext4")) await this.volumeHost.remove(f.slice(0, -".ext4".length));
   }
 
   private async detachOne(rec: StorageRecord, sandboxId: string): Promise<void> {
@@ -338,6 +356,7 @@ export class StorageService {
   /** Frees (and unmounts on the host) every volume a destroyed sandbox held. */
   async release(sandboxId: string): Promise<void> {
     for (const rec of await this.store.storage.listAttached(sandboxId)) await this.detachOne(rec, sandboxId);
+    await this.removeScratch(sandboxId);
   }
 
   // ---- volume templates
@@ -483,6 +502,14 @@ export class StorageService {
       } else if (rec.attachedTo && !liveSandboxIds.has(rec.attachedTo)) {
         await this.detachOne(rec, rec.attachedTo);
         released.push(rec.name);
+      }
+    }
+    // ephemeral volumes of sandboxes that are gone
+    for (const f of await fs.readdir(this.volumeHost.imagesDir).catch(() => [] as string[])) {
+      const m = /^eph-([a-z0-9]+)-\d+\.ext4$/.exec(f);
+      if (m && !liveSandboxIds.has(m[1]!)) {
+        await this.volumeHost.remove(f.slice(0, -".ext4".length));
+        removed.push(f.slice(0, -".ext4".length));
       }
     }
     return { removed, released };
