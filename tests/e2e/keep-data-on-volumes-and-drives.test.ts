@@ -165,11 +165,20 @@ describe("volumes", () => {
     expect(tpl.state).toMatchObject({ latestVersion: "v1", versionCount: 1 });
     const bad = await fetch(`${h.url}/v0/volume_templates/tpl/versions/v2`, { method: "PUT", headers: { authorization: `Bearer ${h.apiKey}`, "content-type": "application/zip" }, body: "not a zip" });
     expect(bad.status).toBe(400);
+    // bl's flow: ?upload=true answers with an upload URL (single use) that takes the zip
+    const put = await api(h, "PUT", "/v0/volume_templates/tpl?upload=true&version=v2", { metadata: { name: "tpl" }, spec: { defaultSize: 48 } });
+    const uploadUrl = put.headers.get("x-blaxel-upload-url");
+    expect(uploadUrl).toMatch(/\/upload\/volume-templates\//);
+    expect((await fetch(uploadUrl!, { method: "PUT", body: zipFiles({ "v2.txt": "second" }) })).status).toBe(200);
+    expect((await fetch(uploadUrl!, { method: "PUT", body: zipFiles({ "v2.txt": "again" }) })).status).toBe(401);
+    const t2 = (await (await api(h, "GET", "/v0/volume_templates/tpl")).json()) as { state: { latestVersion: string }; versions: Array<{ name: string }> };
+    expect(t2.state.latestVersion).toBe("v2");
+    expect(t2.versions.map((x) => x.name)).toEqual(["v1", "v2"]);
     const v = await sdk.VolumeInstance.create({ name: "vol-tpl", template: "tpl:v1", size: 32 });
     expect(v.spec.template).toBe("tpl:v1");
     // without a size (the SDK always sends one), the template's defaultSize
     const raw = await api(h, "POST", "/v0/volumes", { metadata: { name: "vol-tpl-default" }, spec: { template: "tpl" } });
-    expect(((await raw.json()) as { spec: { size: number; template: string } }).spec).toMatchObject({ size: 48, template: "tpl:v1" });
+    expect(((await raw.json()) as { spec: { size: number; template: string } }).spec).toMatchObject({ size: 48, template: "tpl:v2" });
     const sb = await sdk.SandboxInstance.create({ name: "vol-tpl-user", memory: 256, volumes: [{ name: "vol-tpl", mountPath: "/seeded" }] });
     expect(await sb.fs.read("/seeded/seed/hello.txt")).toBe("from the template");
     expect((await sh(sb, "stat -c %u /seeded/seed/hello.txt")).stdout).toBe("0\n");

@@ -24,7 +24,7 @@ import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
-import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes } from "@hangar/storage";
+import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
@@ -178,7 +178,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
     extraRoutes: [
-      ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes })] : []),
+      ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes, uploadUrl: (req, token) => new URL(`/upload/volume-templates/${token}`, baseUrl(req)).href })] : []),
       workloadRoutes({
         workloads,
         kinds: ["agents", "functions"],
@@ -198,6 +198,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       });
     });
   }
+
+  if (storage) await app.register(templateUploadRoute(storage, config.uploadLimitBytes));
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",

@@ -1,7 +1,8 @@
 // /v0 routes of volumes, volume templates and drives.
 
 import type {} from "@fastify/swagger";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { HangarError } from "@hangar/common";
 import type { ListQueryString, RouteContext } from "@hangar/control-plane";
 import type { StorageKind, StorageRecord, WorkspaceRecord } from "@hangar/store";
 import type { StorageInput, StorageService } from "./storage-service.js";
@@ -11,6 +12,8 @@ export interface StorageRoutesOptions {
   storage: StorageService;
   /** Largest template archive accepted, bytes. */
   uploadLimitBytes: number;
+  /** The URL a volume template upload token is PUT to (`?upload=true`), e.g. <base>/upload/volume-templates/<token>. */
+  uploadUrl?: (req: FastifyRequest, token: string) => string;
 }
 
 const Obj = { type: "object", additionalProperties: true } as const;
@@ -40,17 +43,28 @@ export function storageRoutes(opts: StorageRoutesOptions) {
         const data = await Promise.all(page.items.map((r) => view(r, ws)));
         return ctx.paginated(req) ? { data, meta: { hasMore: page.nextCursor !== null, nextCursor: page.nextCursor ?? "", total: page.total } } : data;
       });
-      app.post<{ Body: StorageInput; Querystring: { version?: string } }>(`/${kind}`, { schema: { summary: `Create a ${kind}`, tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
+      /** `?upload=true[&version=v]` on a volume template: X-Blaxel-Upload-Url takes the version's zip. */
+      const upload = async (req: FastifyRequest<{ Querystring: { upload?: string | boolean; version?: string } }>, reply: FastifyReply, ws: WorkspaceRecord, rec: StorageRecord) => {
+        if (kind !== "volume_templates" || !(req.query.upload === true || req.query.upload === "true")) return;
+        if (!opts.uploadUrl) throw new HangarError("not_configured", "this server takes template uploads only as PUT /v0/volume_templates/{name}/versions/{version}");
+        const { token } = await storage.createTemplateUpload(ws, rec.name, req.query.version);
+        reply.header("x-blaxel-upload-url", opts.uploadUrl(req, token));
+      };
+      app.post<{ Body: StorageInput; Querystring: { upload?: string | boolean; version?: string } }>(`/${kind}`, { schema: { summary: `Create a ${kind}`, tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req, reply) => {
         const ws = await ctx.workspaceOf(req);
-        return view(await ops[kind].create(ws, req.body ?? {}), ws);
+        const rec = await ops[kind].create(ws, req.body ?? {});
+        await upload(req, reply, ws, rec);
+        return view(rec, ws);
       });
       app.get<{ Params: { name: string } }>(`/${kind}/:name`, { schema: { summary: `Get a ${kind}`, tags, response: { 200: Obj, ...errors } } }, async (req) => {
         const ws = await ctx.workspaceOf(req);
         return view(await storage.get(ws, kind, req.params.name), ws);
       });
-      app.put<{ Params: { name: string }; Body: StorageInput }>(`/${kind}/:name`, { schema: { summary: `Create or update a ${kind}`, tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
+      app.put<{ Params: { name: string }; Body: StorageInput; Querystring: { upload?: string | boolean; version?: string } }>(`/${kind}/:name`, { schema: { summary: `Create or update a ${kind}`, tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req, reply) => {
         const ws = await ctx.workspaceOf(req);
-        return view(await ops[kind].update(ws, req.params.name, req.body ?? {}), ws);
+        const rec = await ops[kind].update(ws, req.params.name, req.body ?? {});
+        await upload(req, reply, ws, rec);
+        return view(rec, ws);
       });
       app.delete<{ Params: { name: string } }>(`/${kind}/:name`, { schema: { summary: `Delete a ${kind}`, tags, response: { 200: Obj, ...errors } } }, async (req) => {
         const ws = await ctx.workspaceOf(req);
@@ -85,5 +99,17 @@ export function storageRoutes(opts: StorageRoutesOptions) {
         return templateView(await storage.deleteTemplateVersion(ws, req.params.name, req.params.version), ws);
       },
     );
+  };
+}
+
+/** The upload URL of `?upload=true` (no Blaxel auth: the single-use token is the credential). */
+export function templateUploadRoute(storage: StorageService, uploadLimitBytes: number) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+    app.put<{ Params: { token: string } }>("/upload/volume-templates/:token", { schema: { hide: true } }, async (req) => {
+      const rec = await storage.receiveTemplateUpload(req.params.token, req.body as import("node:stream").Readable, uploadLimitBytes);
+      const versions = (rec.spec.versions as Array<{ name: string }> | undefined) ?? [];
+      return { message: "volume template version uploaded", version: versions[versions.length - 1]?.name };
+    });
   };
 }

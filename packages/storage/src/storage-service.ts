@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
-import { EXTERNAL_ID_PATTERN, HangarError, type Logger, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import { EXTERNAL_ID_PATTERN, HangarError, type Logger, describeNameProblem, randomId, randomToken, sha256Hex, silentLogger } from "@hangar/common";
 import { extractZip } from "@hangar/builds";
 import { type ListQuery, type Page, type Store, StoreConflictError, type StorageKind, type StorageRecord, type WorkspaceRecord } from "@hangar/store";
 import { VolumeHost, sh } from "./host.js";
@@ -413,6 +413,39 @@ export class StorageService {
     if (old) await fs.rm(old.file, { force: true });
     versions.push({ name: version, file, contentSize: bytes, createdAt: new Date().toISOString() });
     return (await this.store.storage.update(rec.id, { spec: { ...cur.spec, versions }, updatedAt: new Date().toISOString() }))!;
+  }
+
+  /**
+   * `?upload=true` (bl's flow): an upload URL token for the next version of a template (single use,
+   * 15 minutes; only its hash is kept). Returns the token and the version name it will create.
+   */
+  async createTemplateUpload(ws: WorkspaceRecord, name: string, version?: string): Promise<{ token: string; version: string }> {
+    const rec = await this.get(ws, "volume_templates", name);
+    const versions = (rec.spec.versions as TemplateVersion[] | undefined) ?? [];
+    const v = version || `v${versions.length + 1}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v)) throw new HangarError("validation_failed", "version: 1 to 63 characters of [A-Za-z0-9._-]");
+    const token = randomToken(24);
+    const now = Date.now();
+    const uploads = ((rec.spec.uploads as Array<{ version: string; tokenHash: string; expiresAt: number }> | undefined) ?? []).filter((u) => u.expiresAt > now);
+    uploads.push({ version: v, tokenHash: sha256Hex(token), expiresAt: now + 15 * 60_000 });
+    await this.store.storage.update(rec.id, { spec: { ...rec.spec, uploads } });
+    return { token, version: v };
+  }
+
+  /** The body PUT to an upload URL becomes the version it was made for; the token is spent first. */
+  async receiveTemplateUpload(token: string, body: Readable, limitBytes: number): Promise<StorageRecord> {
+    const hash = sha256Hex(token);
+    const now = Date.now();
+    for (const rec of await this.store.storage.listAll("volume_templates")) {
+      const uploads = (rec.spec.uploads as Array<{ version: string; tokenHash: string; expiresAt: number }> | undefined) ?? [];
+      const u = uploads.find((x) => x.tokenHash === hash && x.expiresAt > now);
+      if (!u) continue;
+      await this.store.storage.update(rec.id, { spec: { ...rec.spec, uploads: uploads.filter((x) => x !== u) } });
+      const ws = await this.store.workspaces.getById(rec.workspaceId);
+      if (!ws) break;
+      return this.uploadTemplateVersion(ws, rec.name, u.version, body, limitBytes);
+    }
+    throw new HangarError("invalid_token", "this upload URL is unknown, used or expired");
   }
 
   async deleteTemplateVersion(ws: WorkspaceRecord, name: string, version: string): Promise<StorageRecord> {
