@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,storage,density,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,fork,storage,density,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -17,6 +17,7 @@ import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
 import { benchStorage } from "./storage.js";
+import { benchFork } from "./fork.js";
 
 const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
@@ -453,6 +454,7 @@ async function main(): Promise<void> {
     await section("build", () => benchBuild(h, image.lowerDir, { rows, notes, log }));
     await section("agent", () => benchAgent(h, { rows, log }));
     await section("storage", () => benchStorage(h, { rows, notes, log }));
+    await section("fork", () => benchFork(h, { rows, notes, log }));
     await section("density", () => benchDensity(h));
   } finally {
     await h.dispose();

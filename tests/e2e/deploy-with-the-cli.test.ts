@@ -158,6 +158,17 @@ describe("deploying a directory with the hangar CLI", () => {
     expect(agent.out.trim()).toBe(`${h.url}/run/default/agents/cli-agent`);
     const res = await fetch(`${h.url}/run/default/agents/cli-agent`, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}` } });
     expect(await res.text()).toBe("agent says hi");
+    // run it, list it and its revisions from the CLI
+    const run = await hangar(["run", "agent", "cli-agent", "-d", '{"inputs":"hi"}']);
+    expect(run.code, run.err).toBe(0);
+    expect(run.out).toBe("agent says hi");
+    const listed = await hangar(["get", "agents"]);
+    expect(listed.out).toMatch(/cli-agent\s+DEPLOYED/);
+    const revs = await hangar(["get", "revisions", "cli-agent"]);
+    expect(revs.out).toMatch(/READY\s+100%\s+active\s+1/);
+    const missing = await hangar(["run", "agent", "nobody"]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/404/);
     const job = await hangar(["deploy", "-d", agentDir, "-n", "cli-job", "-t", "job"]);
     expect(job.code).toBe(1);
     expect(job.err).toMatch(/deploying jobs from source is not supported by this server yet/);

@@ -5,8 +5,9 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
-import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
-import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, type StorageJson, applyStorage, isStorageKind, listAll, storageTable } from "./storage.js";
+import { BUILD_KINDS, buildKind, buildLogs, deploy, push } from "./deploy.js";
+import { LISTINGS, age, listAll } from "./listings.js";
+import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, applyStorage } from "./storage.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -38,22 +39,17 @@ function print(value: unknown, output: Output, table: () => string[][]): void {
   }
 }
 
-function age(iso: string | undefined): string {
-  if (!iso) return "";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
-}
 
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", ...STORAGE_SINGULAR };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function", ...STORAGE_SINGULAR };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", ...STORAGE_KINDS };
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions", ...STORAGE_KINDS };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
-  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: sandboxes, workspaces, api-keys, volumes, volume-templates, drives`);
+  if (!kind) throw new CliError(`unknown kind '${k}'; use one of: ${Object.keys(LISTINGS).join(", ")}`);
   return kind;
 }
 
@@ -119,39 +115,81 @@ program
 // ---- get ---------------------------------------------------------------------------------------
 program
   .command("get")
-  .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | workspaces | api-keys | volumes | volume-templates | drives")
+  .description("list resources, or show one; `get revisions NAME` lists an agent's (or with --type, a function's) revisions")
+  .argument("<kind>", `${Object.keys(LISTINGS).join(" | ")} | revisions`)
   .argument("[name]")
+  .option("--type <type>", "with revisions: agent | function", "agent")
   .addOption(outputOption())
-  .action(async (k: string, name: string | undefined, o: { output: Output }) => {
+  .action(async (k: string, name: string | undefined, o: { output: Output; type: string }) => {
     const c = client();
-    const kind = kindOf(k);
-    if (isStorageKind(kind)) {
-      const items = name ? [await c.api<StorageJson>("GET", `/${kind}/${encodeURIComponent(name)}`)] : await listAll<StorageJson>(c, kind);
-      print(name ? items[0] : items, o.output, () => storageTable(kind, items, age));
-    } else if (kind === "sandboxes") {
-      let items: SandboxJson[];
-      if (name) items = [await c.api<SandboxJson>("GET", `/sandboxes/${encodeURIComponent(name)}`)];
-      else {
-        items = [];
-        let cursor = "";
-        do {
-          const page = await c.api<{ data: SandboxJson[]; meta: { nextCursor?: string } }>("GET", `/sandboxes?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-          items.push(...page.data);
-          cursor = page.meta.nextCursor ?? "";
-        } while (cursor);
-      }
-      print(name ? items[0] : items, o.output, () => [
-        ["NAME", "STATUS", "STATE", "IMAGE", "MEMORY", "AGE"],
-        ...items.map((s) => [s.metadata.name, s.status ?? "", s.state ?? "", s.spec.runtime?.image ?? "", `${s.spec.runtime?.memory ?? ""}MB`, age(s.metadata.createdAt)]),
+    if (k === "revisions" || k === "revision") {
+      if (!name) throw new CliError("usage: hangar get revisions NAME [--type agent|function]");
+      const kind = buildKind(o.type).plural;
+      const revs = await c.api<Array<{ id: string; status: string; active: boolean; canary: boolean; trafficPercent: number; replicas?: number; image?: string; createdAt: string }>>("GET", `/${kind}/${encodeURIComponent(name)}/revisions`);
+      return print(revs, o.output, () => [
+        ["REVISION", "STATUS", "TRAFFIC", "ROLE", "REPLICAS", "IMAGE", "AGE"],
+        ...revs.map((r) => [r.id, r.status, `${r.trafficPercent}%`, r.active ? "active" : r.canary ? "canary" : "", String(r.replicas ?? ""), r.image ?? "", age(r.createdAt)]),
       ]);
-    } else if (kind === "workspaces") {
-      const items = await c.api<{ name: string; displayName?: string; createdAt?: string }[]>("GET", name ? `/workspaces/${encodeURIComponent(name)}` : "/workspaces").then((v) => (Array.isArray(v) ? v : [v]));
-      print(name ? items[0] : items, o.output, () => [["NAME", "DISPLAY NAME", "AGE"], ...items.map((w) => [w.name, w.displayName ?? "", age(w.createdAt)])]);
-    } else {
-      const items = await c.api<{ id: string; name: string; prefix: string; admin: boolean; revokedAt: string | null; createdAt: string }[]>("GET", "/api-keys");
-      print(items, o.output, () => [["ID", "NAME", "PREFIX", "ADMIN", "REVOKED", "AGE"], ...items.map((k) => [k.id, k.name, k.prefix, String(k.admin), k.revokedAt ? "yes" : "", age(k.createdAt)])]);
     }
+    const kind = kindOf(k);
+    const l = LISTINGS[kind]!;
+    const items = name ? [await c.api<unknown>("GET", `${l.path}/${encodeURIComponent(name)}`)] : await listAll(c, l.path);
+    print(name ? items[0] : items, o.output, () => [l.header, ...items.map(l.row)]);
+  });
+
+// ---- run ---------------------------------------------------------------------------------------
+program
+  .command("run")
+  .description("call an agent or a function on its run URL (as `bl run`); the answer streams to stdout")
+  .argument("<type>", "agent | function")
+  .argument("<name>")
+  .option("-d, --data <body>", "request body (JSON or text)")
+  .option("--path <path>", "path under the run URL", "/")
+  .option("--method <method>", "HTTP method", "POST")
+  .option("-H, --header <header...>", "extra header(s), 'Name: value'")
+  .option("--async", "answer at once; the result goes to the agent's async callback")
+  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean }) => {
+    const c = client();
+    const kind = buildKind(type).plural;
+    const w = await c.api<{ metadata: { url: string } }>("GET", `/${kind}/${encodeURIComponent(name)}`);
+    const url = new URL(w.metadata.url.replace(/\/$/, "") + (o.path.startsWith("/") ? o.path : `/${o.path}`));
+    if (o.async) url.searchParams.set("async", "true");
+    const headers: Record<string, string> = {};
+    for (const h of o.header ?? []) {
+      const i = h.indexOf(":");
+      if (i <= 0) throw new CliError(`bad header '${h}': use 'Name: value'`);
+      headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+    }
+    if (o.data !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["content-type"] = /^\s*[[{]/.test(o.data) ? "application/json" : "text/plain";
+    const res = await fetch(url, { method: o.method.toUpperCase(), headers: c.headers(headers), ...(o.data !== undefined ? { body: o.data } : {}) }).catch((e: Error) => {
+      throw new CliError(`cannot reach ${url.origin}: ${e.message}`);
+    });
+    for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    if (!res.ok) {
+      process.stderr.write(`\n${type} '${name}' answered ${res.status}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+// ---- fork --------------------------------------------------------------------------------------
+program
+  .command("fork")
+  .description("create sandbox NEW from SANDBOX as it is now (its files, and its running processes and memory where the runtime can), or from one of its snapshots")
+  .argument("<sandbox>")
+  .argument("<new>")
+  .option("--snapshot <id>", "fork this snapshot (id or name) instead of the sandbox's live state")
+  .addOption(outputOption())
+  .action(async (sandbox: string, target: string, o: { snapshot?: string; output: Output }) => {
+    const c = client();
+    const res = await c.api<{ name: string; snapshotId?: string; processes?: boolean }>("POST", `/sandboxes/${encodeURIComponent(sandbox)}/fork`, {
+      targetName: target,
+      targetType: "sandbox",
+      ...(o.snapshot ? { snapshotId: o.snapshot } : {}),
+    });
+    print(res, o.output, () => [
+      ["NAME", "FROM", "KEPT"],
+      [res.name, o.snapshot ? `snapshot/${o.snapshot}` : `sandbox/${sandbox}`, res.processes ? "files, processes, memory" : "files"],
+    ]);
   });
 
 // ---- apply -------------------------------------------------------------------------------------

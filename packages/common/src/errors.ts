@@ -45,6 +45,7 @@ export const ERRORS = {
   volume_not_found: { status: 404, title: "Volume not found" },
   volume_template_not_found: { status: 404, title: "Volume template not found" },
   drive_not_found: { status: 404, title: "Drive not found" },
+  snapshot_not_found: { status: 404, title: "Snapshot not found" },
   // 405 / 409 / 413 / 415 / 422 / 429
   method_not_allowed: { status: 405, title: "Method not allowed" },
   already_exists: { status: 409, title: "Resource already exists" },
@@ -54,6 +55,8 @@ export const ERRORS = {
   stdin_closed: { status: 409, title: "Process stdin is not open" },
   volume_in_use: { status: 409, title: "Volume is attached to a sandbox", hint: "Delete the sandbox that holds it first (state.attachedTo names it)." },
   mount_path_busy: { status: 409, title: "Something is already mounted at this path", hint: "Unmount it first, or choose another mountPath." },
+  snapshot_already_exists: { status: 409, title: "Snapshot already exists" },
+  snapshot_not_ready: { status: 409, title: "Snapshot is not ready", hint: "Wait until its status is ready, or take a new one." },
   payload_too_large: { status: 413, title: "Request body too large" },
   archive_too_large: { status: 413, title: "Archive too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
@@ -62,6 +65,7 @@ export const ERRORS = {
   unprocessable: { status: 422, title: "Request could not be processed" },
   process_start_failed: { status: 422, title: "Process failed to start" },
   build_failed: { status: 422, title: "Build failed" },
+  replacement_in_progress: { status: 422, title: "A replacement is already in progress", hint: "Wait for it to finish, or DELETE …/replacement to cancel it." },
   too_many_requests: { status: 429, title: "Too many requests" },
   // 5xx
   internal: { status: 500, title: "Internal server error" },

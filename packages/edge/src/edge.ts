@@ -22,6 +22,8 @@ export interface SandboxApiHandler<S> {
 }
 
 export interface EdgeOptions<S extends SandboxServicesLike> {
+  /** Run-plane requests idle this long are closed (default 100 s). */
+  runIdleMs?: number;
   auth: AuthService;
   sandboxes: SandboxService;
   previews: PreviewService;
@@ -39,19 +41,25 @@ export interface EdgeOptions<S extends SandboxServicesLike> {
 /** The workloads plane as the edge drives it. */
 export interface WorkloadRouting {
   /** Authorizes the caller and picks a replica; `done()` when the request ends. */
-  route(workspace: string, kind: string, name: string, authorization: string | undefined): Promise<WorkloadPick>;
+  route(workspace: string, kind: string, name: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
+  /** The same, for a workload named by its id (the stable invoke URL). */
+  routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): Promise<WorkloadPick>;
 }
 
 export interface WorkloadPick {
   replicaId: string;
   port: number;
   done: () => void;
+  /** Keeps a client on the revision it reached (sticky sessions between canary revisions). */
+  setCookie?: string;
   /** Where the result of an async call (`?async=true`) goes, if the workload has a callback. */
   onAsyncResult?: (result: { statusCode: number; body: string }) => Promise<void>;
 }
 
 /** Longest an async call may run (Blaxel: 15 min), and the most of its answer kept for the callback. */
 const ASYNC_TIMEOUT_MS = 15 * 60_000;
+/** A run-plane request whose app sends nothing for this long is closed (Blaxel: 100 s). */
+const RUN_IDLE_MS = 100_000;
 const ASYNC_MAX_BODY = 10 * 1024 * 1024;
 
 /** What a run-plane request targets. */
@@ -61,7 +69,9 @@ type Route =
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
   | { kind: "domain"; host: string; rest: string }
-  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string };
+  | { kind: "workload"; workspace: string; plural: string; name: string; rest: string }
+  /** The stable invoke URL: a workload by its id. */
+  | { kind: "workload-id"; id: string; rest: string };
 
 /** Where a resolved request goes. */
 interface Target<S> {
@@ -111,6 +121,8 @@ function countReads(req: IncomingMessage, res: ServerResponse, lease: { touch():
 
 const SANDBOX_PATH = /^\/run\/([^/?]+)\/sandboxes\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 const WORKLOAD_PATH = /^\/run\/([^/?]+)\/(agents|functions)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** `{base}/api/v2/endpoints/workloads/{workloadId}/…`: stable across revisions and replacements. */
+const INVOKE_PATH = /^\/api\/v2\/endpoints\/workloads\/([a-z0-9]{1,40})(\/[^?]*)?(\?.*)?$/;
 /** Set on answers Hangar itself gives for a workload (not its app's), as Blaxel's gateway does. */
 const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
@@ -238,6 +250,8 @@ export class Edge<S extends SandboxServicesLike> {
         return null;
       }
     }
+    m = this.opts.workloads ? INVOKE_PATH.exec(url) : null;
+    if (m) return { kind: "workload-id", id: m[1]!, rest: (m[2] || "/") + (m[3] ?? "") };
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
@@ -275,14 +289,15 @@ export class Edge<S extends SandboxServicesLike> {
 
   /** Resolves a route to a woken sandbox and the path inside it; throws 401/403/404 problems. */
   private async resolve(req: IncomingMessage, r: Route, kind: "request" | "connection"): Promise<Target<S>> {
-    if (r.kind === "workload") {
+    if (r.kind === "workload" || r.kind === "workload-id") {
       const authorization = header(req, "x-blaxel-authorization") ?? header(req, "authorization");
-      const pick = await this.opts.workloads!.route(r.workspace, r.plural, r.name, authorization);
+      const w = this.opts.workloads!;
+      const pick = r.kind === "workload" ? await w.route(r.workspace, r.plural, r.name, authorization, header(req, "cookie")) : await w.routeById(r.id, authorization, header(req, "cookie"));
       try {
         const lease = await this.opts.node.acquire(pick.replicaId, kind);
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
-        return { lease, rest: r.rest, drop, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.onAsyncResult ? { onAsyncResult: pick.onAsyncResult } : {}) } };
       } catch (e) {
         pick.done();
         throw e;
@@ -361,8 +376,9 @@ export class Edge<S extends SandboxServicesLike> {
    * host-based previews of app ports with no headers to inject, once authorized; anything else (and
    * every error, which the HTTP path answers properly) goes to the HTTP server.
    */
-  async decideSplice(head: RequestHead, raw: Buffer): Promise<SpliceRoute | null> {
+  async decideSplice(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
     if (head.method === "OPTIONS") return null;
+    if (this.opts.workloads && (head.target.startsWith("/run/") || head.target.startsWith("/api/v2/endpoints/"))) return this.spliceWorkload(head, raw, current);
     const host = hostName(head.headers.get("host"));
     const byHost = this.previewHost(host);
     const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
@@ -393,6 +409,38 @@ export class Edge<S extends SandboxServicesLike> {
   }
 
   /**
+   * A run-plane request to an agent or function on the fast path: authorized and routed per
+   * request like the HTTP path, its bytes spliced to the replica's port. Async calls, sticky
+   * cookies, errors and WebSocket upgrades go to the HTTP path.
+   */
+  private async spliceWorkload(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
+    if (head.headers.has("upgrade")) return null;
+    const r = this.route({ url: head.target, headers: { host: head.headers.get("host") } } as unknown as IncomingMessage);
+    if (!r || typeof r !== "object" || (r.kind !== "workload" && r.kind !== "workload-id")) return null;
+    if (/[?&]async=/.test(r.rest)) return null;
+    const authorization = head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization") ?? undefined;
+    const cookie = head.headers.get("cookie") ?? undefined;
+    const prefer = current?.split(":")[0];
+    const w = this.opts.workloads!;
+    const pick = await (r.kind === "workload" ? w.route(r.workspace, r.plural, r.name, authorization, cookie, prefer) : w.routeById(r.id, authorization, cookie, prefer)).catch(() => null);
+    if (!pick) return null;
+    if (pick.setCookie || !this.opts.node.has(pick.replicaId)) {
+      pick.done();
+      return null;
+    }
+    return {
+      key: `${pick.replicaId}:${pick.port}`,
+      host: this.opts.node.get(pick.replicaId).handle.address,
+      port: pick.port,
+      head: rewriteHead(raw, head, r.rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      acquire: () => this.opts.node.acquire(pick.replicaId, "connection"),
+      idleMs: this.opts.runIdleMs ?? RUN_IDLE_MS,
+      done: pick.done,
+      errorHeaders: "x-blaxel-source: platform\r\n",
+    };
+  }
+
+  /**
    * CORS preflights, which carry no credentials, answered here: with a preview's configured CORS
    * headers, else permissively for the sandbox API (sandbox URLs, sessions) and private previews
    * (whose app cannot be reached without a token). A public app preview without CORS headers
@@ -406,7 +454,7 @@ export class Edge<S extends SandboxServicesLike> {
       return true;
     }
     // an agent answers its own preflights
-    if (r.kind === "workload") return false;
+    if (r.kind === "workload" || r.kind === "workload-id") return false;
     void (async () => {
       const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
       if (!preview) return false;
@@ -428,7 +476,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** Answers an error, with CORS headers a browser needs to read it. */
   private fail(req: IncomingMessage, res: ServerResponse, r: Route, e: unknown, preview?: PreviewRecord): void {
     const err = asHangarError(e);
-    if (r.kind === "workload" && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
+    if ((r.kind === "workload" || r.kind === "workload-id") && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
     const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
     lookup.then(
@@ -487,7 +535,7 @@ export class Edge<S extends SandboxServicesLike> {
     if (t.app) {
       const a = takeQueryParam(t.rest, "async");
       if (a.value === "true") return void this.runAsync(req, res, t, a.rest);
-      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE });
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
     if (p && !API_PORTS.has(p.port)) {

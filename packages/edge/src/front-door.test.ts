@@ -162,6 +162,34 @@ describe("front door", () => {
     expect(leases).toEqual({ acquired: 1, released: 1 });
   });
 
+  it("reports each request's end once its answer is through, and answers 502 (with the route's error headers) when the app closes without answering", async () => {
+    const srv = createHttpServer((req, res) => (req.url === "/die" ? req.socket.destroy() : res.end(`up ${req.url}`)));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    closers.push(() => new Promise<void>((r) => srv.close(() => r())));
+    const http = createHttpServer((_req, res) => res.end("http"));
+    let done = 0;
+    const decide: SpliceDecider = async (head, raw) => ({
+      key: "k",
+      host: "127.0.0.1",
+      port: (srv.address() as AddressInfo).port,
+      head: rewriteHead(raw, head, head.target, new Set()),
+      acquire: async () => ({ touch: () => {}, release: () => {} }),
+      idleMs: 5_000,
+      done: () => void done++,
+      errorHeaders: "x-blaxel-source: platform\r\n",
+    });
+    const fd = new FrontDoor(http, decide, silentLogger);
+    const port = await fd.listen(0, "127.0.0.1");
+    closers.push(() => fd.close());
+    const a = await exchange(port, ["GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"], /up \/b/);
+    expect(done).toBe(2);
+    a.sock.destroy();
+    const b = await exchange(port, ["GET /die HTTP/1.1\r\nHost: x\r\n\r\n"], /without answering/);
+    expect(b.text).toMatch(/^HTTP\/1.1 502[^]*x-blaxel-source: platform/);
+    b.sock.destroy();
+    expect(done).toBe(3);
+  });
+
   it("answers 502 when nothing listens on the port, and hands garbage to the HTTP server", async () => {
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));

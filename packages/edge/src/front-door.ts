@@ -32,10 +32,14 @@ export interface SpliceRoute {
   /** Claims the sandbox while the connection is open (wakes it if needed). */
   acquire(): Promise<{ touch(): void; release(): void }>;
   idleMs: number;
+  /** Called once the response to this request has reached the client (or the connection ended). */
+  done?: () => void;
+  /** Header lines ("name: value\r\n") on the front door's own error answers. */
+  errorHeaders?: string;
 }
 
 /** Decides a request: stays on the fast path (a route) or goes to the HTTP server (null). */
-export type SpliceDecider = (head: RequestHead, raw: Buffer) => Promise<SpliceRoute | null>;
+export type SpliceDecider = (head: RequestHead, raw: Buffer, current?: string) => Promise<SpliceRoute | null>;
 
 const MAX_HEAD = 32 * 1024;
 const HEAD_TIMEOUT_MS = 10_000;
@@ -151,8 +155,15 @@ export class ResponseFraming {
   private chunked: ChunkedBody | null = null;
   private pending: Buffer | null = null;
 
+  constructor(private readonly onFinish: () => void = () => {}) {}
+
   request(isHead: boolean): void {
     this.waiting.push(isHead);
+  }
+
+  /** True between responses (nothing of the next one has arrived). */
+  get atBoundary(): boolean {
+    return this.state === "head" && this.pending === null;
   }
 
   /** Responses still owed; -1 once the stream is a tunnel or ends only when the upstream closes. */
@@ -206,10 +217,11 @@ export class ResponseFraming {
     this.waiting.shift();
     this.state = "head";
     this.chunked = null;
+    this.onFinish();
   }
 }
 
-type Upstream = { key: string; sock: Socket; lease: { touch(): void; release(): void } };
+type Upstream = { key: string; sock: Socket; lease: { touch(): void; release(): void }; errorHeaders: string | undefined };
 
 /** One client connection on the fast path. */
 class Connection {
@@ -223,7 +235,9 @@ class Connection {
   private done = false;
   /** Left the fast path; waiting for owed responses before the HTTP server takes over. */
   private leaving = false;
-  private readonly framing = new ResponseFraming();
+  /** Per forwarded request, what to call when its response has gone through (in order). */
+  private readonly answered: Array<() => void> = [];
+  private readonly framing = new ResponseFraming(() => this.answered.shift()?.());
   private readonly onData = (chunk: Buffer) => this.feed(chunk);
 
   constructor(
@@ -284,17 +298,24 @@ class Connection {
     if (head === null) return false; // wait for the rest of the head
     if (head === "bad") return this.handoff();
     this.client.pause();
-    const route = await this.door.decide(head, this.buf).catch((e: unknown) => {
+    const route = await this.door.decide(head, this.buf, this.up?.key).catch((e: unknown) => {
       this.door.log.warn({ err: e }, "front door: routing failed; the HTTP server takes the request");
       return null;
     });
-    if (this.done) return false;
-    if (!route || (this.up && this.up.key !== route.key)) return this.handoff();
-    if (!this.up) await this.openUpstream(route);
+    if (this.done || !route || (this.up && this.up.key !== route.key)) {
+      route?.done?.();
+      return this.done ? false : this.handoff();
+    }
+    if (!this.up)
+      await this.openUpstream(route).catch((e: unknown) => {
+        route.done?.();
+        throw e;
+      });
     if (this.done || !this.up) return false;
     clearTimeout(this.idle);
     this.idle = setTimeout(() => this.client.destroy(), route.idleMs);
     this.up.lease.touch();
+    this.answered.push(route.done ?? (() => {}));
     this.framing.request(head.method === "HEAD");
     this.send(route.head);
     this.buf = this.buf.subarray(head.headLength);
@@ -322,14 +343,15 @@ class Connection {
       sock.once("connect", resolve);
       sock.once("error", () => {
         const body = `nothing is listening on port ${route.port} in the sandbox`;
-        this.client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        route.done?.();
+        this.client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n${route.errorHeaders ?? ""}content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
         lease.release();
         this.done = true;
         resolve();
       });
     });
     if (this.done) return;
-    this.up = { key: route.key, sock, lease };
+    this.up = { key: route.key, sock, lease, errorHeaders: route.errorHeaders };
     sock.on("data", (d: Buffer) => {
       lease.touch();
       this.idle.refresh();
@@ -347,7 +369,18 @@ class Connection {
       if (this.leaving && this.framing.owed === 0) this.leave();
     });
     sock.on("error", () => this.close());
-    sock.on("close", () => this.close());
+    sock.on("close", () => {
+      // the app went away owing an answer it had not begun: the client gets a 502, not a reset
+      if (this.framing.owed > 0 && this.framing.atBoundary && !this.client.destroyed) {
+        const body = "the app closed the connection without answering";
+        this.client.write(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n${this.up?.errorHeaders ?? ""}content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        this.client.end();
+        this.done = true;
+        this.dropUpstream();
+        return;
+      }
+      this.close();
+    });
   }
 
   /**
@@ -376,6 +409,8 @@ class Connection {
   }
 
   private dropUpstream(): void {
+    // requests whose answers will not come through any more
+    for (const done of this.answered.splice(0)) done();
     if (!this.up) return;
     const { sock, lease } = this.up;
     this.up = null;

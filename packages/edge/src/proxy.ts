@@ -25,6 +25,8 @@ export interface ProxyOptions {
   setCookie?: string;
   /** Headers on the proxy's own error answers whatever the request (e.g. X-Blaxel-Source: platform). */
   platformHeaders?: Record<string, string>;
+  /** Closes the exchange when the app sends or receives nothing for this long (504 if it never answered). */
+  idleTimeoutMs?: number;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
@@ -57,7 +59,9 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
       ures.on("error", () => res.destroy());
     },
   );
+  if (opts.idleTimeoutMs) up.setTimeout(opts.idleTimeoutMs, () => up.destroy(Object.assign(new Error("idle"), { code: "IDLE" })));
   up.on("error", (e: NodeJS.ErrnoException) => {
+    if (res.headersSent) return void res.destroy();
     if (!res.headersSent && req.headers.origin) for (const [k, v] of Object.entries(opts.errorHeaders ?? {})) res.setHeader(k, v);
     if (!res.headersSent) for (const [k, v] of Object.entries(opts.platformHeaders ?? {})) res.setHeader(k, v);
     // refused, unreachable, or the app dropped the connection (it crashed): a bad gateway, not a timeout
@@ -66,7 +70,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
       res,
       new HangarError(
         refused ? "upstream_unreachable" : "upstream_timeout",
-        e.code === "ECONNRESET" ? `the app on port ${target.port} closed the connection without answering` : refused ? `nothing is listening on port ${target.port} in the sandbox` : `port ${target.port}: ${e.code ?? e.message}`,
+        e.code === "ECONNRESET" ? `the app on port ${target.port} closed the connection without answering` : e.code === "IDLE" ? `the app on port ${target.port} sent nothing for ${Math.round(opts.idleTimeoutMs! / 1000)} s` : refused ? `nothing is listening on port ${target.port} in the sandbox` : `port ${target.port}: ${e.code ?? e.message}`,
       ),
     );
   });

@@ -15,7 +15,7 @@ import { randomUUID } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from "node:http2";
-import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { createServer as createNetServer, isIP, type Server as NetServer, type Socket } from "node:net";
 import { type Duplex, pipeline, type Readable } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
@@ -44,6 +44,12 @@ export interface EgressProxyOptions extends UpstreamOptions {
   logger?: Logger;
   /** Largest request body buffered to merge fields or resolve secrets into. Default 16 MiB. */
   maxBodyBytes?: number;
+}
+
+/** Serves the requests sandboxes send to the platform endpoint (Hangar's API and run plane). */
+export interface PlatformHandler {
+  request(req: IncomingMessage, res: ServerResponse, sandboxId: string): void;
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer, sandboxId: string): void;
 }
 
 /** An open connection the proxy relays for a sandbox; re-checked when its policy changes. */
@@ -108,6 +114,7 @@ export class EgressProxy {
   private readonly sockets = new Set<Socket>();
   private readonly dns: DnsFilter;
   private udp: UdpSocket | null = null;
+  private platform: PlatformHandler | null = null;
 
   constructor(opts: EgressProxyOptions) {
     this.ca = opts.ca;
@@ -123,6 +130,21 @@ export class EgressProxy {
       const sb = this.byAddress.get(address);
       return sb ? this.decide(sb, name).allowed : null;
     }, opts.dns);
+  }
+
+  /**
+   * Requests a sandbox addresses to this listener itself (origin-form, Host = its gateway and this
+   * port) go to `handler`: the platform endpoint through which workloads reach Hangar's API.
+   */
+  setPlatform(handler: PlatformHandler): void {
+    this.platform = handler;
+  }
+
+  /** True for an origin-form request whose Host names this listener's port (not a destination). */
+  private forPlatform(req: IncomingMessage): boolean {
+    if (!this.platform || !(req.url ?? "").startsWith("/")) return false;
+    const a = parseAuthority(String(req.headers.host ?? ""), 80);
+    return !!a && a.port === this.port && isIP(a.host) !== 0;
   }
 
   // ---- sandboxes
@@ -259,6 +281,7 @@ export class EgressProxy {
 
   private onPlainRequest(req: IncomingMessage, res: ServerResponse): void {
     const sb = this.sandboxOf(req.socket);
+    if (sb && this.forPlatform(req)) return this.platform!.request(req, res, sb.id);
     const t = this.plainTarget(req);
     if (!sb || !t) {
       this.sendError(res, new HangarError("bad_request", "the request names no destination (use an absolute URL or a Host header)"), randomUUID());
@@ -269,6 +292,7 @@ export class EgressProxy {
 
   private onPlainUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const sb = this.sandboxOf(socket);
+    if (sb && this.forPlatform(req)) return this.platform!.upgrade(req, socket, head, sb.id);
     const t = this.plainTarget(req);
     if (!sb || !t) {
       socket.destroy();

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
-import { type LiveMountSpec, type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, runtimeNetworkOf } from "@hangar/runtime";
+import { type LiveMountSpec, type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, type SnapshotCapture, runtimeNetworkOf } from "@hangar/runtime";
 
 /** What the node needs from per-sandbox services. */
 export interface SandboxServicesLike {
@@ -137,6 +137,7 @@ export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
   };
   if (spec.mounts?.length) out.mounts = spec.mounts;
   if (spec.runtimeClass) out.runtimeClass = spec.runtimeClass;
+  if (spec.platform) out.platform = true;
   const network = runtimeNetworkOf(spec.network);
   if (network) out.network = network;
   return out;
@@ -253,6 +254,30 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
         await this.storage?.release(spec.id).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "releasing volumes failed"));
         throw e;
       }
+    });
+  }
+
+  /** Captures a running (or woken) sandbox into `dir` without stopping it (see SandboxDriver.snapshot). */
+  snapshot(id: string, dir: string, opts: { processes: boolean }): Promise<SnapshotCapture> {
+    const snap = this.driver.snapshot?.bind(this.driver);
+    if (!snap) return Promise.reject(new HangarError("not_configured", `the ${this.driver.name} runtime cannot take snapshots`));
+    return this.serialize(id, async () => {
+      await this.wakeLocked(this.slotOf(id));
+      return snap(id, dir, opts);
+    });
+  }
+
+  /**
+   * Creates and starts a sandbox from a snapshot directory: its files, and its processes when asked
+   * and possible. Says whether the processes came along, and if not why.
+   */
+  startFrom(spec: NodeSandboxSpec, dir: string, opts: { processes: boolean }): Promise<{ processes: boolean; reason?: string }> {
+    const createFrom = this.driver.createFrom?.bind(this.driver);
+    if (!createFrom) return Promise.reject(new HangarError("not_configured", `the ${this.driver.name} runtime cannot start sandboxes from snapshots`));
+    return this.serialize(spec.id, async () => {
+      const handle = await createFrom(toRuntimeSpec(spec), dir, opts);
+      this.install(spec, handle);
+      return handle.recovered ? { processes: false, reason: handle.recovered } : { processes: opts.processes };
     });
   }
 
@@ -485,7 +510,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
           slot.lastActivity = now;
           continue;
         }
-        if (slot.live.services.keepAliveActive?.()) continue;
+        if (slot.live.services.keepAliveActive?.() || slot.live.spec.keepAwake) continue;
         if (now - slot.lastActivity < idleMs || !this.driver.capabilities.freeze) continue;
         void this.serialize(id, async () => {
           const s = this.slots.get(id);

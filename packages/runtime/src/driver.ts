@@ -22,6 +22,8 @@ export interface RuntimeSandboxSpec {
   runtimeClass?: RuntimeClass;
   /** Egress through the node's egress proxy (from spec.network); absent: direct, as always. No secrets here. */
   network?: RuntimeNetwork;
+  /** Workloads: BL_API_URL and BL_RUN_URL point at the node's platform endpoint (the sandbox's gateway). */
+  platform?: boolean;
   /** Host directories bound into the sandbox from its start (volumes). */
   mounts?: RuntimeMount[];
 }
@@ -93,6 +95,15 @@ export interface SandboxHandle {
 
 export type SandboxRunState = "running" | "frozen" | "checkpointed" | "stopped" | "missing";
 
+/** What a snapshot holds: files always; processes and memory when `processes`. */
+export interface SnapshotCapture {
+  processes: boolean;
+  /** Size on disk, bytes. */
+  bytes: number;
+  /** Why processes were asked for but not captured. */
+  reason?: string;
+}
+
 export interface SandboxStats {
   memoryBytes: number;
   memoryLimitBytes: number;
@@ -162,6 +173,18 @@ export interface SandboxDriver {
   /** Unmounts what mountLive put at `destination`; false when nothing was there. */
   unmountLive?(id: string, destination: string): Promise<boolean>;
   liveMounts?(id: string): Promise<LiveMountSpec[]>;
+
+  /**
+   * Captures a running sandbox into a directory without stopping it: its files always; with
+   * `processes`, where the driver can, its processes and memory too. Drivers without snapshots leave it out.
+   */
+  snapshot?(id: string, dir: string, opts: { processes: boolean }): Promise<SnapshotCapture>;
+
+  /**
+   * Creates a new sandbox from a snapshot directory: its files, and its processes and memory when
+   * asked and the snapshot has them (else `recovered` on the handle says why not).
+   */
+  createFrom?(spec: RuntimeSandboxSpec, dir: string, opts: { processes: boolean }): Promise<SandboxHandle>;
 
   /** Releases node-side resources (listeners) without touching running sandboxes. */
   close(): Promise<void>;

@@ -56,3 +56,11 @@ export function egressEnv(network: RuntimeNetwork, proxyUrl: string): Record<str
     NPM_CONFIG_CAFILE: SANDBOX_CA_BUNDLE,
   };
 }
+
+/**
+ * The environment that points a workload's SDK at Hangar: the platform endpoint is the egress
+ * proxy's listener at the sandbox's gateway, which hands requests addressed to itself to the API.
+ */
+export function platformEnv(gatewayUrl: string): Record<string, string> {
+  return { BL_API_URL: `${gatewayUrl}/v0`, BL_RUN_URL: `${gatewayUrl}/run`, BL_DISABLE_H2: "true" };
+}

@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
-import { HangarError, type Logger, createLogger } from "@hangar/common";
+import { HangarError, type Logger, createLogger, sendProblem } from "@hangar/common";
 import {
   ApiKeyService,
   AuthService,
@@ -21,8 +21,9 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
-import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
+import { CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { LocalNode } from "@hangar/node";
+import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -119,13 +120,15 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
-  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, logger: logger.child({ component: "workloads" }) });
+  const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
+  const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
   const selfHosts = [config.host, ...(config.publicUrl ? [new URL(config.publicUrl).hostname] : [])];
-  const edge = new Edge({ auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
+  const edge = new Edge({ runIdleMs: config.runIdleMs, auth, sandboxes, previews, store, node, api: sandboxApi, urls, selfHosts, logger, workloads: new WorkloadRouter({ store, auth, workloads, callbacks: new CallbackSender({ checkTarget: checkCallback, logger }) }) });
 
   // Activity keeps lastUsedAt (and so ttl-idle expiry) current; written at most every 5 s per sandbox.
   const touched = new Map<string, number>();
@@ -185,6 +188,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
+      snapshotRoutes({ snapshots, sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name), state: (id) => node.state(id) }),
     ],
   });
 
@@ -200,6 +204,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }
 
   if (storage) await app.register(templateUploadRoute(storage, config.uploadLimitBytes));
+  // the Workload API beside the stable invoke URL (/api/v2/endpoints/workloads/{id}, served by the edge)
+  await app.register(invokeRoutes({ store, auth, replacements, baseUrl }), { prefix: "/api/v2" });
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",
@@ -210,6 +216,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
+  // Captures and archives a dead server left mid-way are failed or settled before adoption reads the records.
+  const recovered = await snapshots.recover();
+  if (recovered.failed || recovered.archives) logger.info(recovered, "snapshots and archives left mid-way settled");
   // Re-adopt the sandboxes this node held before a restart or crash.
   const wsNames = new Map((await store.workspaces.list()).map((w) => [w.id, w]));
   const records = await store.sandboxes.listAll();
@@ -238,17 +247,28 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     });
     if (r.removed.length || r.released.length) logger.info(r, "volumes recovered");
   }
+  await workloads.restarted(adoption.restarted);
   await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 
   await app.ready();
   reaper.start();
+  snapshots.start();
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
+  workloads.start();
+  replacements.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
+  // the platform endpoint: workloads' SDK reaches the API and the run plane at their gateway
+  // (workloads only: a user's sandbox still reaches nothing of the host)
+  const isWorkload = (id: string) => node.has(id) && node.get(id).spec.platform === true;
+  egress?.proxy.setPlatform({
+    request: (req, res, id) => (isWorkload(id) ? server.emit("request", req, res) : sendProblem(res, new HangarError("forbidden", "only workloads reach the platform endpoint"))),
+    upgrade: (req, socket, head, id) => (isWorkload(id) ? server.emit("upgrade", req, socket, head) : socket.destroy()),
+  });
 
   return {
     config,
@@ -264,6 +284,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     },
     async close() {
       await reaper.stop();
+      workloads.close();
+      replacements.close();
+      snapshots.stop();
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);
@@ -368,6 +391,7 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     start: (spec) => node.start(spec),
     destroy: (id) => node.destroy(id),
     has: (id) => node.has(id),
+    lastActivity: (id) => node.lastActivity(id),
     async startApp(id) {
       const live = node.get(id);
       const cmd = live.handle.image.command;

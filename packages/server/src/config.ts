@@ -32,6 +32,12 @@ export interface HangarConfig {
   standbyIdleMs: number;
   /** Silence after which an open connection or stream (WebSocket, watch, logs) stops keeping a sandbox awake, in ms (HANGAR_STANDBY_CONNECTION_IDLE). */
   connectionIdleMs: number;
+  /** Run-plane requests to agents and functions closed after this long without data (HANGAR_RUN_IDLE_TIMEOUT, default 100s as Blaxel). */
+  runIdleMs: number;
+  /** Requests in flight per agent replica above which another starts (HANGAR_SCALE_CONCURRENCY, default 10). */
+  scaleConcurrency: number;
+  /** Extra agent replicas idle this long are removed (HANGAR_SCALE_DOWN_IDLE, default 5m). */
+  scaleDownIdleMs: number;
   /** Idle time in standby before a sandbox is checkpointed to disk, in ms (where CRIU works). */
   checkpointAfterMs: number;
   /** Below this much available host memory, frozen sandboxes are checkpointed early (HANGAR_STANDBY_MEMORY_LOW: "10%", "2GiB", bytes). */
@@ -84,6 +90,9 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
     connectionIdleMs: parseDuration(pick(flags.connectionIdleMs, "HANGAR_STANDBY_CONNECTION_IDLE") ?? "15m", "HANGAR_STANDBY_CONNECTION_IDLE"),
+    runIdleMs: parseDuration(process.env.HANGAR_RUN_IDLE_TIMEOUT ?? "100s", "HANGAR_RUN_IDLE_TIMEOUT"),
+    scaleConcurrency: positiveInt(process.env.HANGAR_SCALE_CONCURRENCY ?? "10", "HANGAR_SCALE_CONCURRENCY"),
+    scaleDownIdleMs: parseDuration(process.env.HANGAR_SCALE_DOWN_IDLE ?? "5m", "HANGAR_SCALE_DOWN_IDLE"),
     checkpointAfterMs: parseDuration(pick(flags.checkpointAfterMs, "HANGAR_STANDBY_CHECKPOINT_AFTER") ?? "10m", "HANGAR_STANDBY_CHECKPOINT_AFTER"),
     memoryLowBytes: parseMemory(pick(flags.memoryLowBytes, "HANGAR_STANDBY_MEMORY_LOW") ?? "10%", "HANGAR_STANDBY_MEMORY_LOW"),
     sandboxCidr: pick(flags.sandboxCidr, "HANGAR_SANDBOX_CIDR"),
@@ -133,4 +142,10 @@ export function parseRegions(text: string): string[] {
   }
   if (new Set(regions).size !== regions.length) throw new Error(`invalid HANGAR_REGIONS: ${JSON.stringify(text)} names a region twice`);
   return regions;
+}
+
+function positiveInt(text: string, name: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`invalid ${name}: ${JSON.stringify(text)} (a positive integer)`);
+  return n;
 }

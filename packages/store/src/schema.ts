@@ -161,6 +161,42 @@ export interface ReplicaTable {
   created_at: string;
 }
 
+export interface ReplacementTable {
+  id: string;
+  workload_id: string;
+  status: string;
+  strategy: string;
+  config: string;
+  artifact: string;
+  candidate_revision: string | null;
+  previous_revision: string | null;
+  message: string | null;
+  created_at: string;
+  ready_at: string | null;
+  switched_at: string | null;
+  finished_at: string | null;
+}
+
+export interface SnapshotTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  display_name: string;
+  labels: string;
+  kind: string;
+  source_name: string;
+  source_id: string;
+  status: string;
+  spec: string;
+  processes: number;
+  size_bytes: number | null;
+  error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface StorageResourceTable {
   id: string;
   workspace_id: string;
@@ -191,4 +227,6 @@ export interface Database {
   revisions: RevisionTable;
   replicas: ReplicaTable;
   storage_resources: StorageResourceTable;
+  replacements: ReplacementTable;
+  snapshots: SnapshotTable;
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -38,5 +38,10 @@ export class SecretBox {
     const d = createDecipheriv("aes-256-gcm", this.key, raw.subarray(0, 12));
     d.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString("utf8");
+  }
+
+  /** A secret derived from the data-dir key for `purpose` (base64url, 43 characters): the same on every call. */
+  derive(purpose: string): string {
+    return createHmac("sha256", this.key).update(purpose).digest("base64url");
   }
 }

@@ -5,6 +5,7 @@ import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import type { Database, SandboxTable } from "./schema.js";
 import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
 import { SqlBuildRepo } from "./sql-builds.js";
+import { SqlSnapshotRepo } from "./sql-snapshots.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
 import { SqlStorageRepo } from "./sql-storage.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
@@ -306,6 +307,7 @@ export class SqlStore implements Store {
   readonly builds: SqlBuildRepo;
   readonly workloads: SqlWorkloadRepo;
   readonly storage: SqlStorageRepo;
+  readonly snapshots: SqlSnapshotRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -320,6 +322,7 @@ export class SqlStore implements Store {
     this.builds = new SqlBuildRepo(db);
     this.workloads = new SqlWorkloadRepo(db);
     this.storage = new SqlStorageRepo(db);
+    this.snapshots = new SqlSnapshotRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -334,6 +337,7 @@ export class SqlStore implements Store {
         builds: new SqlBuildRepo(trx),
         workloads: new SqlWorkloadRepo(trx),
         storage: new SqlStorageRepo(trx),
+        snapshots: new SqlSnapshotRepo(trx),
       }),
     );
   }

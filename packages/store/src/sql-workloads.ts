@@ -1,9 +1,9 @@
 // Workloads (agents, functions), their revisions and the replicas that run them, over Kysely.
 
-import type { Kysely, Selectable, Transaction } from "kysely";
-import type { Database, ReplicaTable, RevisionTable, WorkloadTable } from "./schema.js";
+import type { Kysely, Selectable, Transaction, Updateable } from "kysely";
+import type { Database, ReplacementTable, ReplicaTable, RevisionTable, WorkloadTable } from "./schema.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
-import type { ListQuery, Page, ReplicaRecord, RevisionRecord, WorkloadRecord, WorkloadRepo } from "./store.js";
+import type { ListQuery, Page, ReplacementRecord, ReplicaRecord, RevisionRecord, WorkloadRecord, WorkloadRepo } from "./store.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -31,6 +31,24 @@ function toRevision(r: Selectable<RevisionTable>): RevisionRecord {
 
 function toReplica(r: Selectable<ReplicaTable>): ReplicaRecord {
   return { id: r.id, workloadId: r.workload_id, revisionId: r.revision_id, node: r.node, status: r.status, createdAt: r.created_at };
+}
+
+function toReplacement(r: Selectable<ReplacementTable>): ReplacementRecord {
+  return {
+    id: r.id,
+    workloadId: r.workload_id,
+    status: r.status,
+    strategy: r.strategy,
+    config: JSON.parse(r.config) as ReplacementRecord["config"],
+    artifact: r.artifact,
+    candidateRevision: r.candidate_revision,
+    previousRevision: r.previous_revision,
+    message: r.message,
+    createdAt: r.created_at,
+    readyAt: r.ready_at,
+    switchedAt: r.switched_at,
+    finishedAt: r.finished_at,
+  };
 }
 
 export class SqlWorkloadRepo implements WorkloadRepo {
@@ -152,5 +170,50 @@ export class SqlWorkloadRepo implements WorkloadRepo {
 
   async deleteReplica(id: string): Promise<void> {
     await this.db.deleteFrom("replicas").where("id", "=", id).execute();
+  }
+
+  async insertReplacement(rec: ReplacementRecord): Promise<ReplacementRecord> {
+    await this.db
+      .insertInto("replacements")
+      .values({
+        id: rec.id,
+        workload_id: rec.workloadId,
+        status: rec.status,
+        strategy: rec.strategy,
+        config: JSON.stringify(rec.config),
+        artifact: rec.artifact,
+        candidate_revision: rec.candidateRevision,
+        previous_revision: rec.previousRevision,
+        message: rec.message,
+        created_at: rec.createdAt,
+        ready_at: rec.readyAt,
+        switched_at: rec.switchedAt,
+        finished_at: rec.finishedAt,
+      })
+      .execute();
+    return rec;
+  }
+
+  async updateReplacement(id: string, patch: Partial<Omit<ReplacementRecord, "id" | "workloadId" | "createdAt">>): Promise<ReplacementRecord | null> {
+    const set: Updateable<ReplacementTable> = {};
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.strategy !== undefined) set.strategy = patch.strategy;
+    if (patch.config !== undefined) set.config = JSON.stringify(patch.config);
+    if (patch.artifact !== undefined) set.artifact = patch.artifact;
+    if (patch.candidateRevision !== undefined) set.candidate_revision = patch.candidateRevision;
+    if (patch.previousRevision !== undefined) set.previous_revision = patch.previousRevision;
+    if (patch.message !== undefined) set.message = patch.message;
+    if (patch.readyAt !== undefined) set.ready_at = patch.readyAt;
+    if (patch.switchedAt !== undefined) set.switched_at = patch.switchedAt;
+    if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
+    if (Object.keys(set).length) await this.db.updateTable("replacements").set(set).where("id", "=", id).execute();
+    const row = await this.db.selectFrom("replacements").selectAll().where("id", "=", id).executeTakeFirst();
+    return row ? toReplacement(row) : null;
+  }
+
+  async listReplacements(workloadId?: string): Promise<ReplacementRecord[]> {
+    let q = this.db.selectFrom("replacements").selectAll();
+    if (workloadId) q = q.where("workload_id", "=", workloadId);
+    return (await q.orderBy("created_at", "desc").orderBy("id", "desc").execute()).map(toReplacement);
   }
 }

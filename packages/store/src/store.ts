@@ -318,6 +318,71 @@ export interface WorkloadRepo {
   listReplicas(workloadId?: string): Promise<ReplicaRecord[]>;
   updateReplica(id: string, patch: Partial<Pick<ReplicaRecord, "status">>): Promise<void>;
   deleteReplica(id: string): Promise<void>;
+  insertReplacement(rec: ReplacementRecord): Promise<ReplacementRecord>;
+  updateReplacement(id: string, patch: Partial<Omit<ReplacementRecord, "id" | "workloadId" | "createdAt">>): Promise<ReplacementRecord | null>;
+  /** Newest first; of every workload when none is given. */
+  listReplacements(workloadId?: string): Promise<ReplacementRecord[]>;
+}
+
+/** A rolling replacement of a workload's revision (the stable invoke URL's replacement API). */
+export interface ReplacementRecord {
+  id: string;
+  workloadId: string;
+  /** launching | warming | switched | completed | cancelled | rolled_back | failed */
+  status: string;
+  strategy: string;
+  config: { warmupDurationMinutes: number; keepOldVersionMinutes: number };
+  /** The image (or revision id) it moves to. */
+  artifact: string;
+  candidateRevision: string | null;
+  previousRevision: string | null;
+  message: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  switchedAt: string | null;
+  finishedAt: string | null;
+}
+
+export type SnapshotStatus = "pending" | "ready" | "failed";
+
+/** A capture of a sandbox: a snapshot (listed, forkable, restorable) or the archive of an archived sandbox. */
+export interface SnapshotRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  displayName: string;
+  labels: Record<string, string>;
+  kind: "snapshot" | "archive";
+  sourceName: string;
+  sourceId: string;
+  status: SnapshotStatus;
+  /** The source's spec at capture, secrets sealed. */
+  spec: Record<string, unknown>;
+  /** Holds processes and memory besides the files. */
+  processes: boolean;
+  sizeBytes: number | null;
+  error: string | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SnapshotRepo {
+  /** StoreConflictError when the name is taken in the workspace. */
+  insert(rec: SnapshotRecord): Promise<SnapshotRecord>;
+  getById(id: string): Promise<SnapshotRecord | null>;
+  /** A snapshot of the workspace by id, else by name (either kind). */
+  find(workspaceId: string, idOrName: string): Promise<SnapshotRecord | null>;
+  /** Snapshots (kind snapshot) of the workspace, paginated. */
+  list(workspaceId: string, query: ListQuery): Promise<Page<SnapshotRecord>>;
+  /** Snapshots (kind snapshot) captured from the sandbox named so, newest first. */
+  listForSource(workspaceId: string, sourceName: string): Promise<SnapshotRecord[]>;
+  /** Pending captures whose lease ran out before `now` (their server died). */
+  listStale(now: string): Promise<SnapshotRecord[]>;
+  /** Applies a patch, only while the status is one of `fromStatuses` when given; null when it did not. */
+  update(id: string, patch: Partial<Pick<SnapshotRecord, "status" | "processes" | "sizeBytes" | "error" | "leaseOwner" | "leaseExpiresAt" | "sourceId" | "spec" | "updatedAt">>, fromStatuses?: SnapshotStatus[]): Promise<SnapshotRecord | null>;
+  delete(id: string): Promise<boolean>;
 }
 
 /** A volume, drive or volume template (kind). */
@@ -369,6 +434,7 @@ export interface Store {
   readonly builds: BuildRepo;
   readonly workloads: WorkloadRepo;
   readonly storage: StorageRepo;
+  readonly snapshots: SnapshotRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -3,7 +3,7 @@
 
 import { HangarError, TtlCache } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
-import type { Store, WorkspaceRecord } from "@hangar/store";
+import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import type { AsyncResult, CallbackSender } from "./callbacks.js";
 import { KIND_SINGULAR, type WorkloadService } from "./workload-service.js";
 
@@ -18,15 +18,34 @@ export interface WorkloadRouterOptions {
 export class WorkloadRouter {
   /** Workspaces by name, for a second. */
   private readonly workspaces = new TtlCache<string, WorkspaceRecord | null>(1_000);
+  /** Workloads by id (the invoke URL), for a second. */
+  private readonly byId = new TtlCache<string, WorkloadRecord | null>(1_000);
 
   constructor(private readonly opts: WorkloadRouterOptions) {}
 
+  /** The workload with this id, routed as by name (the stable invoke URL); 404 alike for unknown ids and ids of other workspaces. */
+  async routeById(id: string, authorization: string | undefined, cookie?: string, prefer?: string): ReturnType<WorkloadRouter["route"]> {
+    const w = await this.byId.getOrLoad(id, () => this.opts.store.workloads.getById(id));
+    const ws = w ? await this.opts.store.workspaces.getById(w.workspaceId) : null;
+    if (!w || !ws) {
+      await this.opts.auth.authenticate(authorization);
+      throw new HangarError("not_found", `no workload '${id}'`);
+    }
+    return this.route(ws.name, w.kind, w.name, authorization, cookie, prefer);
+  }
+
+  /**
+   * `cookie`: the request's Cookie header, for sticky sessions between canary revisions; `prefer`:
+   * the replica the client's connection already reaches (kept while it is not too busy).
+   */
   async route(
     workspace: string,
     kind: string,
     name: string,
     authorization: string | undefined,
-  ): Promise<{ replicaId: string; port: number; done: () => void; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
+    cookie?: string,
+    prefer?: string,
+  ): Promise<{ replicaId: string; port: number; done: () => void; setCookie?: string; onAsyncResult?: (r: AsyncResult) => Promise<void> }> {
     if (!KIND_SINGULAR[kind]) throw new HangarError("route_not_found", `no ${kind} on the run plane`);
     const ws = await this.workspaces.getOrLoad(workspace, () => this.opts.store.workspaces.getByName(workspace));
     const r = ws ? await this.opts.workloads.routing(ws.id, kind, name) : null;
@@ -36,8 +55,20 @@ export class WorkloadRouter {
       if (!ws || !principal.workspaceIds.has(ws.id)) throw new HangarError("forbidden", `this API key has no access to workspace '${workspace}'`);
     }
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
-    const pick = this.opts.workloads.pick(r);
+    // a sticky client stays on the revision it first reached while both still serve
+    const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
+    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer);
+    const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const callback = r.callback;
-    return callback ? { ...pick, onAsyncResult: async (result) => void (await this.opts.callbacks.send(callback, result)) } : pick;
+    return { ...pick, ...(setCookie ? { setCookie } : {}), ...(callback ? { onAsyncResult: async (result: AsyncResult) => void (await this.opts.callbacks.send(callback, result)) } : {}) };
   }
+}
+
+/** One cookie's value from a Cookie header. */
+function cookieValue(header: string, name: string): string | undefined {
+  for (const part of header.split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
 }

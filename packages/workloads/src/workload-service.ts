@@ -9,7 +9,7 @@ import type { NodeSandboxSpec } from "@hangar/control-plane";
 import type { ListQuery, Page, ReplicaRecord, RevisionRecord, SecretBox, Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import { StoreConflictError } from "@hangar/store";
 import { type CallbackTarget, newCallbackSecret } from "./callbacks.js";
-import { type WorkloadRuntime, type WorkloadSpecDoc, appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
+import { type RevisionSpec, type WorkloadRuntime, type WorkloadSpecDoc, appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
 
 /** What the workloads plane needs from the node that runs replicas. */
 export interface ReplicaPort {
@@ -21,8 +21,16 @@ export interface ReplicaPort {
   has(id: string): boolean;
   /** Starts the image's command as process "app" in the replica; throws when the image names none. */
   startApp(id: string): Promise<void>;
+  /** Last time the replica was used (ms since the epoch), null when not on this node. */
+  lastActivity(id: string): number | null;
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
+}
+
+/** API keys of workloads: what their SDK inside authenticates with (ApiKeyService). */
+export interface WorkloadKeyPort {
+  ensureKey(name: string, workspaceId: string, key: string): Promise<void>;
+  revokeKey(key: string): Promise<void>;
 }
 
 export interface WorkloadInput {
@@ -43,6 +51,14 @@ export interface WorkloadServiceOptions {
   drainMs?: number;
   /** Revisions kept per workload (default 5, as Blaxel). */
   keepRevisions?: number;
+  /** Issues each workload a key to its workspace (BL_API_KEY); absent: replicas get none. */
+  keys?: WorkloadKeyPort;
+  /** BL_REGION of replicas whose spec names no region. */
+  region?: string;
+  /** Requests in flight per replica above which another replica starts, up to maxScale (default 10). */
+  targetConcurrency?: number;
+  /** Replicas beyond minScale (and the first) idle this long are removed (default 5 min). */
+  scaleDownIdleMs?: number;
 }
 
 /** A workload as the run plane routes to it. */
@@ -52,8 +68,20 @@ export interface Routing {
   port: number;
   /** READY replicas of the active revision. */
   replicas: string[];
+  /** The canary revision's READY replicas and its share of the traffic (spec.revision). */
+  canary: { revisionId: string; port: number; replicas: string[]; percent: number } | null;
+  /** Seconds a client stays on the revision it reached (0: off). */
+  stickyTtl: number;
   /** Where async calls' results go (the http-async trigger's callback), secret revealed. */
   callback: CallbackTarget | null;
+}
+
+/** Where one request goes. */
+export interface Pick {
+  replicaId: string;
+  revisionId: string;
+  port: number;
+  done: () => void;
 }
 
 /** A record as apply() returns it: with the callback secrets it generated, shown this once. */
@@ -77,11 +105,14 @@ export class WorkloadService {
    * store at most once a second; every change made here clears it.
    */
   private readonly routes = new TtlCache<string, Routing | null>(1_000);
+  /** Workloads a replica is being added to (one at a time each). */
+  private readonly scaling = new Set<string>();
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(opts: WorkloadServiceOptions) {
     this.store = opts.store;
     this.log = opts.logger ?? silentLogger;
-    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
+    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, region: "local-1", targetConcurrency: 10, scaleDownIdleMs: 300_000, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
   }
 
   private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -165,9 +196,14 @@ export class WorkloadService {
     }
     this.routes.clear();
     if (changesRuntime && spec.runtime.image) {
-      const revision = await this.newRevision(rec, spec.runtime);
-      void this.deploy(rec.id, revision.id);
+      // a new revision takes the traffic only if what runs now is the latest revision (docs)
+      const staged = existing ? await this.rolledBack(existing) : false;
+      // secret env values stay sealed in the revision too
+      const revision = await this.newRevision(rec, sealed.runtime, staged ? "STAGED" : "DEPLOYING");
+      if (!staged) void this.deploy(rec.id, revision.id);
+      else rec = (await this.addEvent(rec.id, "DEPLOYED", `revision ${revision.id} created with 0% traffic: the active revision is not the latest (set spec.revision.active to deploy it)`)) ?? rec;
     }
+    if (existing) await this.steer(rec, spec.revision ?? {});
     return Object.keys(fresh).length ? { ...rec, newCallbackSecrets: fresh } : rec;
   }
 
@@ -197,7 +233,8 @@ export class WorkloadService {
     const ws = await this.store.workspaces.getById(workspaceId);
     const rec = ws ? await this.store.workloads.get(ws.id, kind, name) : null;
     if (!ws || !rec) return;
-    const spec = this.reveal(rec.spec as unknown as WorkloadSpecDoc);
+    // the build's image makes the new revision; spec.revision as last sent steers nothing now
+    const { revision: _steered, ...spec } = this.reveal(rec.spec as unknown as WorkloadSpecDoc);
     await this.apply(ws, kind, { metadata: { name, labels: rec.labels, displayName: rec.displayName }, spec }, { name, image });
   }
 
@@ -213,6 +250,7 @@ export class WorkloadService {
     await this.serialize(rec.id, async () => {
       for (const r of await this.store.workloads.listReplicas(rec.id)) await this.removeReplica(r);
       await this.store.workloads.delete(rec.id);
+      await this.opts.keys?.revokeKey(this.keyOf(rec));
       this.routes.clear();
     });
     return { ...rec, status: "DELETING" };
@@ -223,33 +261,63 @@ export class WorkloadService {
     const revs = await this.store.workloads.listRevisions(rec.id);
     const replicas = await this.store.workloads.listReplicas(rec.id);
     const previous = revs.find((r) => r.id !== rec.activeRevision && r.status === "RETIRED");
+    const route = await this.routing(ws.id, kind, name);
+    const canaryPct = (id: string) => (route?.canary?.revisionId === id ? route.canary.percent : 0);
     return revs.map((r) => ({
       id: r.id,
       active: r.id === rec.activeRevision,
-      canary: false,
+      canary: route?.canary?.revisionId === r.id,
       previousActive: r.id === previous?.id,
       createdAt: r.createdAt,
       createdBy: "",
       status: r.status,
       image: r.image,
       replicas: replicas.filter((x) => x.revisionId === r.id).length,
-      trafficPercent: r.id === rec.activeRevision ? 100 : 0,
+      trafficPercent: r.id === rec.activeRevision ? 100 - (route?.canary?.percent ?? 0) : canaryPct(r.id),
     }));
   }
 
   // ---- revisions and replicas
 
-  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime): Promise<RevisionRecord> {
+  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime, status: "DEPLOYING" | "STAGED" | "LAUNCHING"): Promise<RevisionRecord> {
     const rev: RevisionRecord = {
       id: randomId(12),
       workloadId: w.id,
       image: runtime.image!,
       runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale },
-      status: "DEPLOYING",
+      status,
       message: null,
       createdAt: new Date().toISOString(),
     };
     return this.store.workloads.insertRevision(rev);
+  }
+
+  /** True when the active revision is older than another that ran (the user rolled back). */
+  private async rolledBack(w: WorkloadRecord): Promise<boolean> {
+    if (!w.activeRevision) return false;
+    const latest = (await this.store.workloads.listRevisions(w.id)).find((r) => r.status === "READY" || r.status === "RETIRED" || r.status === "STAGED");
+    return !!latest && latest.id !== w.activeRevision;
+  }
+
+  private async addEvent(id: string, status: string, message: string, revision?: string): Promise<WorkloadRecord | null> {
+    const w = await this.store.workloads.getById(id);
+    return w ? this.store.workloads.update(id, { events: [...w.events, event(status, message, revision)], updatedAt: new Date().toISOString() }) : null;
+  }
+
+  /**
+   * spec.revision as the user set it: `active` naming another revision rolls back (or forward) to
+   * it; `canary` gets that revision's replicas up to take canaryPercent of the traffic.
+   */
+  private async steer(w: WorkloadRecord, r: RevisionSpec): Promise<void> {
+    for (const [id, mode] of [[r.active, "switch"], [r.canary, "canary"]] as const) {
+      if (!id || id === w.activeRevision) continue;
+      const rev = await this.store.workloads.getRevision(id);
+      if (!rev || rev.workloadId !== w.id) throw new HangarError("validation_failed", `spec.revision.${mode === "switch" ? "active" : "canary"}: no revision '${id}' of ${KIND_SINGULAR[w.kind]} '${w.name}' (GET …/revisions lists them)`);
+      if (rev.status === "FAILED") throw new HangarError("validation_failed", `revision '${id}' failed to deploy: ${rev.message ?? ""}`);
+      if (mode === "canary" && (await this.store.workloads.listReplicas(w.id)).some((x) => x.revisionId === id && x.status === "READY")) continue;
+      void this.deploy(w.id, id, mode);
+    }
+    this.routes.clear();
   }
 
   /** The node spec of a replica: the revision's image, memory and envs, plus what Blaxel's runtime sets. */
@@ -260,6 +328,13 @@ export class WorkloadService {
     if (!ws) return null;
     const port = Number(rev.runtime.port);
     const envs = Object.fromEntries(((rev.runtime.envs ?? []) as Array<{ name: string; value: string; secret?: boolean }>).map((e) => [e.name, e.secret && e.value ? this.opts.secrets.open(e.value) : e.value]));
+    const key = this.keyOf(w);
+    // the first minScale replicas of a revision never park
+    const minScale = Number(rev.runtime.minScale ?? 0);
+    const siblings = minScale ? (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === rev.id).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)) : [];
+    const keepAwake = siblings.findIndex((r) => r.id === replica.id) < minScale && minScale > 0;
+    await this.opts.keys?.ensureKey(`${KIND_SINGULAR[w.kind] ?? w.kind}:${w.name}`, ws.id, key);
+    const spec = w.spec as unknown as WorkloadSpecDoc;
     return {
       id: replica.id,
       name: w.name,
@@ -275,55 +350,192 @@ export class WorkloadService {
         BL_WORKSPACE: ws.name,
         BL_NAME: w.name,
         BL_TYPE: KIND_SINGULAR[w.kind] ?? w.kind,
+        BL_REGION: spec.region ?? this.opts.region,
+        // the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL set by the node) as its workspace
+        ...(this.opts.keys ? { BL_API_KEY: key } : {}),
       },
       ports: [port],
+      platform: true,
+      ...(keepAwake ? { keepAwake } : {}),
     };
   }
 
-  /** Deploys a revision: replicas up and answering, then the traffic, then the old ones drained. */
-  deploy(workloadId: string, revisionId: string): Promise<void> {
+  /**
+   * Deploys a revision: replicas up and answering (unless it has some already), then — to switch —
+   * the traffic and the others drained; as a canary it only joins the routing.
+   */
+  deploy(workloadId: string, revisionId: string, mode: "switch" | "canary" = "switch"): Promise<void> {
     return this.serialize(workloadId, async () => {
       const rev = await this.store.workloads.getRevision(revisionId);
-      if (!rev || rev.status !== "DEPLOYING") return;
-      const started: ReplicaRecord[] = [];
-      try {
-        const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
-        for (let i = 0; i < count; i++) {
-          const replica: ReplicaRecord = { id: randomId(12), workloadId, revisionId, node: this.opts.replicas.nodeName, status: "STARTING", createdAt: new Date().toISOString() };
-          await this.store.workloads.insertReplica(replica);
-          started.push(replica);
-          const spec = await this.replicaSpec(replica);
-          if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
-          await this.opts.replicas.start(spec);
-          await this.opts.replicas.startApp(replica.id);
-          await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
-          await this.store.workloads.updateReplica(replica.id, { status: "READY" });
-        }
-      } catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        this.log.warn({ err: e, workload: workloadId, revision: revisionId }, "revision failed to deploy");
-        for (const r of started) await this.removeReplica(r).catch(() => undefined);
-        await this.store.workloads.updateRevision(revisionId, { status: "FAILED", message });
-        const w = await this.store.workloads.getById(workloadId);
-        if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${revisionId} failed: ${message}`, revisionId)], updatedAt: new Date().toISOString() });
-        this.routes.clear();
-        return;
+      if (!rev || rev.status === "FAILED") return;
+      const running = (await this.store.workloads.listReplicas(workloadId)).filter((r) => r.revisionId === revisionId && r.status !== "DRAINING");
+      if (!running.some((r) => r.status === "READY")) {
+        for (const r of running) await this.removeReplica(r);
+        if (rev.status !== "DEPLOYING") await this.store.workloads.updateRevision(revisionId, { status: "DEPLOYING" });
+        if (!(await this.startReplicas(workloadId, rev))) return;
       }
       await this.store.workloads.updateRevision(revisionId, { status: "READY" });
       const w = await this.store.workloads.getById(workloadId);
       if (!w) return;
+      if (mode === "canary") {
+        await this.addEvent(w.id, w.status, `revision ${revisionId} is up as the canary`, revisionId);
+        this.routes.clear();
+        return;
+      }
       const previous = w.activeRevision;
       await this.store.workloads.update(w.id, { activeRevision: revisionId, status: "DEPLOYED", events: [...w.events, event("DEPLOYED", `revision ${revisionId} takes the traffic`, revisionId)], updatedAt: new Date().toISOString() });
       this.routes.clear();
       if (previous && previous !== revisionId) await this.store.workloads.updateRevision(previous, { status: "RETIRED" });
-      await this.drainOthers(workloadId, revisionId);
+      const canary = (w.spec as unknown as WorkloadSpecDoc).revision?.canary;
+      await this.drainOthers(workloadId, [revisionId, ...(canary ? [canary] : [])]);
       await this.pruneRevisions(workloadId);
     });
   }
 
+  /**
+   * Starts a revision's replicas (minScale, at least one) and waits for each to answer; false when
+   * it failed (the revision FAILED; the workload too unless `candidate`: its active revision serves on).
+   */
+  async startReplicas(workloadId: string, rev: RevisionRecord, candidate = false): Promise<boolean> {
+    const started: ReplicaRecord[] = [];
+    try {
+      const count = Math.max(1, Number(rev.runtime.minScale ?? 0));
+      for (let i = 0; i < count; i++) started.push(await this.startReplica(workloadId, rev));
+      return true;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.log.warn({ err: e, workload: workloadId, revision: rev.id }, "revision failed to deploy");
+      for (const r of started) await this.removeReplica(r).catch(() => undefined);
+      await this.store.workloads.updateRevision(rev.id, { status: "FAILED", message });
+      const w = await this.store.workloads.getById(workloadId);
+      if (w && candidate) await this.addEvent(w.id, w.status, `candidate revision ${rev.id} failed: ${message}`, rev.id);
+      else if (w) await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `revision ${rev.id} failed: ${message}`, rev.id)], updatedAt: new Date().toISOString() });
+      this.routes.clear();
+      return false;
+    }
+  }
+
+  /** One replica of a revision, started and answering on its port (removed again if it does not). */
+  private async startReplica(workloadId: string, rev: RevisionRecord): Promise<ReplicaRecord> {
+    const replica: ReplicaRecord = { id: randomId(12), workloadId, revisionId: rev.id, node: this.opts.replicas.nodeName, status: "STARTING", createdAt: new Date().toISOString() };
+    await this.store.workloads.insertReplica(replica);
+    try {
+      const spec = await this.replicaSpec(replica);
+      if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
+      await this.opts.replicas.start(spec);
+      await this.opts.replicas.startApp(replica.id);
+      await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
+    } catch (e) {
+      await this.removeReplica(replica).catch(() => undefined);
+      throw e;
+    }
+    await this.store.workloads.updateReplica(replica.id, { status: "READY" });
+    return { ...replica, status: "READY" };
+  }
+
+  /** Adds a replica to a revision that still serves (under load), unless one is being added or maxScale is reached. */
+  private async scaleUp(workloadId: string, revisionId: string): Promise<void> {
+    if (this.scaling.has(workloadId)) return;
+    this.scaling.add(workloadId);
+    try {
+      const [w, rev, replicas] = await Promise.all([this.store.workloads.getById(workloadId), this.store.workloads.getRevision(revisionId), this.store.workloads.listReplicas(workloadId)]);
+      if (!w || !rev || rev.status !== "READY") return;
+      const mine = replicas.filter((r) => r.revisionId === revisionId && r.status !== "DRAINING");
+      if (mine.length >= (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) return;
+      const r = await this.startReplica(workloadId, rev);
+      this.log.info({ workload: w.name, replica: r.id, replicas: mine.length + 1 }, "scaled up under load");
+      this.routes.clear();
+    } catch (e) {
+      this.log.warn({ err: e, workload: workloadId }, "scaling up failed");
+    } finally {
+      this.scaling.delete(workloadId);
+    }
+  }
+
+  /** Removes replicas beyond max(1, minScale) that have been idle for scaleDownIdleMs. */
+  async scaleDown(): Promise<void> {
+    const now = Date.now();
+    for (const w of await this.store.workloads.listAll()) {
+      const replicas = (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === w.activeRevision && r.status === "READY");
+      const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
+      const keep = Math.max(1, Number(rev?.runtime.minScale ?? 0));
+      // newest first: the oldest (the minScale ones) stay
+      const extra = replicas.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, Math.max(0, replicas.length - keep));
+      for (const r of extra) {
+        const last = this.opts.replicas.lastActivity(r.id);
+        if ((this.inflight.get(r.id) ?? 0) > 0 || (last !== null && now - last < this.opts.scaleDownIdleMs)) continue;
+        await this.serialize(w.id, async () => {
+          await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+          this.routes.clear();
+          if ((this.inflight.get(r.id) ?? 0) === 0) await this.removeReplica(r);
+          else await this.store.workloads.updateReplica(r.id, { status: "READY" });
+        });
+        this.log.info({ workload: w.name, replica: r.id }, "scaled down: idle");
+      }
+    }
+  }
+
+  /** Starts the periodic scale-down. */
+  start(): void {
+    this.sweeper ??= setInterval(() => void this.scaleDown().catch((e) => this.log.warn({ err: e }, "scale-down failed")), Math.min(30_000, Math.max(500, this.opts.scaleDownIdleMs / 4)));
+    this.sweeper.unref?.();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  // ---- for rolling replacements (replacements.ts)
+
+  /** A revision a replacement moves to: the workload's runtime with another image (not deployed). */
+  async candidateRevision(w: WorkloadRecord, image: string, memory?: number): Promise<RevisionRecord> {
+    const spec = w.spec as unknown as WorkloadSpecDoc;
+    return this.newRevision(w, { ...spec.runtime, image, ...(memory ? { memory } : {}) }, "LAUNCHING");
+  }
+
+  /**
+   * The revision takes all the traffic; the others' replicas stop getting requests and, unless
+   * `keepOthers` (a rollback window), go once their in-flight requests end. The stored spec names
+   * the new image.
+   */
+  promote(workloadId: string, revisionId: string, keepOthers: boolean): Promise<void> {
+    return this.serialize(workloadId, async () => {
+      const [w, rev] = await Promise.all([this.store.workloads.getById(workloadId), this.store.workloads.getRevision(revisionId)]);
+      if (!w || !rev) return;
+      for (const r of await this.store.workloads.listReplicas(workloadId)) if (r.revisionId === revisionId && r.status === "DRAINING") await this.store.workloads.updateReplica(r.id, { status: "READY" });
+      const spec = w.spec as unknown as WorkloadSpecDoc;
+      const { canary: _dropped, ...revision } = spec.revision ?? {};
+      await this.store.workloads.update(w.id, {
+        activeRevision: revisionId,
+        status: "DEPLOYED",
+        spec: { ...spec, runtime: { ...spec.runtime, image: rev.image, memory: Number(rev.runtime.memory) }, revision: { ...revision, active: revisionId } } as unknown as Record<string, unknown>,
+        events: [...w.events, event("DEPLOYED", `revision ${revisionId} takes the traffic`, revisionId)],
+        updatedAt: new Date().toISOString(),
+      });
+      if (w.activeRevision && w.activeRevision !== revisionId) await this.store.workloads.updateRevision(w.activeRevision, { status: "RETIRED" });
+      await this.store.workloads.updateRevision(revisionId, { status: "READY" });
+      this.routes.clear();
+      if (!keepOthers) await this.drainOthers(workloadId, [revisionId]);
+      else {
+        for (const r of await this.store.workloads.listReplicas(workloadId)) if (r.revisionId !== revisionId) await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
+        this.routes.clear();
+      }
+      await this.pruneRevisions(workloadId);
+    });
+  }
+
+  /** Removes a revision's replicas (after their in-flight requests, within the drain time). */
+  retire(workloadId: string, revisionId: string): Promise<void> {
+    return this.serialize(workloadId, async () => {
+      const w = await this.store.workloads.getById(workloadId);
+      if (w) await this.drainOthers(workloadId, (await this.store.workloads.listRevisions(workloadId)).map((r) => r.id).filter((id) => id !== revisionId));
+    });
+  }
+
   /** Replicas of other revisions: no new requests reach them; they go once their in-flight ones finish. */
-  private async drainOthers(workloadId: string, keep: string): Promise<void> {
-    const old = (await this.store.workloads.listReplicas(workloadId)).filter((r) => r.revisionId !== keep);
+  private async drainOthers(workloadId: string, keep: string[]): Promise<void> {
+    const old = (await this.store.workloads.listReplicas(workloadId)).filter((r) => !keep.includes(r.revisionId));
     for (const r of old) await this.store.workloads.updateReplica(r.id, { status: "DRAINING" });
     this.routes.clear();
     const deadline = Date.now() + this.opts.drainMs;
@@ -351,8 +563,14 @@ export class WorkloadService {
       const deploying = (await this.store.workloads.listRevisions(w.id)).find((r) => r.status === "DEPLOYING");
       if (!deploying) continue;
       for (const r of await this.store.workloads.listReplicas(w.id)) if (r.revisionId === deploying.id && r.status !== "READY") await this.removeReplica(r);
-      void this.deploy(w.id, deploying.id);
+      void this.deploy(w.id, deploying.id, (w.spec as unknown as WorkloadSpecDoc).revision?.canary === deploying.id ? "canary" : "switch");
     }
+  }
+
+  /** Replicas the node had to start again after a restart (their sandbox was gone): their app starts again too. */
+  async restarted(ids: string[]): Promise<void> {
+    const replicas = new Set((await this.store.workloads.listReplicas()).map((r) => r.id));
+    for (const id of ids.filter((i) => replicas.has(i))) await this.opts.replicas.startApp(id).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
   }
 
   /** Images revisions still name (kept by the builds plane's garbage collection). */
@@ -379,38 +597,57 @@ export class WorkloadService {
     return this.routes.getOrLoad(`${workspaceId}/${kind}/${name}`, async () => {
       const w = await this.store.workloads.get(workspaceId, kind, name);
       if (!w) return null;
-      const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
-      const replicas = rev ? (await this.store.workloads.listReplicas(w.id)).filter((r) => r.revisionId === rev.id && r.status === "READY").map((r) => r.id) : [];
       const spec = w.spec as unknown as WorkloadSpecDoc;
+      const all = w.activeRevision ? await this.store.workloads.listReplicas(w.id) : [];
+      const ready = (revisionId: string) => all.filter((r) => r.revisionId === revisionId && r.status === "READY").map((r) => r.id);
+      const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
       const c = spec.triggers?.find((t) => t.type === "http-async" && t.enabled !== false && t.configuration?.callbackUrl)?.configuration;
       const callback = c?.callbackUrl && c.callbackSecret ? { url: c.callbackUrl, secret: this.opts.secrets.open(c.callbackSecret) } : null;
-      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas, callback };
+      const r = spec.revision;
+      const canaryRev = rev && r?.canary && r.canary !== rev.id && (r.canaryPercent ?? 0) > 0 ? await this.store.workloads.getRevision(r.canary) : null;
+      const canary = canaryRev && ready(canaryRev.id).length ? { revisionId: canaryRev.id, port: Number(canaryRev.runtime.port), replicas: ready(canaryRev.id), percent: r!.canaryPercent! } : null;
+      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas: rev ? ready(rev.id) : [], canary, stickyTtl: r?.stickySessionTtl ?? 0, callback };
     });
   }
 
   /**
-   * The replica a request goes to: a READY replica of the active revision (on this node) with the
-   * fewest requests in flight. The caller calls `done()` when the request ends.
+   * The replica a request goes to: the revision first (the one a sticky client was on, else the
+   * canary for canaryPercent of requests, else the active one), then its READY replica on this
+   * node with the fewest requests in flight. The caller calls `done()` when the request ends.
    */
-  pick(r: Routing): { replicaId: string; port: number; done: () => void } {
+  pick(r: Routing, stickyRevision?: string, prefer?: string): Pick {
     const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
-    const ready = r.replicas.filter((id) => this.opts.replicas.has(id));
+    const onCanary = r.canary && (stickyRevision ? stickyRevision === r.canary.revisionId : Math.random() * 100 < r.canary.percent);
+    const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
+    const ready = replicas.filter((id) => this.opts.replicas.has(id));
     if (!ready.length) throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no ready replica`, { retryable: true });
-    const best = ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
+    // a connection already open to a replica keeps it while it is below the target
+    const best =
+      prefer && ready.includes(prefer) && (this.inflight.get(prefer) ?? 0) < this.opts.targetConcurrency
+        ? prefer
+        : ready.reduce((a, b) => ((this.inflight.get(b) ?? 0) < (this.inflight.get(a) ?? 0) ? b : a));
     this.inflight.set(best, (this.inflight.get(best) ?? 0) + 1);
+    // the least busy replica is at the target: one more, up to maxScale
+    if ((this.inflight.get(best) ?? 0) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
     let done = false;
     return {
       replicaId: best,
-      port: r.port,
+      revisionId,
+      port,
       done: () => {
         if (done) return;
         done = true;
         this.inflight.set(best, Math.max(0, (this.inflight.get(best) ?? 1) - 1));
       },
     };
+  }
+
+  /** The workload's own API key: derived from its id with the data-dir key, never stored in clear. */
+  private keyOf(w: WorkloadRecord): string {
+    return `hgr_${this.opts.secrets.derive(`workload-key:${w.id}`)}`;
   }
 
   // ---- secrets

@@ -37,7 +37,19 @@ export interface WorkloadSpecDoc {
   runtime: WorkloadRuntime;
   triggers?: TriggerSpec[];
   policies?: string[];
-  revision?: Record<string, unknown>;
+  revision?: RevisionSpec;
+}
+
+/** Which revisions take the traffic (Blaxel's spec.revision). */
+export interface RevisionSpec {
+  /** The revision that takes the traffic; setting an older one rolls back. */
+  active?: string;
+  /** A second revision that takes canaryPercent of the traffic. */
+  canary?: string;
+  canaryPercent?: number;
+  /** Seconds a client stays on the revision it first reached (0: off). */
+  stickySessionTtl?: number;
+  traffic?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -82,7 +94,22 @@ export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
   if (typeof spec.region === "string") out.region = spec.region;
   if (spec.triggers !== undefined) out.triggers = normalizeTriggers(spec.triggers);
   if (Array.isArray(spec.policies)) out.policies = spec.policies.map(String);
-  if (isObj(spec.revision)) out.revision = spec.revision;
+  if (spec.revision !== undefined && spec.revision !== null) out.revision = normalizeRevision(spec.revision);
+  return out;
+}
+
+function normalizeRevision(raw: unknown): RevisionSpec {
+  if (!isObj(raw)) fail("spec.revision", "must be an object");
+  const out: RevisionSpec = {};
+  for (const k of ["active", "canary"] as const) {
+    const v = raw[k];
+    if (v === undefined || v === null || v === "") continue;
+    if (typeof v !== "string") fail(`spec.revision.${k}`, "a revision id");
+    out[k] = v;
+  }
+  if (raw.canaryPercent !== undefined && raw.canaryPercent !== null) out.canaryPercent = intIn(raw.canaryPercent, "spec.revision.canaryPercent", 0, 100, 0);
+  if (raw.stickySessionTtl !== undefined && raw.stickySessionTtl !== null) out.stickySessionTtl = intIn(raw.stickySessionTtl, "spec.revision.stickySessionTtl", 0, 7 * 86_400, 0);
+  if (raw.traffic !== undefined && raw.traffic !== null) out.traffic = intIn(raw.traffic, "spec.revision.traffic", 0, 100, 100);
   return out;
 }
 

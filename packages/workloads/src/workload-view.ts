@@ -37,9 +37,12 @@ export function workloadView(rec: WorkloadRecord, ctx: WorkloadViewContext): Rec
       labels: rec.labels,
       url: ctx.url,
       workspace: ctx.workspaceName,
+      workloadId: rec.id,
       createdAt: rec.createdAt,
       updatedAt: rec.updatedAt,
     },
+    // the stable invoke URL, by id (unchanged across revisions and replacements)
+    endpoint: new URL(`/api/v2/endpoints/workloads/${rec.id}/`, ctx.url).href,
     spec: { ...spec, ...(rec.activeRevision ? { revision: { ...(spec.revision ?? {}), active: rec.activeRevision } } : {}) },
     status: rec.status,
   };

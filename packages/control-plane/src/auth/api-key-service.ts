@@ -70,6 +70,23 @@ export class ApiKeyService {
     return (await this.store.apiKeys.get(id))!;
   }
 
+  /**
+   * A workload's own key (an agent's replicas, a job's tasks), reaching its workspace only. The
+   * caller derives `key` from the workload's id, so it is never stored in clear; the record is
+   * created on first use and listed with the workspace's keys under `name`.
+   */
+  async ensureKey(name: string, workspaceId: string, key: string): Promise<void> {
+    if (!(await this.exists(key))) await this.create({ name, workspaceIds: [workspaceId], key });
+  }
+
+  /** Revokes the key with this value, if stored (a workload deleted). */
+  async revokeKey(key: string): Promise<void> {
+    const rec = await this.store.apiKeys.findByHash(hashApiKey(key));
+    if (!rec || rec.revokedAt) return;
+    await this.store.apiKeys.revoke(rec.id, new Date().toISOString());
+    this.onChange();
+  }
+
   /** True when the hash of `key` is already stored. */
   async exists(key: string): Promise<boolean> {
     return (await this.store.apiKeys.findByHash(hashApiKey(key))) !== null;

@@ -32,6 +32,8 @@ export interface CreateOptions {
   /** Return the existing sandbox instead of 409 (Blaxel's createIfNotExist). */
   createIfNotExist?: boolean;
   onProgress?: (line: string) => void;
+  /** Starts the runtime side instead of node.start (e.g. from a snapshot: a fork). */
+  start?: (spec: NodeSandboxSpec) => Promise<void>;
 }
 
 export interface SandboxServiceDeps {
@@ -205,7 +207,7 @@ export class SandboxService {
       }
     }
 
-    const started = this.startRecord(rec, ws);
+    const started = this.startRecord(rec, ws, opts.start);
     this.inflight.set(rec.id, started);
     try {
       return await started;
@@ -214,9 +216,9 @@ export class SandboxService {
     }
   }
 
-  private async startRecord(rec: SandboxRecord, ws: WorkspaceRecord): Promise<SandboxRecord> {
+  private async startRecord(rec: SandboxRecord, ws: WorkspaceRecord, start?: (spec: NodeSandboxSpec) => Promise<void>): Promise<SandboxRecord> {
     try {
-      await this.node.start(this.nodeSpec(rec, ws));
+      await (start ? start(this.nodeSpec(rec, ws)) : this.node.start(this.nodeSpec(rec, ws)));
     } catch (e) {
       const err = e instanceof HangarError ? e : new HangarError("runtime_failed", `sandbox '${rec.name}' failed to start`, undefined, { cause: e });
       this.log.error({ err: e, sandbox: rec.name }, "sandbox start failed");
@@ -389,6 +391,30 @@ export class SandboxService {
   private async reboot(rec: SandboxRecord, ws: WorkspaceRecord): Promise<SandboxRecord> {
     await this.node.destroy(rec.id);
     return this.startRecord(rec, ws);
+  }
+
+  /**
+   * Replaces a sandbox's runtime side (restore of a snapshot, unarchive): DEPLOYING with `message`,
+   * the old instance destroyed, `start` makes the new one; DEPLOYED, or FAILED if it cannot start.
+   * Only from one of `from` (409 otherwise).
+   */
+  async relaunch(rec: SandboxRecord, ws: WorkspaceRecord, from: string[], message: string, start: (spec: NodeSandboxSpec) => Promise<void>): Promise<SandboxRecord> {
+    const deploying = await this.transition(rec.id, from, "DEPLOYING", message);
+    if (!deploying) throw new HangarError("conflict", `sandbox '${rec.name}' is ${(await this.store.sandboxes.getById(rec.id))?.status ?? "gone"}; retry once it is ${from.join(" or ")}`);
+    await this.node.destroy(rec.id);
+    return this.startRecord(deploying, ws, start);
+  }
+
+  /** Moves a sandbox from one of `from` to `status` with an event; null when it was not in `from`. */
+  async transition(id: string, from: string[], status: string, message: string): Promise<SandboxRecord | null> {
+    this.recent.clear();
+    for (let i = 0; i < 5; i++) {
+      const rec = await this.store.sandboxes.getById(id);
+      if (!rec || !from.includes(rec.status) || rec.terminatedAt) return null;
+      const next = await this.store.sandboxes.update(id, { status, events: [...rec.events, event(status, message)], updatedAt: new Date().toISOString() }, rec.version);
+      if (next) return next;
+    }
+    return null;
   }
 
   /** Marks the sandbox DELETING and removes it in the background; returns the DELETING record. */

@@ -135,6 +135,8 @@ export interface DumpArgs {
   /** Largest deleted-but-open file kept in the image, bytes. */
   ghostLimit: number;
   logLevel?: number;
+  /** Keep the tree running (a snapshot) instead of killing it (a checkpoint). */
+  leaveRunning?: boolean;
 }
 
 export function dumpArgs(o: DumpArgs): string[] {
@@ -144,6 +146,8 @@ export function dumpArgs(o: DumpArgs): string[] {
     "--freeze-cgroup", o.freezer,
     "--skip-in-flight",
     "--ghost-limit", String(o.ghostLimit),
+    // a snapshot: the tree goes on running after the dump
+    ...(o.leaveRunning ? ["--leave-running"] : []),
   ];
 }
 
@@ -158,12 +162,18 @@ export interface RestoreArgs {
   cgroupPath: string;
   hook: string;
   logLevel?: number;
+  /**
+   * A fork (a new sandbox from another's images): its address differs, so connected TCP sockets
+   * come back closed (`--tcp-close`) instead of re-established.
+   */
+  fork?: boolean;
 }
 
 export function restoreArgs(o: RestoreArgs): string[] {
+  const common = o.fork ? [...COMMON.filter((a) => a !== "--tcp-established"), "--tcp-close"] : COMMON;
   return [
     "restore", "-D", o.imagesDir, "-W", o.workDir, "-o", "restore.log", `-v${o.logLevel ?? 2}`,
-    ...COMMON,
+    ...common,
     "--root", o.root,
     "--empty-ns", "net",
     "--action-script", o.hook,

@@ -20,10 +20,11 @@ import type {
   SandboxHandle,
   SandboxRunState,
   SandboxStats,
+  SnapshotCapture,
 } from "../driver.js";
 import type { ImageStore } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
-import { egressEnv } from "../egress.js";
+import { egressEnv, platformEnv } from "../egress.js";
 import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
@@ -120,6 +121,18 @@ interface CheckpointInfo {
   filesMs: number;
   imageBytes: number;
   filesBytes: number;
+}
+
+/** What a snapshot with processes records beside its CRIU images (meta.json). */
+interface SnapshotMeta {
+  v: 1;
+  /** Runtime id of the sandbox dumped: the images name its host paths. */
+  sourceId: string;
+  imageId: string;
+  /** The token the dumped agent holds in memory. */
+  agentToken: string;
+  cgroups: cg.CgroupSetting[];
+  memoryMb: number;
 }
 
 interface Live {
@@ -452,6 +465,7 @@ export class LinuxDriver implements SandboxDriver {
       ...rec.image.env,
       ...(proxied ? egressEnv(rec.spec.network!, this.network!.proxyUrl(this.network!.slot(rec.slot!))) : {}),
       ...rec.spec.envs,
+      ...(rec.spec.platform && rec.slot !== null && this.network?.egress ? platformEnv(this.network.proxyUrl(this.network.slot(rec.slot))) : {}),
     };
   }
 
@@ -967,7 +981,7 @@ export class LinuxDriver implements SandboxDriver {
   }
 
   /** Mounts what a checkpointed sandbox's root needs: the image's view, the tmpfs with files.tar, the overlay. */
-  private async mountSavedFiles(rec: SandboxRecord): Promise<void> {
+  private async mountSavedFiles(rec: SandboxRecord, tarFile = `${this.checkpointDir(rec.id)}/files.tar`): Promise<void> {
     const id = rec.id;
     const B = this.bundle(id);
     const owner = String(rec.userns?.hostId ?? 0);
@@ -980,7 +994,7 @@ export class LinuxDriver implements SandboxDriver {
     }
     if (!mounts.has(`${B}/rw`)) {
       await run(this.crun.launcher, ["--mount-tmpfs", `${B}/rw`, String(writableBytes(rec)), owner, owner, `hangar-${id}`]);
-      const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", `${this.checkpointDir(id)}/files.tar`, "-C", `${B}/rw`]);
+      const x = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--same-owner", "-xpf", tarFile, "-C", `${B}/rw`]);
       if (x.code !== 0) throw new HangarError("runtime_failed", `restoring the files of sandbox ${id} failed: ${x.stderr.trim().slice(0, 1000)}`);
     }
     if (!mounts.has(`${B}/rootfs`)) {
@@ -1018,7 +1032,7 @@ export class LinuxDriver implements SandboxDriver {
     if (!existsSync(`${B}/config.json`)) await this.writeBundle(rec);
     await fs.mkdir(this.agentDir(id), { recursive: true, mode: 0o755 });
     const agent = live?.agent ?? (await this.listenAgent(rec));
-    let reaper: ChildProcess | null = null;
+    const held: { reaper: ChildProcess | null } = { reaper: null };
     try {
       await cg.removeCgroup(path, this.hierarchies).catch(() => {});
       await cg.createWithSettings(path, this.hierarchies, info.cgroups);
@@ -1030,48 +1044,7 @@ export class LinuxDriver implements SandboxDriver {
       // under <stateDir>/checkpoints, which only root may enter
       await run("chmod", ["-R", "a+rX", `${dir}/img`]);
       await fs.mkdir(`${dir}/work`, { recursive: true, mode: 0o700 });
-      const [cmd, ...pre] = criu.argv as [string, ...string[]];
-      const args = restoreArgs({
-        imagesDir: `${dir}/img`,
-        workDir: `${dir}/work`,
-        root: `${B}/rootfs`,
-        pidFile: `${B}/pid`,
-        cgroupPath: path,
-        hook: this.hookFile(),
-        ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
-      });
-      const env = { ...process.env, ...netHookEnv({ hostIf: slot.hostIf, hostIp: slot.hostIp, sandboxIp: slot.sandboxIp, pingRange: this.pingRange }) };
-      // hangar-launch --reap: a subreaper that outlives CRIU (--restore-detached) and becomes the
-      // restored tree's parent, reaping it like the foreground crun of a created sandbox
-      const child = spawn(this.crun.launcher, ["--reap", "--private-mnt", "--null-stdio", "--exec", cmd, ...pre, ...args], {
-        detached: true,
-        stdio: ["ignore", "ignore", "pipe"],
-        env,
-      });
-      child.unref();
-      reaper = child;
-      const code = await new Promise<number>((resolve) => {
-        let err = "";
-        const onData = (b: Buffer) => {
-          err += b.toString();
-          const m = /hangar-launch: exit (\d+)/.exec(err);
-          if (m) {
-            child.stderr?.off("data", onData);
-            resolve(Number(m[1]));
-          }
-        };
-        child.stderr?.on("data", onData);
-        child.once("close", (c) => resolve(c ?? 1));
-      });
-      if (code !== 0) {
-        const why = await criuLogErrors(`${dir}/work/restore.log`);
-        throw new HangarError("runtime_failed", `restore of sandbox ${id} failed (criu exit ${code}): ${why}`);
-      }
-      const exited = new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) resolve();
-        else child.once("close", () => resolve());
-      });
-      const pid = Number((await fs.readFile(`${B}/pid`, "utf8")).trim());
+      const { child, exited, pid } = await this.criuRestore(criu, rec, slot, `${dir}/img`, `${dir}/work`, held, {});
       const criuMs = performance.now() - t0 - filesMs;
       // the restored netns (owned by the restored user namespace) takes the slot's netns path
       await run(this.crun.launcher, ["--umount", slot.netnsPath, "--bind", `/proc/${pid}/ns/net`, slot.netnsPath]);
@@ -1092,7 +1065,8 @@ export class LinuxDriver implements SandboxDriver {
       return l;
     } catch (e) {
       // back to the checkpointed state: nothing running, no mounts; the images are kept
-      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper!.once("close", () => r())), handle: null as never }, rec).catch(() => {});
+      const reaper = held.reaper;
+      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper.once("close", () => r())), handle: null as never }, rec).catch(() => {});
       else await this.stopContainer(id, null, rec).catch(() => {});
       const mounts = await mountTable();
       const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
@@ -1144,6 +1118,274 @@ export class LinuxDriver implements SandboxDriver {
   async liveMounts(id: string): Promise<LiveMountSpec[]> {
     const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
     return rec?.liveMounts ?? [];
+  }
+
+  /**
+   * `criu restore` of `imagesDir` into the mounted root of `rec` (the slot's address, its cgroup
+   * path) under a reaping hangar-launch (`held.reaper` as soon as it runs). `binds` are mounted in
+   * CRIU's private mount namespace first: for a fork, the source's host paths (agent dir, /etc
+   * files) then resolve to the fork's. Resolves with the restored init's pid once CRIU is done.
+   */
+  private async criuRestore(
+    criu: CriuTools,
+    rec: SandboxRecord,
+    slot: NetSlot,
+    imagesDir: string,
+    workDir: string,
+    held: { reaper: ChildProcess | null },
+    o: { binds?: [string, string][]; fork?: boolean },
+  ): Promise<{ child: ChildProcess; exited: Promise<void>; pid: number }> {
+    const B = this.bundle(rec.id);
+    const [cmd, ...pre] = criu.argv as [string, ...string[]];
+    const args = restoreArgs({
+      imagesDir,
+      workDir,
+      root: `${B}/rootfs`,
+      pidFile: `${B}/pid`,
+      cgroupPath: this.cgroupPath(rec.id),
+      hook: this.hookFile(),
+      ...(o.fork ? { fork: true } : {}),
+      ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
+    });
+    const env = { ...process.env, ...netHookEnv({ hostIf: slot.hostIf, hostIp: slot.hostIp, sandboxIp: slot.sandboxIp, pingRange: this.pingRange }) };
+    const binds = (o.binds ?? []).flatMap(([src, dst]) => ["--bind", src, dst]);
+    // hangar-launch --reap: a subreaper that outlives CRIU (--restore-detached) and becomes the
+    // restored tree's parent, reaping it like the foreground crun of a created sandbox
+    const child = spawn(this.crun.launcher, ["--reap", "--private-mnt", ...binds, "--null-stdio", "--exec", cmd, ...pre, ...args], {
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"],
+      env,
+    });
+    child.unref();
+    held.reaper = child;
+    const code = await new Promise<number>((resolve) => {
+      let err = "";
+      const onData = (b: Buffer) => {
+        err += b.toString();
+        const m = /hangar-launch: exit (\d+)/.exec(err);
+        if (m) {
+          child.stderr?.off("data", onData);
+          resolve(Number(m[1]));
+        }
+      };
+      child.stderr?.on("data", onData);
+      child.once("close", (c) => resolve(c ?? 1));
+    });
+    if (code !== 0) {
+      const why = await criuLogErrors(`${workDir}/restore.log`);
+      throw new HangarError("runtime_failed", `restore of sandbox ${rec.id} failed (criu exit ${code}): ${why}`);
+    }
+    const exited = new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once("close", () => resolve());
+    });
+    const pid = Number((await fs.readFile(`${B}/pid`, "utf8")).trim());
+    return { child, exited, pid };
+  }
+
+  // ---- snapshots and forks
+
+  /**
+   * Captures a running sandbox into `dir` without stopping it: its writable layer (files.tar)
+   * always; with `processes`, where CRIU works, also its processes and memory (img/, a dump with
+   * --leave-running), taken while the sandbox is frozen so files and memory match. The agent
+   * detaches for the dump and comes back. A dump that fails leaves a files-only snapshot and says
+   * why in `reason`.
+   */
+  snapshot(id: string, dir: string, opts: { processes: boolean }): Promise<SnapshotCapture> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      const live = this.live.get(id);
+      const rec = live?.rec ?? (await this.readRecord(id));
+      if (!rec) throw new HangarError("sandbox_not_found", `sandbox ${id} is not on this node`);
+      if (rec.checkpoint) throw new HangarError("sandbox_unavailable", `sandbox ${id} is checkpointed; wake it first`);
+      const pid = await this.initPid(id);
+      if (pid === null || !live) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      const t0 = performance.now();
+      const path = this.cgroupPath(id);
+      const B = this.bundle(id);
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      let why = "";
+      const criu = opts.processes ? this.criu : null;
+      if (opts.processes && !criu) why = `CRIU is unavailable here: ${this.criuReason}`;
+      else if (criu && (!rec.usernsOfNetns || rec.slot === null || rec.runtimeClass === "gvisor")) why = "this sandbox cannot be checkpointed (gVisor, or no network owned by its user namespace)";
+      // a restored copy would bind the same volumes: one writer each, so their sandboxes give files only
+      else if (criu && rec.spec.mounts?.length) why = "this sandbox has volumes (a volume has one writer; a fork gets the files only)";
+      const dump = criu && !why;
+      await cg.thaw(path).catch(() => {});
+      // CRIU cannot dump idmapped mounts: live mounts (drives) leave for the dump and come back after
+      if (dump) for (const m of rec.liveMounts ?? []) await unmountFrom(pid, m.destination).catch((e) => this.log.warn({ err: e, id }, "unmounting before a snapshot failed"));
+      if (dump) await live.agent.detach(DETACH_QUIET_MS);
+      let processes = false;
+      try {
+        await cg.freeze(path, 1000, true).catch(() => {});
+        const tar = await runRaw("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse", "-cf", `${dir}/files.tar`, "-C", `${B}/rw`, "upper"]);
+        if (tar.code !== 0) throw new HangarError("runtime_failed", `saving the files of sandbox ${id} failed: ${tar.stderr.trim().slice(0, 1000)}`);
+        if (dump) {
+          await fs.mkdir(`${dir}/img`, { mode: 0o700 });
+          const [cmd, ...pre] = criu.argv as [string, ...string[]];
+          const args = dumpArgs({
+            pid,
+            imagesDir: `${dir}/img`,
+            freezer: cg.cgDir("freezer", path),
+            ghostLimit: writableBytes(rec),
+            leaveRunning: true,
+            ...(this.checkpointLevel() !== undefined ? { logLevel: this.checkpointLevel()! } : {}),
+          });
+          for (const c of await cg.v1Controllers()) args.push("--cgroup-dump-controller", c);
+          const r = await runRaw(cmd, [...pre, ...args], { timeoutMs: 120_000 });
+          if (r.code === 0) processes = true;
+          else {
+            why = `CRIU dump failed (exit ${r.code ?? r.signal}): ${(await criuLogErrors(`${dir}/img/dump.log`)) || r.stderr.trim()}`;
+            await fs.rm(`${dir}/img`, { recursive: true, force: true });
+          }
+        }
+        if (processes) {
+          const meta: SnapshotMeta = { v: 1, sourceId: id, imageId: rec.imageId, agentToken: rec.agentToken, cgroups: await cg.saveSettings(path), memoryMb: rec.spec.memoryMb };
+          await fs.writeFile(`${dir}/meta.json`, JSON.stringify(meta), { mode: 0o600 });
+        }
+      } finally {
+        await cg.thaw(path).catch(() => {});
+        if (dump) {
+          this.signalAgent(pid);
+          await live.agent.waitConnected(this.connectTimeoutMs).catch((e) => this.log.warn({ err: e, id }, "agent did not come back after a snapshot"));
+          await this.applyLiveMounts(rec, pid);
+        }
+      }
+      const bytes = await dirBytes(dir);
+      this.log.info({ id, ms: round1(performance.now() - t0), processes, bytes, ...(why ? { why } : {}) }, "sandbox snapshot taken");
+      return { processes, bytes, ...(why && opts.processes ? { reason: why } : {}) };
+    });
+  }
+
+  /**
+   * Creates a new sandbox (`spec`: a new id, name, network slot and address) from a snapshot
+   * `dir`: its writable layer from files.tar, and with `processes`, when the snapshot has them,
+   * its processes and memory restored by CRIU into the new identity (new netns and address, new
+   * cgroup, hostname set to the new name; connected TCP sockets come back closed). If that restore
+   * fails the sandbox starts afresh on the files, and the handle says why in `recovered`.
+   */
+  createFrom(spec: RuntimeSandboxSpec, dir: string, opts: { processes: boolean }): Promise<SandboxHandle> {
+    this.validate(spec);
+    return this.serialize(spec.id, async () => {
+      await this.preflight();
+      if (this.live.has(spec.id) || existsSync(this.recordFile(spec.id)) || existsSync(this.bundle(spec.id))) {
+        throw new HangarError("sandbox_already_exists", `sandbox ${spec.id} already exists on this node`);
+      }
+      if (!existsSync(`${dir}/files.tar`)) throw new HangarError("runtime_failed", `snapshot ${dir} has no files`);
+      if (spec.runtimeClass === "gvisor" && !this.gvisor) throw new HangarError("not_configured", "runtime class gvisor needs runsc (Debian package runsc)");
+      const meta = await fs.readFile(`${dir}/meta.json`, "utf8").then((t) => JSON.parse(t) as SnapshotMeta, () => null);
+      const userns = spec.runtimeClass === "gvisor" ? null : this.userns;
+      const [image, slot] = await Promise.all([this.images.resolve(spec.image), this.network ? this.network.acquire() : Promise.resolve(null)]);
+      let why = "";
+      if (opts.processes) {
+        if (!meta || !existsSync(`${dir}/img`)) why = "the snapshot holds files only";
+        else if (!this.criu) why = `CRIU is unavailable here: ${this.criuReason}`;
+        else if (meta.imageId !== image.id) why = `the image ${spec.image} changed since the snapshot`;
+        else if (!slot || !userns || !this.netnsInUserns || spec.runtimeClass === "gvisor") why = "this sandbox cannot be restored with processes (gVisor, or no network owned by its user namespace)";
+      }
+      const withProcesses = opts.processes && !why;
+      let rec: SandboxRecord | null = null;
+      try {
+        const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
+        rec = {
+          v: 1,
+          id: spec.id,
+          spec,
+          imageId: image.id,
+          lowerDir,
+          image: image.config,
+          slot: slot?.index ?? null,
+          address: slot?.sandboxIp ?? "",
+          userns,
+          runtimeClass: spec.runtimeClass ?? "default",
+          // a restored agent presents the token it holds in memory
+          agentToken: withProcesses ? meta!.agentToken : randomToken(24),
+          agentBinary: this.agentBinary,
+          createdAt: new Date().toISOString(),
+          usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
+        };
+        await this.writeRecord(rec);
+        if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
+        if (withProcesses) {
+          try {
+            return (await this.restoreFork(rec, slot!, dir, meta!)).handle;
+          } catch (e) {
+            why = (e as Error).message.replace(/\s*\n\s*/g, "; ");
+            this.log.warn({ err: e, id: spec.id }, "restoring the snapshot's processes failed; starting on its files");
+            // the fork's agent starts afresh: a token of its own
+            rec = { ...rec, agentToken: randomToken(24) };
+            await this.writeRecord(rec);
+            if (slot) await this.network!.rebuild(slot);
+          }
+        }
+        await this.writeBundle(rec);
+        await this.mountSavedFiles(rec, `${dir}/files.tar`);
+        const l = await this.start(rec, "none");
+        if (opts.processes) l.handle = { ...l.handle, recovered: `processes not restored (${why}); started with the snapshot's files` };
+        return l.handle;
+      } catch (e) {
+        await this.teardown(spec.id, slot).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "cleanup after a failed create from a snapshot"));
+        throw e;
+      }
+    });
+  }
+
+  /** CRIU restore of a snapshot's processes into a new sandbox (createFrom); cleans up after itself on failure. */
+  private async restoreFork(rec: SandboxRecord, slot: NetSlot, dir: string, meta: SnapshotMeta): Promise<Live> {
+    const id = rec.id;
+    const criu = this.criu!;
+    const t0 = performance.now();
+    const B = this.bundle(id);
+    const path = this.cgroupPath(id);
+    const work = `${B}/criu`;
+    await this.writeBundle(rec);
+    const agent = await this.listenAgent(rec);
+    // the source's host paths, as the images name them: bound to the fork's in CRIU's mount namespace
+    const src = meta.sourceId;
+    const made: string[] = [];
+    for (const d of [this.agentDir(src), `${this.bundle(src)}/etc`]) {
+      if (!existsSync(d)) {
+        await fs.mkdir(d, { recursive: true, mode: 0o755 });
+        made.push(d);
+      }
+    }
+    const held: { reaper: ChildProcess | null } = { reaper: null };
+    try {
+      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      await cg.createWithSettings(path, this.hierarchies, meta.cgroups);
+      await this.mountSavedFiles(rec, `${dir}/files.tar`);
+      await fs.rm(`${B}/pid`, { force: true });
+      await run("chmod", ["-R", "a+rX", `${dir}/img`]);
+      await fs.mkdir(work, { recursive: true, mode: 0o700 });
+      const binds: [string, string][] = src === id ? [] : [[this.agentDir(id), this.agentDir(src)], [`${B}/etc`, `${this.bundle(src)}/etc`]];
+      const { child, exited, pid } = await this.criuRestore(criu, rec, slot, `${dir}/img`, work, held, { binds, fork: src !== id });
+      await run(this.crun.launcher, ["--umount", slot.netnsPath, "--bind", `/proc/${pid}/ns/net`, slot.netnsPath]);
+      // the restored UTS namespace has the source's hostname
+      await run("nsenter", ["-t", String(pid), "-u", "hostname", rec.spec.name]).catch((e) => this.log.warn({ err: e, id }, "setting the fork's hostname failed"));
+      this.signalAgent(pid);
+      await agent.waitConnected(this.connectTimeoutMs);
+      await cg.setCpuBurst(path, cpuQuota(rec.spec.memoryMb, availableParallelism()).burst).catch(() => {});
+      const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env: this.envOf(rec) };
+      const l: Live = { rec, agent, child, exited, handle };
+      this.live.set(id, l);
+      this.log.info({ id, from: src, ms: round1(performance.now() - t0) }, "sandbox restored from a snapshot with its processes");
+      return l;
+    } catch (e) {
+      const reaper = held.reaper;
+      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper.once("close", () => r())), handle: null as never }, rec).catch(() => {});
+      else await this.stopContainer(id, null, rec).catch(() => {});
+      const mounts = await mountTable();
+      const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+      if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
+      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      await agent.close().catch(() => {});
+      throw e;
+    } finally {
+      for (const d of made) await fs.rm(d, { recursive: true, force: true }).catch(() => {});
+      await fs.rm(work, { recursive: true, force: true }).catch(() => {});
+    }
   }
 
   async stats(id: string): Promise<SandboxStats> {

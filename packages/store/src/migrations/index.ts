@@ -4,6 +4,8 @@ import * as m002 from "./002-previews.js";
 import * as m003 from "./003-builds.js";
 import * as m004 from "./004-workloads.js";
 import * as m007 from "./007-volumes.js";
+import * as m008 from "./008-snapshots.js";
+import * as m010 from "./010-replacements.js";
 
 /** Every schema migration, in order. Names sort lexicographically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +14,6 @@ export const migrations: Record<string, Migration> = {
   "003-builds": m003,
   "004-workloads": m004,
   "007-volumes": m007,
+  "008-snapshots": m008,
+  "010-replacements": m010,
 };
