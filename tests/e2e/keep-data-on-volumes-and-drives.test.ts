@@ -153,6 +153,18 @@ describe("volumes", () => {
     expect((await sh(holder, "cat /srv/data/after-checkpoint.txt")).stdout).toBe("2");
   });
 
+  it("forks a sandbox with a volume without the volume (one writer): the fork gets the files only", async () => {
+    await holder.fs.write("/root/layer.txt", "in the writable layer");
+    await holder.fork("vol-fork");
+    const fork = await sdk.SandboxInstance.get("vol-fork");
+    expect(fork.status).toBe("DEPLOYED");
+    expect(await fork.fs.read("/root/layer.txt")).toBe("in the writable layer");
+    await expect(fork.fs.read("/srv/data/notes.txt")).rejects.toThrow();
+    expect(await holder.fs.read("/srv/data/notes.txt")).toBe("kept on the volume");
+    expect(((await (await api(h, "GET", "/v0/volumes/vol-a")).json()) as { state: { attachedTo?: string } }).state.attachedTo).toBe("sandbox:vol-holder2");
+    await sdk.SandboxInstance.delete("vol-fork");
+  });
+
   it("starts a volume from a template version", async () => {
     expect((await api(h, "POST", "/v0/volume_templates", { metadata: { name: "tpl" }, spec: { defaultSize: 48, description: "seed files" } })).status).toBe(200);
     const up = await fetch(`${h.url}/v0/volume_templates/tpl/versions/v1`, {
