@@ -90,8 +90,13 @@ describe("volumes", () => {
 
   it("refuses a second sandbox on a volume in use, and deleting an attached volume", async () => {
     await expect(sdk.SandboxInstance.create({ name: "vol-second", memory: 256, volumes: [{ name: "vol-a", mountPath: "/data" }] })).rejects.toMatchObject({ code: 409 });
+    // refused before anything is stored; createIfNotExists of the holder itself still returns it
+    expect((await api(h, "GET", "/v0/sandboxes/vol-second")).status).toBe(404);
+    const same = await sdk.SandboxInstance.createIfNotExists({ name: "vol-holder", memory: 512, volumes: [{ name: "vol-a", mountPath: "/data" }] });
+    expect(same.metadata.createdAt).toBe(holder.metadata.createdAt);
     await expect(sdk.VolumeInstance.delete("vol-a")).rejects.toMatchObject({ code: 409 });
     await expect(sdk.SandboxInstance.create({ name: "vol-unknown", memory: 256, volumes: [{ name: "no-such-volume", mountPath: "/data" }] })).rejects.toMatchObject({ code: 404 });
+    expect((await api(h, "GET", "/v0/sandboxes/vol-unknown")).status).toBe(404);
     expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name: "vol-proc" }, spec: { runtime: { memory: 256 }, volumes: [{ name: "vol-b", mountPath: "/proc/x" }] } })).status).toBe(400);
     // the volume is untouched
     expect(await holder.fs.read("/data/notes.txt")).toBe("kept on the volume");

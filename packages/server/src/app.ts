@@ -118,7 +118,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
-  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
+  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions, ...(storage ? { checkVolumes: (ws, v, name) => storage.checkVolumes(ws, v, name) } : {}) });
   const previews = new PreviewService(store, secrets);
   const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });

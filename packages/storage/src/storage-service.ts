@@ -348,6 +348,17 @@ export class StorageService {
     for (const f of files) if (f.startsWith(prefix) && f.endsWith(".ext4")) await this.volumeHost.remove(f.slice(0, -".ext4".length));
   }
 
+  /** The volumes a new sandbox names exist and are free (before its record is stored; the claim comes at its start). */
+  async checkVolumes(ws: WorkspaceRecord, volumes: unknown[], sandboxName: string): Promise<void> {
+    for (const v of volumes as Array<{ name?: unknown; type?: unknown }>) {
+      if (v?.type === "ephemeral" || typeof v?.name !== "string") continue;
+      const rec = await this.get(ws, "volumes", v.name);
+      // held by the sandbox of this very name (createIfNotExists of an existing one): its create decides
+      const holder = rec.attachedTo ? await this.store.sandboxes.getById(rec.attachedTo) : null;
+      if (rec.attachedTo && !(holder && holder.workspaceId === ws.id && holder.name === sandboxName)) throw new HangarError("volume_in_use", `volume '${rec.name}' is already attached to ${(await this.attachedName(rec)) ?? "another sandbox"}`, { volume: rec.name });
+    }
+  }
+
   private async detachOne(rec: StorageRecord, sandboxId: string): Promise<void> {
     await this.volumeHost.unmount(rec.id).catch((e) => this.log.warn({ err: e, volume: rec.name }, "unmounting a volume failed"));
     await this.store.storage.release(rec.id, sandboxId);
