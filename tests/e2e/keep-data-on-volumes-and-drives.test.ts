@@ -170,6 +170,18 @@ describe("volumes", () => {
     await sdk.SandboxInstance.delete("vol-fork");
   });
 
+  it.skipIf(!existsSync("/usr/bin/runsc"))("attaches a volume to a gVisor sandbox too", async () => {
+    await sdk.VolumeInstance.create({ name: "vol-gv", size: 32 });
+    const r = await api(h, "POST", "/v0/sandboxes", { metadata: { name: "vol-gvisor" }, spec: { runtime: { memory: 512, runtimeClass: "gvisor" }, volumes: [{ name: "vol-gv", mountPath: "/data" }] } });
+    expect(r.status, await r.clone().text()).toBe(200);
+    const sb = await sdk.SandboxInstance.get("vol-gvisor");
+    await sb.fs.write("/data/g.txt", "from gVisor");
+    expect(await sb.fs.read("/data/g.txt")).toBe("from gVisor");
+    const big = await sh(sb, "dd if=/dev/zero of=/data/big bs=1M count=64 2>&1; echo rc=$?");
+    expect(big.stdout).toMatch(/No space left on device/);
+    await sdk.SandboxInstance.delete("vol-gvisor");
+  });
+
   it("starts a volume from a template version", async () => {
     expect((await api(h, "POST", "/v0/volume_templates", { metadata: { name: "tpl" }, spec: { defaultSize: 48, description: "seed files" } })).status).toBe(200);
     const up = await fetch(`${h.url}/v0/volume_templates/tpl/versions/v1`, {
