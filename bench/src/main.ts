@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,density,mcp,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,storage,density,mcp,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -18,6 +18,7 @@ import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
 import { benchMcp } from "./mcp.js";
 import { benchGateway } from "./gateway.js";
+import { benchStorage } from "./storage.js";
 import { benchFork } from "./fork.js";
 import { withNginx, wrk } from "./peers.js";
 
@@ -405,6 +406,7 @@ async function main(): Promise<void> {
     await section("build", () => benchBuild(h, image.lowerDir, { rows, notes, log }));
     await section("agent", () => benchAgent(h, { rows, log }));
     await section("gateway", () => benchGateway(h, { rows, notes, log }));
+    await section("storage", () => benchStorage(h, { rows, notes, log }));
     await section("fork", () => benchFork(h, { rows, notes, log }));
     await section("density", () => benchDensity(h));
   } finally {

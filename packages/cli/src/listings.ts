@@ -56,6 +56,17 @@ export const LISTINGS: Record<string, Listing> = {
     row: (c) => [c.metadata.name, c.spec?.integration ?? "", c.spec?.config?.url ?? c.spec?.config?.endpoint ?? "", Object.keys(c.spec?.secret ?? {}).join(","), age(c.metadata.createdAt)],
   },
   workspaces: { path: "/workspaces", header: ["NAME", "DISPLAY NAME", "AGE"], row: (w) => [w.name, w.displayName ?? "", age(w.createdAt)] },
+  volumes: {
+    path: "/volumes",
+    header: ["NAME", "STATUS", "SIZE", "TEMPLATE", "ATTACHED TO", "AGE"],
+    row: (v) => [v.metadata.name, v.status ?? "", `${v.spec?.size ?? ""}MB`, v.spec?.template ?? "", v.state?.attachedTo ?? "", age(v.metadata.createdAt)],
+  },
+  volume_templates: {
+    path: "/volume_templates",
+    header: ["NAME", "LATEST", "VERSIONS", "DEFAULT SIZE", "AGE"],
+    row: (t) => [t.metadata.name, t.state?.latestVersion ?? "", String(t.state?.versionCount ?? 0), t.spec?.defaultSize ? `${t.spec.defaultSize}MB` : "", age(t.metadata.createdAt)],
+  },
+  drives: { path: "/drives", header: ["NAME", "STATUS", "REGION", "AGE"], row: (d) => [d.metadata.name, d.status ?? "", d.spec?.region ?? "", age(d.metadata.createdAt)] },
   "api-keys": { path: "/api-keys", header: ["ID", "NAME", "PREFIX", "ADMIN", "REVOKED", "AGE"], row: (k) => [k.id, k.name, k.prefix, String(k.admin), k.revokedAt ? "yes" : "", age(k.createdAt)] },
 };
 

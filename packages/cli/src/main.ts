@@ -8,6 +8,7 @@ import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./
 import { BUILD_KINDS, buildKind, buildLogs, deploy, push } from "./deploy.js";
 import { LISTINGS, age, listAll } from "./listings.js";
 import { runFunction } from "./mcp.js";
+import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, applyStorage } from "./storage.js";
 import { connectTerminal } from "./terminal.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
@@ -43,9 +44,9 @@ function print(value: unknown, output: Output, table: () => string[][]): void {
 type SandboxJson = { metadata: { name: string; createdAt?: string; labels?: Record<string, string> }; spec: { runtime?: { image?: string; memory?: number } }; status?: string; state?: string };
 
 /** Singular of each plural kind, for messages such as "sandbox/x deleted". */
-const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function", models: "model", policies: "policy", "integrations/connections": "integrationconnection" };
+const SINGULAR: Record<string, string> = { sandboxes: "sandbox", workspaces: "workspace", "api-keys": "api-key", snapshots: "snapshot", agents: "agent", functions: "function", models: "model", policies: "policy", "integrations/connections": "integrationconnection", ...STORAGE_SINGULAR };
 
-const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions", model: "models", models: "models", policy: "policies", policies: "policies", integrationconnection: "integrations/connections", integrationconnections: "integrations/connections", connection: "integrations/connections", connections: "integrations/connections" };
+const KINDS: Record<string, string> = { sandbox: "sandboxes", sandboxes: "sandboxes", sbx: "sandboxes", workspace: "workspaces", workspaces: "workspaces", "api-key": "api-keys", "api-keys": "api-keys", apikeys: "api-keys", snapshot: "snapshots", snapshots: "snapshots", agent: "agents", agents: "agents", function: "functions", functions: "functions", fn: "functions", mcp: "functions", model: "models", models: "models", policy: "policies", policies: "policies", integrationconnection: "integrations/connections", integrationconnections: "integrations/connections", connection: "integrations/connections", connections: "integrations/connections", ...STORAGE_KINDS };
 
 function kindOf(k: string): string {
   const kind = KINDS[k.toLowerCase()];
@@ -216,7 +217,13 @@ program
       const m = doc.toJSON() as { kind?: string; metadata?: { name?: string }; spec?: unknown } | null;
       if (!m) continue;
       if (typeof m.kind !== "string") throw new CliError(`${o.filename}: each document needs a 'kind'`);
-      if (m.kind.toLowerCase() !== "sandbox") throw new CliError(`kind '${m.kind}' is not supported yet; supported: Sandbox`);
+      const storageKind = MANIFEST_STORAGE_KINDS[m.kind.toLowerCase()];
+      if (storageKind) {
+        if (!m.metadata?.name) throw new CliError(`${o.filename}: a ${m.kind} needs metadata.name`);
+        process.stdout.write(`${await applyStorage(c, storageKind, m.metadata.name, { metadata: m.metadata, spec: m.spec ?? {} })}\n`);
+        continue;
+      }
+      if (m.kind.toLowerCase() !== "sandbox") throw new CliError(`kind '${m.kind}' is not supported yet; supported: Sandbox, Volume, VolumeTemplate, Drive`);
       const name = m.metadata?.name;
       if (!name) throw new CliError(`${o.filename}: a Sandbox needs metadata.name`);
       const body = { metadata: m.metadata, spec: m.spec };
@@ -264,6 +271,43 @@ program
       }
     }
     process.stdout.write(`${SINGULAR[kind]}/${name} deleted\n`);
+  });
+
+// ---- drive -------------------------------------------------------------------------------------
+const driveCmd = program.command("drive").description("mount drives into running sandboxes");
+driveCmd
+  .command("mount")
+  .description("mount a drive (or a directory of it) into a running sandbox at PATH")
+  .argument("<sandbox>")
+  .argument("<drive>")
+  .argument("<path>", "mount path inside the sandbox")
+  .option("--drive-path <dir>", "directory of the drive to mount", "/")
+  .option("--read-only", "mount read-only")
+  .action(async (sandbox: string, drive: string, path: string, o: { drivePath: string; readOnly?: boolean }) => {
+    const c = client();
+    const res = await c.raw("POST", `${await c.sandboxUrl(sandbox)}/drives/mount`, { driveName: drive, mountPath: path, drivePath: o.drivePath, readOnly: !!o.readOnly });
+    const r = (await res.json()) as { mountPath: string; drivePath: string };
+    process.stdout.write(`drive/${drive}${r.drivePath === "/" ? "" : `:${r.drivePath}`} mounted at ${r.mountPath} in sandbox/${sandbox}\n`);
+  });
+driveCmd
+  .command("unmount")
+  .description("unmount the drive mounted at PATH in a sandbox")
+  .argument("<sandbox>")
+  .argument("<path>")
+  .action(async (sandbox: string, path: string) => {
+    const c = client();
+    await c.raw("DELETE", `${await c.sandboxUrl(sandbox)}/drives/mount/${path.replace(/^\/+/, "").split("/").map(encodeURIComponent).join("/")}`);
+    process.stdout.write(`unmounted ${path} in sandbox/${sandbox}\n`);
+  });
+driveCmd
+  .command("list")
+  .description("drives mounted in a sandbox")
+  .argument("<sandbox>")
+  .addOption(outputOption())
+  .action(async (sandbox: string, o: { output: Output }) => {
+    const c = client();
+    const { mounts } = (await (await c.raw("GET", `${await c.sandboxUrl(sandbox)}/drives/mount`)).json()) as { mounts: Array<{ driveName: string; drivePath: string; mountPath: string; readOnly: boolean }> };
+    print(mounts, o.output, () => [["DRIVE", "DRIVE PATH", "MOUNT PATH", "MODE"], ...mounts.map((m) => [m.driveName, m.drivePath, m.mountPath, m.readOnly ? "ro" : "rw"])]);
   });
 
 // ---- deploy / push -----------------------------------------------------------------------------

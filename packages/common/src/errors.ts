@@ -42,6 +42,9 @@ export const ERRORS = {
   file_not_found: { status: 404, title: "File or directory not found" },
   process_not_found: { status: 404, title: "Process not found" },
   upload_not_found: { status: 404, title: "Multipart upload not found" },
+  volume_not_found: { status: 404, title: "Volume not found" },
+  volume_template_not_found: { status: 404, title: "Volume template not found" },
+  drive_not_found: { status: 404, title: "Drive not found" },
   snapshot_not_found: { status: 404, title: "Snapshot not found" },
   // 405 / 409 / 413 / 415 / 422 / 429
   method_not_allowed: { status: 405, title: "Method not allowed" },
@@ -50,6 +53,8 @@ export const ERRORS = {
   conflict: { status: 409, title: "Conflict" },
   data_dir_in_use: { status: 409, title: "Data directory in use by another Hangar process" },
   stdin_closed: { status: 409, title: "Process stdin is not open" },
+  volume_in_use: { status: 409, title: "Volume is attached to a sandbox", hint: "Delete the sandbox that holds it first (state.attachedTo names it)." },
+  mount_path_busy: { status: 409, title: "Something is already mounted at this path", hint: "Unmount it first, or choose another mountPath." },
   snapshot_already_exists: { status: 409, title: "Snapshot already exists" },
   snapshot_not_ready: { status: 409, title: "Snapshot is not ready", hint: "Wait until its status is ready, or take a new one." },
   payload_too_large: { status: 413, title: "Request body too large" },

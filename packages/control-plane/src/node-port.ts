@@ -13,6 +13,10 @@ export interface NodeSandboxSpec {
   runtimeClass?: "default" | "gvisor";
   /** spec.network with secrets revealed. */
   network?: Record<string, unknown>;
+  /** spec.volumes: volumes attached at creation. */
+  volumes?: Array<{ name: string; mountPath: string; readOnly?: boolean; type?: string; sizeMb?: number }>;
+  /** Host directories bound into the sandbox (the volumes, once the node's storage prepared them). */
+  mounts?: Array<{ source: string; destination: string; readOnly: boolean }>;
   /** Workloads: the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL at the sandbox's gateway). */
   platform?: boolean;
   /** Never parked by standby (an agent's minScale replicas). */

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
-import { type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, type SnapshotCapture, runtimeNetworkOf } from "@hangar/runtime";
+import { type LiveMountSpec, type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, type SnapshotCapture, runtimeNetworkOf } from "@hangar/runtime";
 
 /** What the node needs from per-sandbox services. */
 export interface SandboxServicesLike {
@@ -85,6 +85,16 @@ export interface LocalNodeOptions<S> {
   removeData?: (id: string) => Promise<void>;
   /** Reads the host's memory (default: /proc/meminfo). */
   memory?: () => { total: number; available: number };
+  /** Volumes: what a sandbox binds from the host (claimed and mounted before it starts), released after it is destroyed. */
+  storage?: NodeStoragePort;
+}
+
+/** The node's volume storage as the node drives it. */
+export interface NodeStoragePort {
+  /** Claims and mounts on the host the volumes of `spec` (idempotent); returns the binds. 409 when another sandbox holds one. */
+  prepare(spec: NodeSandboxSpec): Promise<NonNullable<NodeSandboxSpec["mounts"]>>;
+  /** Frees what a destroyed sandbox held. */
+  release(id: string): Promise<void>;
 }
 
 /**
@@ -125,6 +135,7 @@ export function toRuntimeSpec(spec: NodeSandboxSpec): RuntimeSandboxSpec {
     envs: spec.envs,
     ports: spec.ports,
   };
+  if (spec.mounts?.length) out.mounts = spec.mounts;
   if (spec.runtimeClass) out.runtimeClass = spec.runtimeClass;
   if (spec.platform) out.platform = true;
   const network = runtimeNetworkOf(spec.network);
@@ -146,6 +157,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
   readonly standbyOptions: StandbyOptions;
   private readonly memory: () => { total: number; available: number };
   private readonly removeData: ((id: string) => Promise<void>) | undefined;
+  private readonly storage: NodeStoragePort | undefined;
   private readonly driver: SandboxDriver;
   private readonly createServices: LocalNodeOptions<S>["createServices"];
   private readonly egress: EgressPort | undefined;
@@ -163,6 +175,7 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     this.log = opts.logger ?? silentLogger;
     this.memory = opts.memory ?? hostMemory;
     this.removeData = opts.removeData;
+    this.storage = opts.storage;
     this.nodeName = opts.nodeName ?? "local";
     const idleMs = opts.standby?.idleMs ?? DEFAULT_STANDBY.idleMs;
     this.standbyOptions = { ...DEFAULT_STANDBY, tickMs: Math.min(1_000, Math.max(50, idleMs / 4)), ...opts.standby, idleMs };
@@ -226,9 +239,21 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
     await this.driver.ensureImage(ref, onProgress ?? ((line) => this.log.info({ image: ref }, line)));
   }
 
+  /** The spec with its volumes prepared on the host (binds in `mounts`). */
+  private async withMounts(spec: NodeSandboxSpec): Promise<NodeSandboxSpec> {
+    if (!this.storage || !spec.volumes?.length) return spec;
+    return { ...spec, mounts: await this.storage.prepare(spec) };
+  }
+
   start(spec: NodeSandboxSpec): Promise<void> {
     return this.serialize(spec.id, async () => {
-      this.install(spec, await this.driver.create(toRuntimeSpec(spec)));
+      const full = await this.withMounts(spec);
+      try {
+        this.install(full, await this.driver.create(toRuntimeSpec(full)));
+      } catch (e) {
+        await this.storage?.release(spec.id).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "releasing volumes failed"));
+        throw e;
+      }
     });
   }
 
@@ -263,7 +288,8 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
         await this.wakeLocked(cur);
         await cur.live.services.dispose();
       }
-      this.install(spec, await this.driver.restart(spec.id, toRuntimeSpec(spec)));
+      const full = await this.withMounts(spec);
+      this.install(full, await this.driver.restart(spec.id, toRuntimeSpec(full)));
     });
   }
 
@@ -297,7 +323,23 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
       if (cur) await Promise.resolve(cur.live.services.dispose()).catch((e) => this.log.warn({ err: e, id }, "disposing sandbox services failed"));
       await this.driver.destroy(id);
       await this.removeData?.(id).catch((e) => this.log.warn({ err: e, id }, "removing sandbox data failed"));
+      await this.storage?.release(id).catch((e) => this.log.warn({ err: e, id }, "releasing volumes failed"));
     });
+  }
+
+  /** Mounts a host directory into a running sandbox (drives). */
+  mountLive(id: string, m: LiveMountSpec): Promise<void> {
+    if (!this.driver.mountLive) throw new HangarError("not_configured", `the ${this.driver.name} runtime cannot mount into a running sandbox`);
+    return this.driver.mountLive(id, m);
+  }
+
+  unmountLive(id: string, destination: string): Promise<boolean> {
+    if (!this.driver.unmountLive) throw new HangarError("not_configured", `the ${this.driver.name} runtime cannot mount into a running sandbox`);
+    return this.driver.unmountLive(id, destination);
+  }
+
+  async liveMounts(id: string): Promise<LiveMountSpec[]> {
+    return (await this.driver.liveMounts?.(id)) ?? [];
   }
 
   state(id: string): NodeSandboxState {
@@ -525,6 +567,8 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
           try {
             // A sandbox frozen by the previous server is thawed first: the agent must reconnect.
             if ((await this.driver.state(spec.id)) === "frozen") await this.driver.thaw(spec.id);
+            // volumes mounted on the host again first (after a reboot they are not)
+            spec = await this.withMounts(spec);
             let handle = await this.driver.adopt(toRuntimeSpec(spec));
             if (handle) adopted.push(spec.id);
             else {

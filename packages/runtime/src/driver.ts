@@ -24,6 +24,28 @@ export interface RuntimeSandboxSpec {
   network?: RuntimeNetwork;
   /** Workloads: BL_API_URL and BL_RUN_URL point at the node's platform endpoint (the sandbox's gateway). */
   platform?: boolean;
+  /** Host directories bound into the sandbox from its start (volumes). */
+  mounts?: RuntimeMount[];
+}
+
+/** A host directory bound into a sandbox at creation. */
+export interface RuntimeMount {
+  /** Host path (a world-traversable directory: a restore reopens it from the sandbox's user namespace). */
+  source: string;
+  /** Absolute path inside the sandbox. */
+  destination: string;
+  readOnly: boolean;
+}
+
+/** A host directory mounted into a running sandbox (drives); re-applied after restarts and restores. */
+export interface LiveMountSpec {
+  source: string;
+  /** Directory beneath `source` to mount instead (made if missing; never through a symlink). */
+  sourcePath?: string;
+  destination: string;
+  readOnly: boolean;
+  /** Caller's bookkeeping, returned by liveMounts(). */
+  meta?: Record<string, string>;
 }
 
 /**
@@ -141,6 +163,16 @@ export interface SandboxDriver {
    * from now on get the returned environment). Drivers without egress control leave it out.
    */
   updateNetwork?(id: string, network: RuntimeNetwork | undefined): Promise<Record<string, string>>;
+
+  /**
+   * Mounts a host directory into a running sandbox at `destination` (idmapped: host uid k on disk
+   * is uid k inside), without restarting it; 400 invalid_path for a destination outside its own
+   * root filesystem. Drivers without live mounts leave these out.
+   */
+  mountLive?(id: string, m: LiveMountSpec): Promise<void>;
+  /** Unmounts what mountLive put at `destination`; false when nothing was there. */
+  unmountLive?(id: string, destination: string): Promise<boolean>;
+  liveMounts?(id: string): Promise<LiveMountSpec[]>;
 
   /**
    * Captures a running sandbox into a directory without stopping it: its files always; with

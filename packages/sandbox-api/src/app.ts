@@ -11,6 +11,7 @@ import { handleMcpRequest } from "./mcp/server.js";
 import { codegenRoutes } from "./routes/codegen.js";
 import { filesystemRoutes } from "./routes/filesystem.js";
 import { networkRoutes } from "./routes/network.js";
+import { driveRoutes } from "./routes/drives.js";
 import { processRoutes } from "./routes/process.js";
 import { systemRoutes, type SystemInfo } from "./routes/system.js";
 import { createTerminalUpgrade, terminalPageRoutes } from "./routes/terminal.js";
@@ -106,6 +107,7 @@ export function createSandboxApi(opts: SandboxApiOptions): SandboxApi {
   void app.register(filesystemRoutes);
   void app.register(processRoutes);
   void app.register(networkRoutes);
+  void app.register(driveRoutes);
   void app.register(codegenRoutes);
   void app.register(terminalPageRoutes);
   void app.register(async (mcp) => {

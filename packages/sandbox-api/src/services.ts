@@ -19,7 +19,7 @@ import { TerminalService } from "./services/terminal-service.js";
 import { UploadManager } from "./services/upload-manager.js";
 import { UserDirectory } from "./services/user-directory.js";
 import { WatchService } from "./services/watch-service.js";
-import { DEFAULT_LIMITS, type SandboxImage, type SandboxLimits, type SandboxServicesOptions } from "./types.js";
+import { DEFAULT_LIMITS, type DriveMountPort, type SandboxImage, type SandboxLimits, type SandboxServicesOptions } from "./types.js";
 
 export interface SandboxServicesEvents {
   /** A request started or a stream delivered data: the sandbox is in use. */
@@ -48,6 +48,8 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
   readonly terminals: TerminalService;
   readonly network: NetworkService;
   readonly codegen: CodegenService;
+  /** Drive mounts, when the node offers them. */
+  readonly drives: DriveMountPort | undefined;
 
   /** Monotonic count of API requests (and stream activity); the standby manager can poll it. */
   activityCount = 0;
@@ -103,6 +105,7 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
     this.watches = new WatchService(this.agent);
     this.uploads = new UploadManager(this.agent, this.files);
     this.terminals = new TerminalService(this.agent, this.router, this.image, env);
+    this.drives = opts.drives;
     this.network = new NetworkService(this.agent, this.logger, this.limits.portPollMs, opts.checkCallback);
     this.codegen = new CodegenService(this.files, new CodeIndex(this.agent), env, this.logger);
 

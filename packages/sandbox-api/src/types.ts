@@ -33,6 +33,16 @@ export interface SandboxServicesOptions {
    * metadata addresses are refused.
    */
   checkCallback?: (url: URL) => Promise<void>;
+  /** Drive mounts of this sandbox (GET|POST /drives/mount); absent: 503 not_configured. */
+  drives?: DriveMountPort;
+}
+
+/** What /drives/mount needs (implemented by @hangar/storage's DriveMounts). */
+export interface DriveMountPort {
+  list(): Promise<Array<{ driveName: string; drivePath: string; mountPath: string; readOnly: boolean }>>;
+  mount(body: unknown): Promise<{ driveName: string; drivePath: string; mountPath: string; readOnly: boolean }>;
+  /** The mount path as given (leading "/" optional); returns it normalized. */
+  unmount(mountPath: string): Promise<string>;
 }
 
 export interface SandboxLimits {

@@ -26,7 +26,8 @@ import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
-import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
+import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
+import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
@@ -81,13 +82,27 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }
   const sandboxApi = createSandboxApi({ logger });
   const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
-  const node = new LocalNode<SandboxServices>({
+  // volumes (ext4 images on loop devices, mounted under the run dir) and drives (directories)
+  const storage =
+    driver instanceof LinuxDriver
+      ? new StorageService({
+          store,
+          volumes: new VolumeHost({ imagesDir: join(config.dataDir, "volumes"), mountDir: join(driver.runDir, "volumes"), rootUid: DEFAULT_USERNS.hostId }),
+          drives: new LocalDriveBackend(join(config.dataDir, "drives")),
+          templatesDir: join(config.dataDir, "volume-templates"),
+          rootUid: DEFAULT_USERNS.hostId,
+          defaultRegion: config.regions?.[0] ?? "local",
+          logger: logger.child({ component: "storage" }),
+        })
+      : null;
+  const node: LocalNode<SandboxServices> = new LocalNode<SandboxServices>({
     driver,
     logger,
     standby: { idleMs: config.standbyIdleMs, connectionIdleMs: config.connectionIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
     // zero data retention: a destroyed sandbox's process logs go with it
     removeData: (id) => rm(join(config.dataDir, "logs", id), { recursive: true, force: true }),
+    ...(storage ? { storage: nodeStorage(storage) } : {}),
     createServices: (handle, spec) =>
       new SandboxServices({
         id: spec.id,
@@ -98,13 +113,14 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         logDir: join(config.dataDir, "logs", spec.id),
         logger: logger.child({ sandbox: spec.name }),
         checkCallback,
+        ...(storage ? { drives: new DriveMounts(storage, node, { id: spec.id, workspace: spec.workspace }) } : {}),
       }),
   });
 
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
-  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
+  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions, ...(storage ? { checkVolumes: (ws, v, name) => storage.checkVolumes(ws, v, name) } : {}) });
   const previews = new PreviewService(store, secrets);
   // the model gateway: connections, models, policies; its run plane caches forget on every change
   let modelGateway: ModelGateway | null = null;
@@ -176,6 +192,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
     extraRoutes: [
+      ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes, uploadUrl: (req, token) => new URL(`/upload/volume-templates/${token}`, baseUrl(req)).href })] : []),
       workloadRoutes({
         workloads,
         kinds: ["agents", "functions"],
@@ -203,6 +220,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     });
   }
 
+  if (storage) await app.register(templateUploadRoute(storage, config.uploadLimitBytes));
   // the Workload API beside the stable invoke URL (/api/v2/endpoints/workloads/{id}, served by the edge)
   await app.register(invokeRoutes({ store, auth, replacements, baseUrl }), { prefix: "/api/v2" });
 
@@ -238,6 +256,14 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
   const adoption = await node.adoptAll(adoptable);
+  // volumes: half-made ones removed, claims of sandboxes that are gone released
+  if (storage) {
+    const r = await storage.recover(new Set(adoptable.filter((s) => node.has(s.id)).map((s) => s.id))).catch((e: unknown) => {
+      logger.warn({ err: e }, "recovering volumes failed");
+      return { removed: [], released: [] };
+    });
+    if (r.removed.length || r.released.length) logger.info(r, "volumes recovered");
+  }
   await workloads.restarted(adoption.restarted);
   await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");

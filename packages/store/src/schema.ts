@@ -240,6 +240,22 @@ export interface AsyncCallTable {
   updated_at: string;
 }
 
+export interface StorageResourceTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  name: string;
+  external_id: string | null;
+  display_name: string;
+  labels: string;
+  spec: string;
+  status: string;
+  attached_to: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -255,6 +271,7 @@ export interface Database {
   replicas: ReplicaTable;
   gateway_resources: GatewayResourceTable;
   model_usage: ModelUsageTable;
+  storage_resources: StorageResourceTable;
   replacements: ReplacementTable;
   async_calls: AsyncCallTable;
   snapshots: SnapshotTable;

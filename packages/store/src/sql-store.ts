@@ -8,6 +8,7 @@ import { SqlBuildRepo } from "./sql-builds.js";
 import { SqlSnapshotRepo } from "./sql-snapshots.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
 import { SqlGatewayRepo } from "./sql-gateway.js";
+import { SqlStorageRepo } from "./sql-storage.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
 import {
   type ApiKeyRecord,
@@ -307,6 +308,7 @@ export class SqlStore implements Store {
   readonly builds: SqlBuildRepo;
   readonly workloads: SqlWorkloadRepo;
   readonly gateway: SqlGatewayRepo;
+  readonly storage: SqlStorageRepo;
   readonly snapshots: SqlSnapshotRepo;
 
   constructor(
@@ -322,6 +324,7 @@ export class SqlStore implements Store {
     this.builds = new SqlBuildRepo(db);
     this.workloads = new SqlWorkloadRepo(db);
     this.gateway = new SqlGatewayRepo(db);
+    this.storage = new SqlStorageRepo(db);
     this.snapshots = new SqlSnapshotRepo(db);
   }
 
@@ -337,6 +340,7 @@ export class SqlStore implements Store {
         builds: new SqlBuildRepo(trx),
         workloads: new SqlWorkloadRepo(trx),
         gateway: new SqlGatewayRepo(trx),
+        storage: new SqlStorageRepo(trx),
         snapshots: new SqlSnapshotRepo(trx),
       }),
     );

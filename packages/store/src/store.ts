@@ -433,6 +433,24 @@ export interface GatewayResourceRecord {
   version: number;
 }
 
+/** A volume, drive or volume template (kind). */
+export interface StorageRecord {
+  id: string;
+  workspaceId: string;
+  kind: StorageKind;
+  name: string;
+  externalId: string | null;
+  displayName: string;
+  labels: Record<string, string>;
+  spec: Record<string, unknown>;
+  status: string;
+  /** Volumes: runtime id of the sandbox holding it. */
+  attachedTo: string | null;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
 /** Tokens counted for one model in one workspace during one minute. */
 export interface ModelUsageRow {
   workspaceId: string;
@@ -465,6 +483,27 @@ export interface GatewayRepo {
   usage(workspaceId: string, model: string, from: string, to?: string): Promise<ModelUsageRow[]>;
 }
 
+export type StorageKind = "volumes" | "drives" | "volume_templates";
+
+export interface StorageRepo {
+  /** StoreConflictError when (workspace, kind, name) exists. */
+  insert(rec: StorageRecord): Promise<StorageRecord>;
+  get(workspaceId: string, kind: StorageKind, name: string): Promise<StorageRecord | null>;
+  getByExternalId(workspaceId: string, kind: StorageKind, externalId: string): Promise<StorageRecord | null>;
+  list(workspaceId: string, kind: StorageKind, query: ListQuery): Promise<Page<StorageRecord>>;
+  /** Every record of a kind, across workspaces. */
+  listAll(kind: StorageKind): Promise<StorageRecord[]>;
+  /** Volumes held by a sandbox. */
+  listAttached(sandboxId: string): Promise<StorageRecord[]>;
+  update(id: string, patch: Partial<Pick<StorageRecord, "displayName" | "labels" | "spec" | "status" | "externalId" | "updatedAt">>): Promise<StorageRecord | null>;
+  /** Sets attachedTo to `sandboxId` only while free (or already its own); false when another holds it. */
+  claim(id: string, sandboxId: string): Promise<boolean>;
+  /** Frees it when `sandboxId` holds it. */
+  release(id: string, sandboxId: string): Promise<void>;
+  /** Deletes it only while nothing holds it; false otherwise. */
+  deleteIfFree(id: string): Promise<boolean>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
@@ -475,6 +514,7 @@ export interface Store {
   readonly builds: BuildRepo;
   readonly workloads: WorkloadRepo;
   readonly gateway: GatewayRepo;
+  readonly storage: StorageRepo;
   readonly snapshots: SnapshotRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;

@@ -51,6 +51,11 @@ export interface SandboxServiceDeps {
    * without spec.region. Default: [DEFAULT_REGION].
    */
   regions?: readonly string[];
+  /**
+   * Checks spec.volumes before anything is stored (unknown volume 404, one in use 409); the claim
+   * itself happens when the sandbox starts.
+   */
+  checkVolumes?: (ws: WorkspaceRecord, volumes: unknown[], sandboxName: string) => Promise<void>;
 }
 
 function event(status: string, message: string): SandboxEvent {
@@ -96,6 +101,7 @@ export class SandboxService {
   private readonly secrets: SecretBox;
   private readonly log: Logger;
   private readonly defaultRuntimeClass: "default" | "gvisor" | undefined;
+  private readonly checkVolumes: SandboxServiceDeps["checkVolumes"];
   /** Regions this node offers; the first is the default. */
   readonly regions: readonly string[];
   /** Creations in flight in this process, so concurrent createIfNotExist calls wait for the winner. */
@@ -110,6 +116,7 @@ export class SandboxService {
     this.log = deps.logger ?? silentLogger;
     this.defaultRuntimeClass = deps.defaultRuntimeClass;
     this.regions = deps.regions?.length ? [...deps.regions] : [DEFAULT_REGION];
+    this.checkVolumes = deps.checkVolumes;
   }
 
   /**
@@ -161,6 +168,7 @@ export class SandboxService {
     };
     if (spec.runtime.runtimeClass === "gvisor" || spec.runtime.runtimeClass === "default") out.runtimeClass = spec.runtime.runtimeClass;
     if (spec.network) out.network = spec.network;
+    if (Array.isArray(spec.volumes) && spec.volumes.length) out.volumes = spec.volumes as NonNullable<NodeSandboxSpec["volumes"]>;
     return out;
   }
 
@@ -176,6 +184,7 @@ export class SandboxService {
     }
     // Resolve the image first: a bad reference is a 400 and nothing is created.
     await this.node.ensureImage(spec.runtime.image, opts.onProgress);
+    if (spec.volumes?.length && this.checkVolumes) await this.checkVolumes(ws, spec.volumes, md.name ?? "");
 
     const rec = this.newRecord(ws, name, md, spec, "DEPLOYING", "sandbox creation started");
 

@@ -264,6 +264,14 @@ export function normalizeSpec(raw: unknown): SandboxSpecDoc {
   if (network) out.network = network;
   if (spec.volumes !== undefined && spec.volumes !== null) {
     if (!Array.isArray(spec.volumes)) fail("spec.volumes", "must be an array");
+    for (const [i, v] of (spec.volumes as unknown[]).entries()) {
+      const x = v as { name?: unknown; mountPath?: unknown; readOnly?: unknown; type?: unknown; sizeMb?: unknown } | null;
+      if (!x || typeof x !== "object" || typeof x.name !== "string" || !x.name) fail(`spec.volumes[${i}].name`, "must be a volume name");
+      if (typeof x.mountPath !== "string" || !x.mountPath.startsWith("/")) fail(`spec.volumes[${i}].mountPath`, "must be an absolute path");
+      if (x.readOnly !== undefined && x.readOnly !== null && typeof x.readOnly !== "boolean") fail(`spec.volumes[${i}].readOnly`, "must be a boolean");
+      if (x.type !== undefined && x.type !== null && x.type !== "ephemeral") fail(`spec.volumes[${i}].type`, 'must be "ephemeral" or absent');
+      if (x.type === "ephemeral" && (typeof x.sizeMb !== "number" || !Number.isInteger(x.sizeMb) || x.sizeMb < 16)) fail(`spec.volumes[${i}].sizeMb`, "an ephemeral volume needs an integer size of at least 16 MB");
+    }
     if (spec.volumes.length) out.volumes = spec.volumes;
   }
   return out;

@@ -96,6 +96,8 @@ export interface SandboxConfigInput {
    * marks every fd up to it close-on-exec one by one).
    */
   gvisor?: boolean;
+  /** Host directories bound at their destination (volumes). */
+  binds?: Array<{ source: string; destination: string; readOnly: boolean }>;
 }
 
 /**
@@ -148,6 +150,7 @@ export function buildConfig(c: SandboxConfigInput): object {
     ...(c.caDir && c.trustStore
       ? [{ destination: TRUST_STORE, type: "bind", source: `${c.caDir}/bundle.crt`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }]
       : []),
+    ...(c.binds ?? []).map((b) => ({ destination: b.destination, type: "bind", source: b.source, options: ["bind", b.readOnly ? "ro" : "rw", "nosuid", "nodev"] })),
   ];
   const linux: Record<string, unknown> = {
     namespaces,

@@ -11,6 +11,7 @@ import { HangarError, randomToken, silentLogger, type Logger } from "@hangar/com
 import type { AgentClient } from "@hangar/sandbox-agent";
 import type {
   DriverCapabilities,
+  LiveMountSpec,
   ImageConfig,
   RuntimeClass,
   RuntimeNetwork,
@@ -33,6 +34,7 @@ import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
 import { DEFAULT_AGENT_INSTALL_DIR, installHostBinary } from "./host-files.js";
+import { mountInto, unmountFrom } from "./live-mounts.js";
 import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
@@ -106,6 +108,8 @@ interface SandboxRecord {
   agentBinary?: string;
   /** Set while checkpointed: memory and processes in CRIU images, files in a tar, under checkpointDir(id). */
   checkpoint?: CheckpointInfo;
+  /** Mounts made into the running sandbox (drives); re-applied after a restart or a restore. */
+  liveMounts?: LiveMountSpec[];
 }
 
 interface CheckpointInfo {
@@ -199,7 +203,8 @@ export class LinuxDriver implements SandboxDriver {
     this.agentListen = opts.agentListen ?? defaultAgentListen;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
-    const shared = [`${this.runDir}/b`, "/run/netns"];
+    // (volumes are mounted on the host under <runDir>/volumes after the runtime's namespace is made)
+    const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`];
     this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, shared, "crun");
     this.gvisor = opts.runsc === false ? null : new Crun(opts.runsc ?? "runsc", `${this.runDir}/runsc`, `${this.runDir}/ns`, shared, "runsc");
     const netOpts: NetworkOptions | null = opts.network === false ? null : { ...(opts.network ?? {}) };
@@ -525,6 +530,7 @@ export class LinuxDriver implements SandboxDriver {
       const child = this.runtimeOf(rec).spawnRun(id, B, [...this.mountOps(rec, mounts), ...this.nsOps(rec)]);
       const live = await this.waitReady(rec, child, agent, env);
       this.live.set(id, live);
+      await this.applyLiveMounts(rec);
       return live;
     } catch (e) {
       await agent.close().catch(() => {});
@@ -564,6 +570,7 @@ export class LinuxDriver implements SandboxDriver {
       cgroupMount: rec.runtimeClass !== "gvisor",
       gvisor: rec.runtimeClass === "gvisor",
       ...(await this.caDir(rec)),
+      ...(rec.spec.mounts?.length ? { binds: rec.spec.mounts } : {}),
     });
     await Promise.all([
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
@@ -827,6 +834,8 @@ export class LinuxDriver implements SandboxDriver {
       const dir = this.checkpointDir(id);
       const t0 = performance.now();
       await cg.thaw(path).catch(() => {});
+      // CRIU cannot dump idmapped mounts: live mounts leave before the dump and come back after
+      for (const m of rec.liveMounts ?? []) await unmountFrom(pid, m.destination).catch((e) => this.log.warn({ err: e, id }, "unmounting before a checkpoint failed"));
       await live.agent.detach(DETACH_QUIET_MS);
       // frozen here (ms): CRIU's own freeze polls the freezer every 100 ms (if this does not
       // settle quickly, CRIU freezes with its retries)
@@ -854,6 +863,7 @@ export class LinuxDriver implements SandboxDriver {
         this.signalAgent(pid);
         await live.agent.waitConnected(this.connectTimeoutMs).catch(() => {});
         await fs.rm(dir, { recursive: true, force: true });
+        await this.applyLiveMounts(rec);
         throw new HangarError("runtime_failed", `checkpoint of sandbox ${id} failed (criu exit ${r.code ?? r.signal}): ${why || r.stderr.trim()}`);
       }
       const dumpMs = performance.now() - t0;
@@ -1044,6 +1054,7 @@ export class LinuxDriver implements SandboxDriver {
       delete next.checkpoint;
       await this.writeRecord(next);
       await fs.rm(dir, { recursive: true, force: true });
+      await this.applyLiveMounts(next, pid);
       const handle: SandboxHandle = live?.handle ?? { id, agent, address: rec.address, image: rec.image, env: this.envOf(rec) };
       const l: Live = live ?? { rec: next, agent, child, exited, handle };
       l.rec = next;
@@ -1064,6 +1075,49 @@ export class LinuxDriver implements SandboxDriver {
       if (!live) await agent.close().catch(() => {});
       throw e;
     }
+  }
+
+  /** Mounts the record's live mounts again (after a start, restart or restore); a failure is logged, not fatal. */
+  private async applyLiveMounts(rec: SandboxRecord, knownPid?: number): Promise<void> {
+    if (!rec.liveMounts?.length) return;
+    const pid = knownPid ?? (await this.initPid(rec.id));
+    if (pid === null) return;
+    for (const m of rec.liveMounts) {
+      await mountInto(pid, m, rec.userns?.hostId ?? 0).catch((e) => this.log.warn({ err: e, id: rec.id, destination: m.destination }, "re-applying a live mount failed"));
+    }
+  }
+
+  mountLive(id: string, m: LiveMountSpec): Promise<void> {
+    return this.serialize(id, async () => {
+      const live = this.live.get(id);
+      if (!live || live.rec.checkpoint) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      if (live.rec.runtimeClass === "gvisor" || !live.rec.userns) throw new HangarError("not_configured", "live mounts need a crun sandbox with a user namespace");
+      const pid = await this.initPid(id);
+      if (pid === null) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      await mountInto(pid, m, live.rec.userns.hostId);
+      const next: SandboxRecord = { ...live.rec, liveMounts: [...(live.rec.liveMounts ?? []).filter((x) => x.destination !== m.destination), m] };
+      await this.writeRecord(next);
+      live.rec = next;
+    });
+  }
+
+  unmountLive(id: string, destination: string): Promise<boolean> {
+    return this.serialize(id, async () => {
+      const live = this.live.get(id);
+      if (!live) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      const pid = await this.initPid(id);
+      const known = (live.rec.liveMounts ?? []).some((x) => x.destination === destination);
+      const was = pid !== null && !live.rec.checkpoint ? await unmountFrom(pid, destination) : known;
+      const next: SandboxRecord = { ...live.rec, liveMounts: (live.rec.liveMounts ?? []).filter((x) => x.destination !== destination) };
+      await this.writeRecord(next);
+      live.rec = next;
+      return was || known;
+    });
+  }
+
+  async liveMounts(id: string): Promise<LiveMountSpec[]> {
+    const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+    return rec?.liveMounts ?? [];
   }
 
   /**
@@ -1156,8 +1210,12 @@ export class LinuxDriver implements SandboxDriver {
       const criu = opts.processes ? this.criu : null;
       if (opts.processes && !criu) why = `CRIU is unavailable here: ${this.criuReason}`;
       else if (criu && (!rec.usernsOfNetns || rec.slot === null || rec.runtimeClass === "gvisor")) why = "this sandbox cannot be checkpointed (gVisor, or no network owned by its user namespace)";
+      // a restored copy would bind the same volumes: one writer each, so their sandboxes give files only
+      else if (criu && rec.spec.mounts?.length) why = "this sandbox has volumes (a volume has one writer; a fork gets the files only)";
       const dump = criu && !why;
       await cg.thaw(path).catch(() => {});
+      // CRIU cannot dump idmapped mounts: live mounts (drives) leave for the dump and come back after
+      if (dump) for (const m of rec.liveMounts ?? []) await unmountFrom(pid, m.destination).catch((e) => this.log.warn({ err: e, id }, "unmounting before a snapshot failed"));
       if (dump) await live.agent.detach(DETACH_QUIET_MS);
       let processes = false;
       try {
@@ -1192,6 +1250,7 @@ export class LinuxDriver implements SandboxDriver {
         if (dump) {
           this.signalAgent(pid);
           await live.agent.waitConnected(this.connectTimeoutMs).catch((e) => this.log.warn({ err: e, id }, "agent did not come back after a snapshot"));
+          await this.applyLiveMounts(rec, pid);
         }
       }
       const bytes = await dirBytes(dir);
@@ -1439,8 +1498,12 @@ export class LinuxDriver implements SandboxDriver {
     await this.close();
     await this.network?.shutdown();
     const mounts = await mountTable();
-    const lowers = [...mounts.keys()].filter((m) => m.startsWith(`${this.runDir}/lower/`));
-    for (const m of [...lowers, `${this.runDir}/b`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
+    // (volumes mounted under the run dir go before it is removed, never through their mount points)
+    const lowers = [...mounts.keys()].filter((m) => m.startsWith(`${this.runDir}/lower/`) || m.startsWith(`${this.runDir}/volumes/`));
+    // volumes' loop devices are detached too (a busy one detaches itself once released)
+    const loops = (await fs.readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")).filter((f) => f[4]?.startsWith(`${this.runDir}/volumes/`)).map((f) => f[f.indexOf("-") + 2] ?? "").filter((d) => d.startsWith("/dev/loop"));
+    for (const m of [...lowers, `${this.runDir}/b`, `${this.runDir}/volumes`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
+    for (const d of loops) await runRaw("losetup", ["-d", d]);
     for (const rt of this.runtimes()) await rt.teardown();
     for (const h of this.hierarchies) await fs.rmdir(`${cg.CGROUP_ROOT}/${h}/${this.cgroupParent}`).catch(() => {});
     await fs.rm(this.runDir, { recursive: true, force: true });

@@ -46,10 +46,7 @@ export async function systemRoutes(app: FastifyInstance, info: SystemInfo): Prom
   const unavailable = (what: string) => async () => {
     throw new HangarError("not_configured", `${what} is not available on this Hangar node yet`);
   };
-  // Drives: listing is truthful (nothing is mounted); mounting needs the drives feature.
-  app.get("/drives/mount", async () => ({ mounts: [] }));
-  app.post("/drives/mount", unavailable("mounting agent drives"));
-  app.delete("/drives/mount/*", unavailable("unmounting agent drives"));
+  // (drive mounts: routes/drives.ts)
   app.post("/upgrade", unavailable("upgrading the sandbox API in place (Hangar upgrades with the server)"));
   app.post("/archive/export", unavailable("archive export"));
   app.post("/archive/resume", unavailable("archive resume"));

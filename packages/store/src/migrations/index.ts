@@ -4,6 +4,7 @@ import * as m002 from "./002-previews.js";
 import * as m003 from "./003-builds.js";
 import * as m004 from "./004-workloads.js";
 import * as m006 from "./006-gateway.js";
+import * as m007 from "./007-volumes.js";
 import * as m008 from "./008-snapshots.js";
 import * as m010 from "./010-replacements.js";
 import * as m011 from "./011-async-calls.js";
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   "003-builds": m003,
   "004-workloads": m004,
   "006-gateway": m006,
+  "007-volumes": m007,
   "008-snapshots": m008,
   "010-replacements": m010,
   "011-async-calls": m011,
