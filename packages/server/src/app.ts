@@ -22,6 +22,7 @@ import {
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
+import { JobScheduler, JobService, StoreTaskQueue, type TaskPort, jobRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -32,6 +33,7 @@ import { hostCallbackGuard } from "./callback-guard.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { createDriver, createImageStore } from "./driver.js";
 import { startEgress } from "./egress.js";
+import { type SandboxGateway, startSandboxGateway } from "./sandbox-gateway.js";
 import { installProblemHandling, installValidation } from "./http.js";
 import { VERSION } from "./version.js";
 
@@ -70,8 +72,10 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
 
   // the egress proxy first: the driver's firewall redirects policed sandboxes to its port
   const egress = config.runtime === "linux" ? await startEgress(config, logger) : null;
+  // the port job tasks reach Hangar at: open to sandboxes by the driver's firewall
+  const gateway = config.runtime === "linux" ? await startSandboxGateway(config.dataDir, config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR, config.gatewayPort, logger) : null;
   const images = createImageStore(config, logger);
-  const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined, images);
+  const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined, images, gateway ? [gateway.port] : []);
   await driver.preflight();
   if (config.runtimeClass === "gvisor" && driver instanceof LinuxDriver && !driver.gvisor) {
     logger.warn("HANGAR_RUNTIME_CLASS=gvisor but runsc is not installed (Debian package runsc): creating a sandbox will fail with 503 until it is");
@@ -104,7 +108,28 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions });
   const previews = new PreviewService(store, secrets);
   const workloads = new WorkloadService({ store, replicas: replicaPort(node), secrets, checkCallback, logger: logger.child({ component: "workloads" }) });
-  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
+  const jobQueue = new StoreTaskQueue(store);
+  const jobs = new JobService({
+    store,
+    tasks: taskPort(node, gateway),
+    secrets,
+    queue: jobQueue,
+    logger: logger.child({ component: "jobs" }),
+    nodeCap: config.jobsMaxTasks,
+    credentials: {
+      issue: async (workspaceId, name) => {
+        const k = await apiKeys.create({ name, workspaceIds: [workspaceId] });
+        return { id: k.record.id, key: k.key };
+      },
+      revoke: async (id) => {
+        await store.apiKeys.revoke(id, new Date().toISOString());
+        auth.invalidate();
+      },
+    },
+  });
+  const scheduler = new JobScheduler({ store, jobs, queue: jobQueue, logger: logger.child({ component: "jobs" }) });
+  jobs.setScheduler(scheduler);
+  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads, jobs) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
@@ -127,7 +152,12 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     bodyLimit: config.bodyLimit,
     // The edge sees every request first; what it does not route goes to Fastify.
     serverFactory: (handler) => {
-      server = createServer((req, res) => edge.handle(req, res, () => handler(req, res)));
+      const handle = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+        runPlaneJobs(req);
+        edge.handle(req, res, () => handler(req, res));
+      };
+      server = createServer(handle);
+      gateway?.attach(handle);
       server.on("upgrade", (req, socket, head) =>
         edge.handleUpgrade(req, socket, head, () => socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")),
       );
@@ -168,6 +198,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
+      jobRoutes({ jobs, url: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/jobs/${encodeURIComponent(name)}`, baseUrl(req)).href }),
     ],
   });
 
@@ -181,6 +212,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       });
     });
   }
+
+  // A job execution's data URL (BL_EXECUTION_DATA_URL): the token is its only credential; it dies with the execution.
+  app.get<{ Params: { token: string } }>("/jobs-data/:token", { schema: { hide: true } }, async (req) => {
+    const data = await jobs.dataFor(req.params.token);
+    if (!data) throw new HangarError("not_found", "no such execution data (the execution ended or never existed)");
+    return data;
+  });
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",
@@ -210,6 +248,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
+  // and job tasks' sandboxes
+  adoptable.push(...(await jobs.nodeSpecs()));
   const adoption = await node.adoptAll(adoptable);
   await workloads.resume();
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
@@ -219,6 +259,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // the data dir lock says no other server uses this store: builds it left mid-way resume now
   if (builds && (await builds.releaseOrphans())) logger.info("resuming builds a previous server left unfinished");
   builds?.start();
+  // the data dir lock says this process holds the node alone: it takes over every running task
+  await jobs.start(true);
+  scheduler.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -237,11 +280,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     },
     async close() {
       await reaper.stop();
+      await jobs.close();
       await builds?.close();
       await front.close();
       await app.close().catch(() => undefined);
       await node.close();
       await egress?.proxy.close();
+      await gateway?.close();
       await store.close();
       lock.release();
     },
@@ -258,6 +303,7 @@ function createBuilds(
   node: LocalNode<SandboxServices>,
   sandboxes: SandboxService,
   workloads: WorkloadService,
+  jobs: JobService,
 ): BuildService {
   const log = logger.child({ component: "builds" });
   const builder = new BuildahBuilder({
@@ -308,6 +354,7 @@ function createBuilds(
         // (a sandbox being deleted keeps its mounted lower until it ends, so its image may go)
         ...(await store.sandboxes.listAll()).filter((r) => r.status !== "DELETING" && !r.terminatedAt).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
         ...(await workloads.imagesInUse()),
+        ...(await jobs.imagesInUse()),
       ]),
     cacheLimitBytes: config.buildCacheLimitBytes,
     concurrency: config.buildConcurrency,
@@ -379,3 +426,46 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
+
+/** Job tasks run as node sandboxes with the job's command (or the image's) as process "task". */
+function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | null): TaskPort {
+  return {
+    nodeName: node.nodeName,
+    start: (spec) => node.start(spec),
+    destroy: (id) => node.destroy(id),
+    has: (id) => node.has(id),
+    async run(id, how) {
+      const live = node.get(id);
+      await live.services.ready;
+      // after a restart the task's process is adopted with the sandbox: it is awaited, never run twice
+      let rec = live.services.processes.find("task");
+      if (!rec) {
+        const cmd = how.command ?? live.handle.image.command;
+        if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) and the job sets no spec.runtime.command");
+        rec = await live.services.processes.exec({ name: "task", command: cmd.map(shellQuote).join(" "), env: how.env, keepAlive: true, timeout: how.timeoutS });
+      }
+      await rec.finished;
+      const text = await rec.logs.text();
+      return { status: rec.status === "running" ? "failed" : rec.status, exitCode: rec.exitCode, logs: text.logs };
+    },
+    async stop(id) {
+      if (!node.has(id)) return;
+      const rec = node.get(id).services.processes.find("task");
+      if (rec?.running) await node.get(id).services.processes.stop("task");
+    },
+    hostUrl(id) {
+      // the sandbox's gateway is the host end of its /30 link: the address below the sandbox's
+      const parts = node.get(id).handle.address.split(".").map(Number);
+      parts[3] = parts[3]! - 1;
+      return `http://${parts.join(".")}:${gateway?.port ?? 0}`;
+    },
+  };
+}
+
+/** The run plane's form of job executions (`bl run job`): /run/{ws}/jobs/{name}/executions… → /v0 with the workspace header. */
+function runPlaneJobs(req: import("node:http").IncomingMessage): void {
+  const m = /^\/run\/([^/?]+)\/jobs\/([^/?]+)(\/executions[^?]*)?(\?.*)?$/.exec(req.url ?? "");
+  if (!m || (!m[3] && req.method !== "POST")) return;
+  req.headers["x-blaxel-workspace"] = decodeURIComponent(m[1]!);
+  req.url = `/v0/jobs/${m[2]}${m[3] ?? "/executions"}${m[4] ?? ""}`;
+}

@@ -19,6 +19,8 @@ export async function createDriver(
   logger: Logger,
   egress?: { port: number; caPem: string },
   images: LocalImageStore = createImageStore(config, logger),
+  /** Host ports sandboxes may connect to (the sandbox gateway). */
+  hostPorts: number[] = [],
 ): Promise<SandboxDriver> {
   switch (config.runtime) {
     case "linux":
@@ -33,6 +35,7 @@ export async function createDriver(
           ...(config.sandboxDns ? { dns: config.sandboxDns } : {}),
           ...(config.networkPrefix ? { prefix: config.networkPrefix } : {}),
           ...(config.networkTable ? { table: config.networkTable } : {}),
+          ...(hostPorts.length ? { hostPorts } : {}),
         },
         ...(egress ? { egress } : {}),
       });

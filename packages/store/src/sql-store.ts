@@ -6,6 +6,7 @@ import type { Database, SandboxTable } from "./schema.js";
 import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
 import { SqlBuildRepo } from "./sql-builds.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
+import { SqlJobRepo } from "./sql-jobs.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
 import {
   type ApiKeyRecord,
@@ -304,6 +305,7 @@ export class SqlStore implements Store {
   readonly customDomains: SqlCustomDomainRepo;
   readonly builds: SqlBuildRepo;
   readonly workloads: SqlWorkloadRepo;
+  readonly jobs: SqlJobRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -317,6 +319,7 @@ export class SqlStore implements Store {
     this.customDomains = new SqlCustomDomainRepo(db);
     this.builds = new SqlBuildRepo(db);
     this.workloads = new SqlWorkloadRepo(db);
+    this.jobs = new SqlJobRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -330,6 +333,7 @@ export class SqlStore implements Store {
         customDomains: new SqlCustomDomainRepo(trx),
         builds: new SqlBuildRepo(trx),
         workloads: new SqlWorkloadRepo(trx),
+        jobs: new SqlJobRepo(trx),
       }),
     );
   }
