@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,density,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,jobs,density,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -16,6 +16,7 @@ import { type Dist, type Row, dist, fmt, has, run, timeEach } from "./stats.js";
 import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
+import { benchJobs } from "./jobs.js";
 
 const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
@@ -451,6 +452,10 @@ async function main(): Promise<void> {
     await section("active", () => benchActive(h));
     await section("build", () => benchBuild(h, image.lowerDir, { rows, notes, log }));
     await section("agent", () => benchAgent(h, { rows, log }));
+    await section("jobs", () => benchJobs(h, { rows, log }).catch((e) => {
+      process.stderr.write(h.output().slice(-6000));
+      throw e;
+    }));
     await section("density", () => benchDensity(h));
   } finally {
     await h.dispose();

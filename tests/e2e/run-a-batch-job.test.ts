@@ -84,4 +84,121 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     const list = await job.listExecutions();
     expect(list.data.map((e) => (e as { metadata: { id: string } }).metadata.id)).toContain(id);
   });
+
+  it("runs 200 tasks at parallelism 10; tasks that fail are retried with backoff until they succeed", async () => {
+    // about a third of the runs fail; 8 retries make a final failure vanishingly rare
+    await createJob("wide", "n=$(od -An -N1 -tu1 /dev/urandom); echo task $TASK_INDEX roll $n; [ $n -ge 85 ]", { maxConcurrentTasks: 10, maxRetries: 8 });
+    const started = Date.now();
+    const res = await api(h, "POST", "/v0/jobs/wide/executions", { tasks: Array.from({ length: 200 }, (_, i) => ({ i })) });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const { executionId } = (await res.json()) as { executionId: string };
+    let peak = 0;
+    const deadline = Date.now() + 120_000;
+    let e: Execution;
+    for (;;) {
+      e = await execution("wide", executionId);
+      peak = Math.max(peak, e.stats.running ?? 0);
+      expect(e.stats.running ?? 0).toBeLessThanOrEqual(10);
+      if (["succeeded", "failed"].includes(e.status) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(e.status, await logsOf("wide", executionId)).toBe("succeeded");
+    expect(e.stats).toMatchObject({ total: 200, success: 200, failure: 0 });
+    expect(e.stats.retried).toBeGreaterThan(0);
+    expect(peak).toBeGreaterThanOrEqual(5);
+    const retried = e.tasks.find((t) => t.attempts > 1)!;
+    expect(retried.conditions.some((c) => c.reason === "NonZeroExitCode")).toBe(true);
+    console.log(`200 tasks at parallelism 10: ${Date.now() - started} ms, ${e.stats.retried} retries, peak ${peak} running`);
+  }, 150_000);
+
+  it("kills a task at its timeout (status timeout) and cancels an execution mid-run (SIGTERM, then SIGKILL)", async () => {
+    await createJob("slow", "echo started; trap 'echo got TERM; exit 143' TERM; sleep 30 & wait", { timeout: 2, maxRetries: 0 });
+    const t = await api(h, "POST", "/v0/jobs/slow/executions", { tasks: [{}] });
+    const timedOut = await waitDone("slow", ((await t.json()) as { executionId: string }).executionId, 30_000);
+    expect(timedOut.status).toBe("timeout");
+    expect(timedOut.tasks[0]!.conditions.at(-1)!.reason).toBe("DeadlineExceeded");
+
+    await createJob("slow", "echo started; trap 'echo got TERM; exit 143' TERM; sleep 30 & wait", { timeout: 60, maxRetries: 2, maxConcurrentTasks: 2 });
+    const job = sdk.blJob("slow");
+    const id = await job.run([{}, {}, {}, {}]);
+    for (let i = 0; i < 100 && (await execution("slow", id)).stats.running! < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
+    await job.cancelExecution(id);
+    const done = await waitDone("slow", id, 30_000);
+    expect(done.status).toBe("cancelled");
+    expect(done.stats).toMatchObject({ total: 4, cancelled: 4, success: 0 });
+    const logs = await logsOf("slow", id);
+    expect(logs).toContain("got TERM");
+    // the data URL died with the execution
+  }, 60_000);
+
+  it("applies memory overrides up to the job's memory, and refuses more", async () => {
+    await createJob("mem", "cat /sys/fs/cgroup/memory.max", { memory: 1024 });
+    const res = await api(h, "POST", "/v0/jobs/mem/executions", { tasks: [{}], memory: 256 });
+    const { executionId } = (await res.json()) as { executionId: string };
+    const e = await waitDone("mem", executionId);
+    expect(e.status, await logsOf("mem", executionId)).toBe("succeeded");
+    expect((await logsOf("mem", executionId)).trim().split("\n").at(-1)).toBe(String(256 * 1024 * 1024));
+    const over = await api(h, "POST", "/v0/jobs/mem/executions", { tasks: [{}], memory: 4096 });
+    expect(over.status).toBe(400);
+  });
+
+  it("answers 429 to allowQueue:false when the node is full, and queues otherwise", async () => {
+    await createJob("busy", "sleep 4", { maxConcurrentTasks: 12, maxRetries: 0 });
+    const first = await api(h, "POST", "/v0/jobs/busy/executions", { tasks: Array.from({ length: 12 }, () => ({})) });
+    expect(first.status).toBe(200);
+    const refused = await api(h, "POST", "/v0/jobs/busy/executions", { tasks: [{}], allowQueue: false });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { message: string }).message).toContain("Maximum parallel executions limit reached");
+    const queued = await api(h, "POST", "/v0/jobs/busy/executions", { tasks: [{}] });
+    expect(queued.status).toBe(200);
+    const q = (await queued.json()) as { executionId: string };
+    expect((await execution("busy", q.executionId)).status).toBe("queued");
+    await api(h, "DELETE", `/v0/jobs/busy/executions/${((await first.json()) as { executionId: string }).executionId}`);
+    expect((await waitDone("busy", q.executionId, 30_000)).status).toBe("succeeded");
+  }, 60_000);
+
+  it("starts executions through the run plane as bl run job does", async () => {
+    const res = await fetch(`${h.url}/run/default/jobs/hello/executions`, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}`, "content-type": "application/json" }, body: JSON.stringify({ tasks: [{ a: 1 }] }) });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const { executionId } = (await res.json()) as { executionId: string };
+    expect(executionId).toBeTruthy();
+    const e = await waitDone("hello", executionId);
+    // hangar/base names no command and the job none: the task fails clearly
+    expect(e.status).toBe("failed");
+    expect(await logsOf("hello", executionId)).toContain("names no command");
+  });
+
+  it("fires a cron trigger on time, once per slot", async () => {
+    await createJob("tick", "echo tick $TASK_INDEX", {}, { triggers: [{ id: "every-2s", type: "cron", configuration: { schedule: "*/2 * * * * *", tasks: [{ a: 1 }] } }] });
+    const deadline = Date.now() + 15_000;
+    let list: Array<{ status: string; metadata: { id: string; createdAt: string } }> = [];
+    while (Date.now() < deadline) {
+      const page = (await (await api(h, "GET", "/v0/jobs/tick/executions")).json()) as { data: typeof list } | typeof list;
+      list = Array.isArray(page) ? page : page.data;
+      if (list.length >= 2) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(list.length).toBeGreaterThanOrEqual(2);
+    // turned off: no more firings
+    await createJob("tick", "echo tick $TASK_INDEX", {}, { triggers: [] });
+    const slots = new Set(list.map((e) => e.metadata.createdAt.slice(0, 19)));
+    expect(slots.size).toBe(list.length);
+  }, 30_000);
+
+  it("refuses bad input with 4xx problem bodies", async () => {
+    expect((await api(h, "POST", "/v0/jobs/nope/executions", { tasks: [{}] })).status).toBe(404);
+    expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: "x" })).status).toBe(400);
+    expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: [1, 2] })).status).toBe(400);
+    expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: Array.from({ length: 10_001 }, () => ({})) })).status).toBeGreaterThanOrEqual(400);
+    expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: [{}], env: { A: 1 } })).status).toBe(400);
+    expect((await api(h, "PUT", "/v0/jobs/bad", { spec: { runtime: { image: "hangar/base", maxRetries: -1 } } })).status).toBe(400);
+    expect((await api(h, "PUT", "/v0/jobs/bad", { spec: { runtime: { image: "hangar/base" }, triggers: [{ type: "cron", configuration: { schedule: "not cron" } }] } })).status).toBe(400);
+    expect((await api(h, "GET", "/v0/jobs/hello/executions/nope")).status).toBe(404);
+    expect((await fetch(`${h.url}/jobs-data/guess`)).status).toBe(404);
+    const dup = await api(h, "POST", "/v0/jobs/hello/executions", { tasks: [{}], executionId: "fixed-1" });
+    expect(dup.status).toBe(200);
+    expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: [{}], executionId: "fixed-1" })).status).toBe(409);
+  });
 });
+

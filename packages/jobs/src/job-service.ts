@@ -28,10 +28,10 @@ export interface TaskPort {
   destroy(id: string): Promise<void>;
   has(id: string): boolean;
   /**
-   * Runs the task as process "task" in the sandbox unless it has one already (adopted after a
-   * restart); resolves when it ends. `command` null = the image's command.
+   * Runs the task as process `name` in the sandbox unless it has one by that name already (adopted
+   * after a restart); resolves when it ends. `command` null = the image's command.
    */
-  run(id: string, how: { command: string[] | null; env: Record<string, string>; timeoutS: number }): Promise<TaskExit>;
+  run(id: string, how: { name: string; command: string[] | null; env: Record<string, string>; timeoutS: number }): Promise<TaskExit>;
   /** SIGTERM to the task's process group, SIGKILL after a grace period. */
   stop(id: string): Promise<void>;
   /** The base URL at which processes in this sandbox reach Hangar (API, run plane, data URLs). */
@@ -91,6 +91,12 @@ export class JobService {
   private again = false;
   private closed = false;
   private scheduler: { stop(): void } | null = null;
+  /**
+   * Sandboxes whose task succeeded, kept a moment for the next task of the same execution (same
+   * image, envs and credential): a slot runs its execution's tasks back to back without a new
+   * sandbox each. A failed, timed-out or cancelled run's sandbox is never reused.
+   */
+  private readonly idle = new Map<string, Array<{ id: string; timer: NodeJS.Timeout }>>();
 
   constructor(opts: JobServiceOptions) {
     this.store = opts.store;
@@ -358,6 +364,7 @@ export class JobService {
     const now = new Date().toISOString();
     const rec = (await this.store.jobs.updateExecution(e.id, { status: "cancelling", updatedAt: now }, ["queued", "running", "cancelling"])) ?? e;
     await this.store.jobs.cancelPending(e.id, now);
+    this.dropIdle(e.id);
     for (const t of await this.store.jobs.listTasks(e.id)) if (t.status === "running" && t.sandboxId && this.opts.tasks.has(t.sandboxId)) await this.opts.tasks.stop(t.sandboxId).catch(() => undefined);
     return (await this.settle(e.id)) ?? rec;
   }
@@ -475,11 +482,47 @@ export class JobService {
         BL_NAME: e.jobName,
         BL_TYPE: "job",
         BL_EXECUTION_ID: e.id,
-        BL_TASK_ID: `${e.id}-${t.index}`,
-        [taskKey]: String(t.index),
+        BL_TASK_KEY: taskKey,
       },
       ports: [],
     };
+  }
+
+  /** What differs per task run (the sandbox may run several tasks of its execution in turn). */
+  private taskEnv(e: JobExecutionRecord, t: JobTaskRecord, sandboxId: string, taskKey: string): Record<string, string> {
+    return { ...this.taskUrls(e, sandboxId), [taskKey]: String(t.index), BL_TASK_ID: `${e.id}-${t.index}`, BL_TASK_ATTEMPT: String(t.attempts) };
+  }
+
+  private takeIdle(executionId: string): string | null {
+    const list = this.idle.get(executionId);
+    const s = list?.pop();
+    if (!list?.length) this.idle.delete(executionId);
+    if (!s) return null;
+    clearTimeout(s.timer);
+    return this.opts.tasks.has(s.id) ? s.id : null;
+  }
+
+  private keepIdle(executionId: string, id: string): void {
+    const timer = setTimeout(() => {
+      const list = this.idle.get(executionId);
+      const i = list?.findIndex((x) => x.id === id) ?? -1;
+      if (i < 0) return;
+      list!.splice(i, 1);
+      if (!list!.length) this.idle.delete(executionId);
+      void this.opts.tasks.destroy(id).catch(() => undefined);
+    }, 2_000);
+    timer.unref?.();
+    const list = this.idle.get(executionId) ?? [];
+    list.push({ id, timer });
+    this.idle.set(executionId, list);
+  }
+
+  private dropIdle(executionId: string): void {
+    for (const s of this.idle.get(executionId) ?? []) {
+      clearTimeout(s.timer);
+      void this.opts.tasks.destroy(s.id).catch(() => undefined);
+    }
+    this.idle.delete(executionId);
   }
 
   /** The URLs a task reaches Hangar at, through its sandbox's gateway. */
@@ -491,33 +534,46 @@ export class JobService {
 
   private async runTask(t: JobTaskRecord): Promise<void> {
     const e = await this.store.jobs.getExecution(t.executionId);
-    const sandbox = t.sandboxId!;
+    let sandbox = t.sandboxId!;
     if (!e || e.status === "cancelling" || e.status === "cancelled") {
       await this.opts.tasks.destroy(sandbox).catch(() => undefined);
       await this.finishRun(t, e, { status: "stopped", exitCode: -1, logs: "" });
       return;
     }
     let exit: TaskExit;
+    const t0 = Date.now();
+    let t1 = t0;
     try {
+      const spec = await this.taskSpec(e, t);
+      if (!spec) throw new HangarError("not_found", "the job's revision is gone");
       if (!this.opts.tasks.has(sandbox)) {
-        const spec = await this.taskSpec(e, t);
-        if (!spec) throw new HangarError("not_found", "the job's revision is gone");
-        await this.opts.tasks.start(spec);
+        const reuse = this.takeIdle(e.id);
+        // the store names the sandbox the run uses before it runs there (adoption finds it)
+        if (reuse && (await this.store.jobs.updateTask(t.id, { sandboxId: reuse, updatedAt: new Date().toISOString() }, ["running"], this.owner))) sandbox = reuse;
+        else {
+          if (reuse) this.keepIdle(e.id, reuse);
+          await this.opts.tasks.start(spec);
+        }
       }
+      t1 = Date.now();
       const rev = await this.store.workloads.getRevision(e.revisionId);
       const command = [...((rev?.runtime.command as string[] | null) ?? []), ...((rev?.runtime.args as string[] | null) ?? [])];
-      exit = await this.opts.tasks.run(sandbox, { command: command.length ? command : null, env: this.taskUrls(e, sandbox), timeoutS: e.timeoutS });
+      exit = await this.opts.tasks.run(sandbox, { name: `task-${t.index}-${t.attempts}`, command: command.length ? command : null, env: this.taskEnv(e, t, sandbox, spec.envs.BL_TASK_KEY!), timeoutS: e.timeoutS });
     } catch (err) {
       exit = { status: "failed", exitCode: -1, logs: `[the task could not run: ${err instanceof Error ? err.message : String(err)}]\n` };
     }
     if (this.closed) return; // the server is stopping: the next one adopts the sandbox and sees the exit
     await this.store.jobs.putTaskLog(t.id, t.attempts, new Date().toISOString(), exit.logs.length > KEPT_LOG_BYTES ? exit.logs.slice(-KEPT_LOG_BYTES) : exit.logs);
-    await this.opts.tasks.destroy(sandbox).catch((err) => this.log.warn({ err, sandbox }, "removing a task sandbox failed"));
-    await this.finishRun(t, e, exit);
+    const t2 = Date.now();
+    const after = await this.finishRun(t, e, exit);
+    this.log.debug({ task: t.id, startMs: t1 - t0, runMs: t2 - t1, recordMs: Date.now() - t2 }, "task run ended");
+    // the result is recorded: the sandbox waits for the execution's next task, or goes
+    if (exit.status === "completed" && exit.exitCode === 0 && after && !TERMINAL.has(after.status) && after.status !== "cancelling") this.keepIdle(e.id, sandbox);
+    else void this.opts.tasks.destroy(sandbox).catch((err) => this.log.warn({ err, sandbox }, "removing a task sandbox failed"));
   }
 
   /** Records how a run ended: success, a retry after backoff, or the task's final failure. */
-  private async finishRun(t: JobTaskRecord, e: JobExecutionRecord | null, exit: TaskExit): Promise<void> {
+  private async finishRun(t: JobTaskRecord, e: JobExecutionRecord | null, exit: TaskExit): Promise<JobExecutionRecord | null> {
     const now = new Date();
     const cur = e ? await this.store.jobs.getExecution(e.id) : null;
     const cancelled = !cur || cur.status === "cancelling" || cur.status === "cancelled" || exit.status === "stopped";
@@ -540,7 +596,7 @@ export class JobService {
       ? { ...base, status: "pending" as const, nextRunAt: new Date(now.getTime() + Math.min(60_000, this.opts.retryBaseMs * 2 ** (t.attempts - 1))).toISOString(), sandboxId: null }
       : { ...base, status: (cancelled ? "cancelled" : ok ? "succeeded" : "failed") as JobTaskRecord["status"], completedAt: now.toISOString() };
     await this.store.jobs.updateTask(t.id, patch, ["running"]);
-    if (e) await this.settle(e.id);
+    return e ? this.settle(e.id) : null;
   }
 
   /** Ends an execution whose tasks all ended: its status, its credential revoked, its data URL gone. */
@@ -552,6 +608,7 @@ export class JobService {
     const status = e.status === "cancelling" || c.cancelled > 0 ? "cancelled" : c.failed === 0 ? "succeeded" : c.failed === c.timedOut ? "timeout" : "failed";
     const now = new Date().toISOString();
     const done = await this.store.jobs.updateExecution(id, { status, completedAt: now, updatedAt: now }, ["queued", "running", "cancelling"]);
+    this.dropIdle(id);
     if (done && e.apiKeyId) await this.opts.credentials.revoke(e.apiKeyId).catch((err) => this.log.warn({ err }, "revoking a task credential failed"));
     return done ?? (await this.store.jobs.getExecution(id));
   }

@@ -427,7 +427,7 @@ function canConnect(host: string, port: number): Promise<boolean> {
 }
 
 
-/** Job tasks run as node sandboxes with the job's command (or the image's) as process "task". */
+/** Job tasks run as node sandboxes with the job's command (or the image's) as process "task-<index>-<attempt>". */
 function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | null): TaskPort {
   return {
     nodeName: node.nodeName,
@@ -438,11 +438,11 @@ function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | nu
       const live = node.get(id);
       await live.services.ready;
       // after a restart the task's process is adopted with the sandbox: it is awaited, never run twice
-      let rec = live.services.processes.find("task");
+      let rec = live.services.processes.find(how.name);
       if (!rec) {
         const cmd = how.command ?? live.handle.image.command;
         if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) and the job sets no spec.runtime.command");
-        rec = await live.services.processes.exec({ name: "task", command: cmd.map(shellQuote).join(" "), env: how.env, keepAlive: true, timeout: how.timeoutS });
+        rec = await live.services.processes.exec({ name: how.name, command: cmd.map(shellQuote).join(" "), env: how.env, keepAlive: true, timeout: how.timeoutS });
       }
       await rec.finished;
       const text = await rec.logs.text();
@@ -450,8 +450,8 @@ function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | nu
     },
     async stop(id) {
       if (!node.has(id)) return;
-      const rec = node.get(id).services.processes.find("task");
-      if (rec?.running) await node.get(id).services.processes.stop("task");
+      const procs = node.get(id).services.processes;
+      for (const rec of procs.list()) if (rec.running && rec.name.startsWith("task-")) await procs.stop(rec.pid);
     },
     hostUrl(id) {
       // the sandbox's gateway is the host end of its /30 link: the address below the sandbox's
