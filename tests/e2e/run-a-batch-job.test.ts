@@ -200,5 +200,23 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     expect(dup.status).toBe(200);
     expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: [{}], executionId: "fixed-1" })).status).toBe(409);
   });
+
+  it("survives kill -9 of the server mid-execution: running tasks are adopted with their sandboxes, queued ones start after, none runs twice", async () => {
+    // each run appends to a file of its task in its sandbox: a second run of a task would count 2
+    await createJob("durable", "echo x >> /tmp/run-$TASK_INDEX; sleep 3; echo runs=$(wc -l < /tmp/run-$TASK_INDEX)", { maxConcurrentTasks: 3, maxRetries: 0 });
+    const res = await api(h, "POST", "/v0/jobs/durable/executions", { tasks: Array.from({ length: 7 }, (_, i) => ({ i })) });
+    const { executionId } = (await res.json()) as { executionId: string };
+    for (let i = 0; i < 100 && (await execution("durable", executionId)).stats.running! < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
+    await h.kill9();
+    h = await h.restart();
+    const e = await waitDone("durable", executionId, 60_000);
+    expect(e.status, await logsOf("durable", executionId)).toBe("succeeded");
+    expect(e.stats).toMatchObject({ total: 7, success: 7, failure: 0, retried: 0 });
+    for (const t of e.tasks) expect(t.attempts).toBe(1);
+    const logs = (await (await api(h, "GET", `/v0/jobs/durable/executions/${executionId}/logs`)).json()) as { logs: Array<{ task: number; text: string }> };
+    expect(logs.logs).toHaveLength(7);
+    for (const l of logs.logs) expect(l.text.trim().split("\n").at(-1)).toBe("runs=1");
+  }, 90_000);
 });
 

@@ -19,6 +19,8 @@ export interface TaskExit {
   status: "completed" | "failed" | "killed" | "stopped";
   exitCode: number;
   logs: string;
+  /** The sandbox could not be started: the node's fault, not the task's. */
+  infra?: boolean;
 }
 
 /** What the jobs plane needs from the node that runs task sandboxes. */
@@ -543,6 +545,7 @@ export class JobService {
     let exit: TaskExit;
     const t0 = Date.now();
     let t1 = t0;
+    let started = false;
     try {
       const spec = await this.taskSpec(e, t);
       if (!spec) throw new HangarError("not_found", "the job's revision is gone");
@@ -556,11 +559,12 @@ export class JobService {
         }
       }
       t1 = Date.now();
+      started = true;
       const rev = await this.store.workloads.getRevision(e.revisionId);
       const command = [...((rev?.runtime.command as string[] | null) ?? []), ...((rev?.runtime.args as string[] | null) ?? [])];
       exit = await this.opts.tasks.run(sandbox, { name: `task-${t.index}-${t.attempts}`, command: command.length ? command : null, env: this.taskEnv(e, t, sandbox, spec.envs.BL_TASK_KEY!), timeoutS: e.timeoutS });
     } catch (err) {
-      exit = { status: "failed", exitCode: -1, logs: `[the task could not run: ${err instanceof Error ? err.message : String(err)}]\n` };
+      exit = { status: "failed", exitCode: -1, logs: `[the task could not run: ${err instanceof Error ? err.message : String(err)}]\n`, infra: !started };
     }
     if (this.closed) return; // the server is stopping: the next one adopts the sandbox and sees the exit
     await this.store.jobs.putTaskLog(t.id, t.attempts, new Date().toISOString(), exit.logs.length > KEPT_LOG_BYTES ? exit.logs.slice(-KEPT_LOG_BYTES) : exit.logs);
@@ -590,10 +594,13 @@ export class JobService {
       lastTransitionTime: now.toISOString(),
     };
     const conditions = [...t.conditions, condition].slice(-20);
-    const retry = !ok && !cancelled && !!e && t.attempts <= e.maxRetries;
+    // a sandbox that could not start is retried (3 times at most) without counting as a run of the task
+    const infra = !cancelled && exit.infra === true && t.conditions.filter((c) => c.reason === "SandboxStartFailed").length < 3;
+    if (infra) Object.assign(condition, { type: "Failed", reason: "SandboxStartFailed", message: exit.logs.trim() });
+    const retry = infra || (!ok && !cancelled && !!e && t.attempts <= e.maxRetries);
     const base = { exitCode: exit.exitCode, reason, conditions, updatedAt: now.toISOString(), leaseOwner: null, leaseExpiresAt: null };
     const patch = retry
-      ? { ...base, status: "pending" as const, nextRunAt: new Date(now.getTime() + Math.min(60_000, this.opts.retryBaseMs * 2 ** (t.attempts - 1))).toISOString(), sandboxId: null }
+      ? { ...base, status: "pending" as const, nextRunAt: new Date(now.getTime() + (infra ? 500 : Math.min(60_000, this.opts.retryBaseMs * 2 ** (t.attempts - 1)))).toISOString(), sandboxId: null, ...(infra ? { attempts: t.attempts - 1 } : {}) }
       : { ...base, status: (cancelled ? "cancelled" : ok ? "succeeded" : "failed") as JobTaskRecord["status"], completedAt: now.toISOString() };
     await this.store.jobs.updateTask(t.id, patch, ["running"]);
     return e ? this.settle(e.id) : null;
