@@ -7,6 +7,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
 import { BUILD_KINDS, buildLogs, deploy, push } from "./deploy.js";
 import { connectTerminal } from "./terminal.js";
+import { cancelExecution, getExecutions, getJobs, jobLogs, runJob } from "./jobs.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
 type Output = "table" | "json" | "yaml";
@@ -119,11 +120,14 @@ program
 program
   .command("get")
   .description("list resources, or show one")
-  .argument("<kind>", "sandboxes | workspaces | api-keys")
+  .argument("<kind>", "sandboxes | workspaces | api-keys | jobs | executions JOB")
   .argument("[name]")
+  .argument("[execution]", "with executions: one execution of the job")
   .addOption(outputOption())
-  .action(async (k: string, name: string | undefined, o: { output: Output }) => {
+  .action(async (k: string, name: string | undefined, execution: string | undefined, o: { output: Output }) => {
     const c = client();
+    if (/^jobs?$/i.test(k)) return getJobs(c, name, o.output, print, age);
+    if (/^executions?$/i.test(k)) return getExecutions(c, name, execution, o.output, print, age);
     const kind = kindOf(k);
     if (kind === "sandboxes") {
       let items: SandboxJson[];
@@ -295,9 +299,12 @@ program
   .option("-f, --follow", "stream new output (build logs: until the build is over)")
   .option("--build", "the build logs of a resource deployed from source")
   .option("--since <when>", "with --build: lines since a duration ago (10m, 2h) or a date")
-  .action(async (name: string, proc: string, o: { follow?: boolean; build?: boolean; since?: string }) => {
+  .option("--execution <id>", "with job NAME: the logs of an execution's tasks")
+  .option("--task <index>", "with --execution: one task's logs")
+  .action(async (name: string, proc: string, o: { follow?: boolean; build?: boolean; since?: string; execution?: string; task?: string }) => {
     const c = client();
     if (o.build) return buildLogs(c, name, proc, o);
+    if (o.execution) return jobLogs(c, proc, o.execution, o);
     if (BUILD_KINDS[name.toLowerCase()] && BUILD_KINDS[name.toLowerCase()] !== "sandboxes") throw new CliError(`only build logs are available for ${BUILD_KINDS[name.toLowerCase()]}: add --build`);
     const url = await c.sandboxUrl(name);
     if (!o.follow) {
@@ -325,6 +332,32 @@ program
       }
     }
     if (buf) flush(buf);
+  });
+
+program
+  .command("run")
+  .description("start an execution of a job: -f batch.json ({\"tasks\": [...]} or an array of tasks)")
+  .argument("<kind>", "job")
+  .argument("<name>")
+  .option("-f, --file <path>", "the batch file ('-': stdin)")
+  .option("-d, --data <json>", "the batch inline")
+  .option("-e, --env <KEY=VALUE...>", "environment overrides of this execution")
+  .option("--memory <mb>", "memory override (at most the job's)")
+  .option("-w, --wait", "wait for the end, with a progress bar of tasks done and failed")
+  .action(async (kind: string, name: string, o: { file?: string; data?: string; wait?: boolean; env?: string[]; memory?: string }) => {
+    if (!/^jobs?$/i.test(kind)) throw new CliError("only jobs run this way: hangar run job NAME -f batch.json");
+    await runJob(client(), name, o);
+  });
+
+program
+  .command("cancel")
+  .description("cancel a job execution (running tasks get SIGTERM, then SIGKILL)")
+  .argument("<kind>", "execution")
+  .argument("<job>")
+  .argument("<id>")
+  .action(async (kind: string, job: string, id: string) => {
+    if (!/^executions?$/i.test(kind)) throw new CliError("usage: hangar cancel execution JOB ID");
+    await cancelExecution(client(), job, id);
   });
 
 program
