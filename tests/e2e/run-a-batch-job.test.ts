@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { buildSync } from "esbuild";
+import { CLI, REPO, type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
 
 let h: RunningHangar;
 let sdk: typeof import("@blaxel/core");
@@ -88,6 +89,37 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     const list = await job.listExecutions();
     expect(list.data.map((e) => (e as { metadata: { id: string } }).metadata.id)).toContain(id);
   });
+
+  it("runs a job deployed from source whose image calls the SDK's blStartJob, which reads its task from the data URL", async () => {
+    // the unmodified SDK, bundled into one file for the base image's Node
+    const task = buildSync({
+      stdin: { contents: `import { blStartJob } from "@blaxel/core";\nblStartJob(async (args) => { console.log("task " + process.env.TASK_INDEX + " got " + JSON.stringify(args)); if (args.fail) throw new Error("asked to fail"); });\n`, resolveDir: REPO, loader: "js" },
+      bundle: true,
+      platform: "node",
+      target: "node18",
+      format: "cjs",
+      write: false,
+      logLevel: "error",
+    }).outputFiles[0]!.text;
+    const res = await api(h, "PUT", "/v0/jobs/sdk-job?upload=true", { metadata: { name: "sdk-job" }, spec: { runtime: { memory: 512, maxRetries: 0 } } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const up = await fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", headers: { "content-type": "application/zip" }, body: zipFiles({ Dockerfile: 'FROM hangar/base\nWORKDIR /job\nCOPY task.js .\nCMD ["node", "task.js"]\n', "task.js": task }) });
+    expect(up.status).toBe(200);
+    for (let i = 0; ; i++) {
+      const j = (await (await api(h, "GET", "/v0/jobs/sdk-job")).json()) as { status: string; events: Array<{ message: string }> };
+      if (j.status === "DEPLOYED") break;
+      if (j.status === "FAILED" || i > 900) throw new Error(`the job is ${j.status}: ${j.events.at(-1)?.message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const job = sdk.blJob("sdk-job");
+    const id = await job.run([{ city: "Paris" }, { city: "Lyon", fail: true }]);
+    const done = (await job.waitForExecution(id, { interval: 300, maxWait: 60_000 })) as unknown as Execution;
+    expect(done.status).toBe("failed");
+    expect(done.tasks.map((t) => [t.status, t.exitCode])).toEqual([["succeeded", 0], ["failed", 1]]);
+    const logs = await logsOf("sdk-job", id);
+    expect(logs).toContain('task 0 got {"city":"Paris"}');
+    expect(logs).toContain("Job execution failed: Error: asked to fail");
+  }, 240_000);
 
   it("runs 200 tasks at parallelism 10; tasks that fail are retried with backoff until they succeed", async () => {
     // about one run in six fails; 8 retries make a final failure vanishingly rare

@@ -120,7 +120,7 @@ export class JobService {
   }
 
   /** Creates (POST: 409 when it exists) or creates-or-updates (PUT) a job; a change to what it runs makes a revision. */
-  async apply(ws: WorkspaceRecord, input: { metadata?: unknown; spec?: unknown }, how: { name?: string; mustCreate?: boolean } = {}): Promise<WorkloadRecord> {
+  async apply(ws: WorkspaceRecord, input: { metadata?: unknown; spec?: unknown }, how: { name?: string; mustCreate?: boolean; image?: string; deferDeploy?: boolean } = {}): Promise<WorkloadRecord> {
     const md = isObj(input.metadata) ? input.metadata : {};
     const name = how.name ?? (typeof md.name === "string" ? md.name : undefined);
     if (!name) throw new HangarError("invalid_name", "metadata.name is required");
@@ -130,12 +130,13 @@ export class JobService {
     if (md.labels !== undefined && (!isObj(md.labels) || Object.values(md.labels).some((v) => typeof v !== "string"))) throw new HangarError("validation_failed", "metadata.labels: an object of strings");
     const labels = md.labels as Record<string, string> | undefined;
     const spec = normalizeJobSpec(input.spec);
+    if (how.image) spec.runtime.image = how.image;
     const existing = await this.store.workloads.get(ws.id, JOBS_KIND, name);
     if (existing && how.mustCreate) throw new HangarError("already_exists", `job '${name}' already exists in workspace '${ws.name}'`);
     const prev = existing ? (existing.spec as unknown as JobSpecDoc) : null;
     if (!spec.runtime.image && prev?.runtime.image) spec.runtime.image = prev.runtime.image;
     const sealed = this.seal(spec, prev);
-    const changes = !!spec.runtime.image && (!prev || jobRevisionKey(this.reveal(prev).runtime) !== jobRevisionKey(spec.runtime) || !existing?.activeRevision);
+    const changes = !how.deferDeploy && !!spec.runtime.image && (!prev || jobRevisionKey(this.reveal(prev).runtime) !== jobRevisionKey(spec.runtime) || !existing?.activeRevision);
     const now = new Date().toISOString();
     const displayName = typeof md.displayName === "string" ? md.displayName : (existing?.displayName ?? name);
     let rec: WorkloadRecord;
@@ -148,8 +149,8 @@ export class JobService {
         displayName,
         labels: labels ?? {},
         spec: sealed as unknown as Record<string, unknown>,
-        status: spec.runtime.image ? "DEPLOYED" : "UPLOADING",
-        events: [event(spec.runtime.image ? "DEPLOYED" : "UPLOADING", spec.runtime.image ? "job created" : "waiting for an image")],
+        status: spec.runtime.image && !how.deferDeploy ? "DEPLOYED" : "UPLOADING",
+        events: [event(spec.runtime.image && !how.deferDeploy ? "DEPLOYED" : "UPLOADING", spec.runtime.image && !how.deferDeploy ? "job created" : "waiting for an image")],
         activeRevision: null,
         createdAt: now,
         updatedAt: now,
@@ -162,7 +163,8 @@ export class JobService {
         throw e;
       }
     } else {
-      rec = (await this.store.workloads.update(existing.id, { displayName, labels: labels ?? existing.labels, spec: sealed as unknown as Record<string, unknown>, updatedAt: now })) ?? existing;
+      const uploading = how.deferDeploy ? { status: "UPLOADING", events: [...existing.events, event("UPLOADING", "waiting for the source to build")] } : {};
+      rec = (await this.store.workloads.update(existing.id, { displayName, labels: labels ?? existing.labels, spec: sealed as unknown as Record<string, unknown>, updatedAt: now, ...uploading })) ?? existing;
     }
     if (changes) {
       const rev: RevisionRecord = {
@@ -180,6 +182,20 @@ export class JobService {
       await this.pruneRevisions(rec);
     }
     return rec;
+  }
+
+  /** A build made the job's image: a new revision runs it. */
+  async deployImage(workspaceId: string, name: string, image: string): Promise<void> {
+    const ws = await this.store.workspaces.getById(workspaceId);
+    const rec = ws ? await this.store.workloads.get(ws.id, JOBS_KIND, name) : null;
+    if (!ws || !rec) return;
+    await this.apply(ws, { metadata: { name, labels: rec.labels, displayName: rec.displayName }, spec: this.reveal(rec.spec as unknown as JobSpecDoc) }, { name, image });
+  }
+
+  /** A job whose source is being built: BUILDING, or FAILED with the build's message. */
+  async setBuildStatus(workspaceId: string, name: string, status: "BUILDING" | "FAILED", message: string): Promise<void> {
+    const rec = await this.store.workloads.get(workspaceId, JOBS_KIND, name);
+    if (rec) await this.store.workloads.update(rec.id, { status, events: [...rec.events, event(status, message)], updatedAt: new Date().toISOString() });
   }
 
   /** Keeps the 5 newest revisions, the active one and those executions still run. */

@@ -2,7 +2,7 @@
 // resource and its revisions, executions (create, get, list, tasks, cancel) and the tasks' logs.
 
 import type {} from "@fastify/swagger";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HangarError } from "@hangar/common";
 import type { ListQueryString, RouteContext } from "@hangar/control-plane";
 import type { WorkspaceRecord } from "@hangar/store";
@@ -12,6 +12,8 @@ export interface JobRoutesOptions {
   jobs: JobService;
   /** The run-plane URL of a job (metadata.url). */
   url: (req: FastifyRequest, ws: WorkspaceRecord, name: string) => string;
+  /** `?upload=true` (bl deploy): a build of the job waiting for its source; returns the upload URL. */
+  upload?: (req: FastifyRequest, ws: WorkspaceRecord, name: string) => Promise<string>;
 }
 
 const Obj = { type: "object", additionalProperties: true } as const;
@@ -32,11 +34,20 @@ export function jobRoutes(opts: JobRoutesOptions) {
       return page(req, p.items.map((r) => jobs.view(r, { workspaceName: ws.name, url: opts.url(req, ws, r.name), lite: true })), p);
     });
 
-    app.post<{ Body: { metadata?: unknown; spec?: unknown } }>("/jobs", { schema: { summary: "Create a job", tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
+    /** With ?upload=true the job runs what is built from the source PUT to X-Blaxel-Upload-Url. */
+    const apply = async (req: FastifyRequest<{ Body: { metadata?: unknown; spec?: unknown }; Querystring: { upload?: boolean } }>, reply: FastifyReply, how: { name?: string; mustCreate?: boolean }) => {
       const ws = await ctx.workspaceOf(req);
-      const rec = await jobs.apply(ws, req.body ?? {}, { mustCreate: true });
+      const upload = req.query.upload === true;
+      if (upload && !opts.upload) throw new HangarError("not_configured", "this server does not build from source");
+      const rec = await jobs.apply(ws, req.body ?? {}, { ...how, deferDeploy: upload });
+      if (upload) reply.header("x-blaxel-upload-url", await opts.upload!(req, ws, rec.name));
       return jobs.view(rec, { workspaceName: ws.name, url: opts.url(req, ws, rec.name) });
-    });
+    };
+    const UploadQuery = { type: "object", additionalProperties: true, properties: { upload: { type: "boolean" } } };
+
+    app.post<{ Body: { metadata?: unknown; spec?: unknown }; Querystring: { upload?: boolean } }>("/jobs", { schema: { summary: "Create a job", tags, body: Obj, querystring: UploadQuery, response: { 200: Obj, ...errors } } }, (req, reply) =>
+      apply(req, reply, { mustCreate: true }),
+    );
 
     app.get<Named & { Querystring: { show_secrets?: boolean } }>(
       "/jobs/:name",
@@ -49,11 +60,9 @@ export function jobRoutes(opts: JobRoutesOptions) {
       },
     );
 
-    app.put<Named & { Body: { metadata?: unknown; spec?: unknown } }>("/jobs/:name", { schema: { summary: "Create or update a job", tags, body: Obj, response: { 200: Obj, ...errors } } }, async (req) => {
-      const ws = await ctx.workspaceOf(req);
-      const rec = await jobs.apply(ws, req.body ?? {}, { name: req.params.name });
-      return jobs.view(rec, { workspaceName: ws.name, url: opts.url(req, ws, rec.name) });
-    });
+    app.put<Named & { Body: { metadata?: unknown; spec?: unknown }; Querystring: { upload?: boolean } }>("/jobs/:name", { schema: { summary: "Create or update a job", tags, body: Obj, querystring: UploadQuery, response: { 200: Obj, ...errors } } }, (req, reply) =>
+      apply(req, reply, { name: req.params.name }),
+    );
 
     app.delete<Named>("/jobs/:name", { schema: { summary: "Delete a job (its running executions are cancelled)", tags, response: { 200: Obj, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);

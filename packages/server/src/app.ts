@@ -198,7 +198,11 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, kind, name) => new URL(`/run/${encodeURIComponent(ws.name)}/${kind}/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, kind, name) => uploadUrl(req, (await builds.createUpload(ws, kind, name)).token) } : {}),
       }),
-      jobRoutes({ jobs, url: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/jobs/${encodeURIComponent(name)}`, baseUrl(req)).href }),
+      jobRoutes({
+        jobs,
+        url: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/jobs/${encodeURIComponent(name)}`, baseUrl(req)).href,
+        ...(builds ? { upload: async (req, ws, name) => uploadUrl(req, (await builds.createUpload(ws, "jobs", name)).token) } : {}),
+      }),
     ],
   });
 
@@ -347,6 +351,12 @@ function createBuilds(
       // agents and functions: the built image becomes a new revision
       agents: workloadTarget(workloads, "agents"),
       functions: workloadTarget(workloads, "functions"),
+      // jobs: the built image becomes the job's new revision
+      jobs: {
+        building: (b) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "BUILDING", "building the image from source"),
+        deploy: (b, out) => jobs.deployImage(b.workspaceId, b.resourceName, out.ref),
+        failed: (b, message) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "FAILED", `build failed: ${message}`),
+      },
     },
     images,
     imagesInUse: async () =>
