@@ -92,6 +92,8 @@ export class JobService {
   private ticking = false;
   private again = false;
   private closed = false;
+  /** Claims only once start() ran (a process that only serves the API claims nothing). */
+  private started = false;
   private scheduler: { stop(): void } | null = null;
   /**
    * Sandboxes whose task succeeded, kept a moment for the next task of the same execution (same
@@ -420,6 +422,7 @@ export class JobService {
 
   /** Starts the worker; `sole`: this process holds the node alone (data dir lock), so it takes over every running task now. */
   async start(sole = true): Promise<void> {
+    this.started = true;
     for (const t of await this.queue.takeOver(this.opts.tasks.nodeName, this.owner, this.opts.leaseMs, sole)) this.supervise(t);
     // executions whose tasks all ended while no server ran
     for (const e of await this.store.jobs.listExecutionsByStatus(["queued", "running", "cancelling"])) await this.settle(e.id);
@@ -444,7 +447,7 @@ export class JobService {
 
   /** Looks for due tasks now. */
   wake(): void {
-    if (this.closed) return;
+    if (this.closed || !this.started) return;
     if (this.ticking) {
       this.again = true;
       return;
