@@ -588,11 +588,12 @@ export class JobService {
     if (this.closed) return; // the server is stopping: the next one adopts the sandbox and sees the exit
     await this.store.jobs.putTaskLog(t.id, t.attempts, new Date().toISOString(), exit.logs.length > KEPT_LOG_BYTES ? exit.logs.slice(-KEPT_LOG_BYTES) : exit.logs);
     const t2 = Date.now();
-    const after = await this.finishRun(t, e, exit);
+    // after a success the sandbox waits for the execution's next task (settling the execution drops it), else it goes
+    const reuse = exit.status === "completed" && exit.exitCode === 0;
+    if (reuse) this.keepIdle(e.id, sandbox);
+    await this.finishRun(t, e, exit);
     this.log.debug({ task: t.id, startMs: t1 - t0, runMs: t2 - t1, recordMs: Date.now() - t2 }, "task run ended");
-    // the result is recorded: the sandbox waits for the execution's next task, or goes
-    if (exit.status === "completed" && exit.exitCode === 0 && after && !TERMINAL.has(after.status) && after.status !== "cancelling") this.keepIdle(e.id, sandbox);
-    else void this.opts.tasks.destroy(sandbox).catch((err) => this.log.warn({ err, sandbox }, "removing a task sandbox failed"));
+    if (!reuse) void this.opts.tasks.destroy(sandbox).catch((err) => this.log.warn({ err, sandbox }, "removing a task sandbox failed"));
   }
 
   /** Records how a run ended: success, a retry after backoff, or the task's final failure. */
