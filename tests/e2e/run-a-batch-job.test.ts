@@ -223,6 +223,34 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     expect(slots.size).toBe(list.length);
   }, 30_000);
 
+  it("schedules processes in a sandbox with the SDK's sandbox.schedules (sleep and a seconds-level cron)", async () => {
+    const sandbox = await sdk.SandboxInstance.create({ name: "sched-box", memory: 512 });
+    const once = await sandbox.schedules.create({ type: "sleep", value: "1s", input: { command: "echo once >> /tmp/sched.log", name: "once", env: { TOKEN: "s3cret" } } });
+    expect(once).toMatchObject({ type: "at", sandbox: "sched-box", input: { env: { TOKEN: "***" } } });
+    const tick = await sandbox.schedules.create({ id: "tick", type: "cron", value: "*/2 * * * * *", input: { command: "echo tick >> /tmp/sched.log" } });
+    expect(tick.id).toBe("tick");
+    const deadline = Date.now() + 15_000;
+    let runs: Array<{ scheduleId?: string; status?: string }> = [];
+    while (Date.now() < deadline) {
+      runs = (await sandbox.schedules.executions()).data;
+      if (runs.filter((r) => r.scheduleId === "tick").length >= 2 && runs.some((r) => r.scheduleId === once.id)) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await sandbox.schedules.delete("tick");
+    expect(runs.filter((r) => r.scheduleId === once.id)).toHaveLength(1);
+    expect(runs.filter((r) => r.scheduleId === "tick").length).toBeGreaterThanOrEqual(2);
+    expect(runs.every((r) => r.status === "succeeded")).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    const log = await sandbox.fs.read("/tmp/sched.log");
+    expect(log).toContain("once");
+    expect(log).toContain("tick");
+    const all = (await (await api(h, "GET", "/v0/schedules")).json()) as { data: Array<{ id: string }> } | Array<{ id: string }>;
+    expect((Array.isArray(all) ? all : all.data).map((x) => x.id)).toEqual([once.id]);
+    expect((await api(h, "POST", "/v0/sandboxes/sched-box/schedules", { type: "cron", value: "nope", input: { command: "true" } })).status).toBe(400);
+    expect((await api(h, "POST", "/v0/sandboxes/no-such-box/schedules", { type: "sleep", value: "1m", input: { command: "true" } })).status).toBe(404);
+    await sandbox.delete();
+  }, 40_000);
+
   it("refuses bad input with 4xx problem bodies", async () => {
     expect((await api(h, "POST", "/v0/jobs/nope/executions", { tasks: [{}] })).status).toBe(404);
     expect((await api(h, "POST", "/v0/jobs/hello/executions", { tasks: "x" })).status).toBe(400);

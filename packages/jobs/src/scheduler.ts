@@ -10,6 +10,7 @@ import { Cron } from "croner";
 import type { JobSpecDoc } from "./job-spec.js";
 import { JOBS_KIND, type JobService } from "./job-service.js";
 import type { TaskQueue } from "./queue.js";
+import type { SandboxScheduleService } from "./sandbox-schedules.js";
 
 export interface JobSchedulerOptions {
   store: Store;
@@ -18,6 +19,8 @@ export interface JobSchedulerOptions {
   logger?: Logger;
   /** How often schedules are checked (default 500 ms). */
   tickMs?: number;
+  /** Sandbox schedules fire on the same tick and slots. */
+  sandboxSchedules?: SandboxScheduleService;
 }
 
 export class JobScheduler {
@@ -47,6 +50,7 @@ export class JobScheduler {
 
   /** Fires every schedule that is due at `now`. */
   async tick(now = new Date()): Promise<void> {
+    await this.opts.sandboxSchedules?.fire(now, this.opts.queue).catch((e) => this.log.error({ err: e }, "sandbox schedules failed"));
     for (const job of await this.opts.store.workloads.listAll()) {
       if (job.kind !== JOBS_KIND) continue;
       const spec = job.spec as unknown as JobSpecDoc;

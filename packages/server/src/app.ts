@@ -22,7 +22,7 @@ import {
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { CallbackSender, type ReplicaPort, WorkloadRouter, WorkloadService, workloadRoutes } from "@hangar/workloads";
-import { JobScheduler, JobService, StoreTaskQueue, type TaskPort, jobRoutes } from "@hangar/jobs";
+import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
 import { DEFAULT_SANDBOX_CIDR, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
@@ -127,7 +127,30 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       },
     },
   });
-  const scheduler = new JobScheduler({ store, jobs, queue: jobQueue, logger: logger.child({ component: "jobs" }) });
+  // sandbox schedules start processes in sandboxes (woken if parked) on the jobs scheduler's tick
+  const sandboxSchedules = new SandboxScheduleService({
+    store,
+    secrets,
+    logger: logger.child({ component: "schedules" }),
+    sandboxes: {
+      exists: async (workspaceId, name) => {
+        const rec = await store.sandboxes.get(workspaceId, name);
+        return !!rec && rec.status !== "DELETING" && !rec.terminatedAt;
+      },
+      exec: async (workspaceId, name, input) => {
+        const rec = await store.sandboxes.get(workspaceId, name);
+        if (!rec || rec.status === "DELETING" || rec.terminatedAt || !node.has(rec.id)) throw new HangarError("sandbox_not_found", `sandbox '${name}' is not running`);
+        const lease = await node.acquire(rec.id);
+        try {
+          await lease.live.services.ready;
+          await lease.live.services.processes.exec(input);
+        } finally {
+          lease.release();
+        }
+      },
+    },
+  });
+  const scheduler = new JobScheduler({ store, jobs, queue: jobQueue, sandboxSchedules, logger: logger.child({ component: "jobs" }) });
   jobs.setScheduler(scheduler);
   const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads, jobs) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
@@ -203,6 +226,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         url: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/jobs/${encodeURIComponent(name)}`, baseUrl(req)).href,
         ...(builds ? { upload: async (req, ws, name) => uploadUrl(req, (await builds.createUpload(ws, "jobs", name)).token) } : {}),
       }),
+      scheduleRoutes(sandboxSchedules),
     ],
   });
 

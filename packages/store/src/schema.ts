@@ -178,6 +178,8 @@ export interface Database {
   job_tasks: JobTaskTable;
   job_task_logs: JobTaskLogTable;
   job_schedule_slots: JobScheduleSlotTable;
+  sandbox_schedules: SandboxScheduleTable;
+  sandbox_schedule_executions: SandboxScheduleExecutionTable;
 }
 
 export interface JobExecutionTable {
@@ -236,4 +238,29 @@ export interface JobScheduleSlotTable {
   slot: string;
   execution_id: string | null;
   created_at: string;
+}
+
+export interface SandboxScheduleTable {
+  workspace_id: string;
+  sandbox_name: string;
+  id: string;
+  type: string;
+  value: string;
+  input: string;
+  max_executions: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SandboxScheduleExecutionTable {
+  id: string;
+  workspace_id: string;
+  sandbox_name: string;
+  schedule_id: string;
+  executed_at: string;
+  status: string;
+  status_code: number;
+  process_name: string;
+  error: string;
+  timeout: number;
 }

@@ -4,7 +4,12 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { Database, JobExecutionTable, JobTaskTable } from "./schema.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
-import type { JobExecutionRecord, JobExecutionStatus, JobRepo, JobTaskCounts, JobTaskRecord, JobTaskStatus, ListQuery, Page } from "./store.js";
+import type { JobExecutionRecord, JobExecutionStatus, JobRepo, JobTaskCounts, JobTaskRecord, JobTaskStatus, ListQuery, Page, SandboxScheduleExecutionRecord, SandboxScheduleRecord } from "./store.js";
+import type { SandboxScheduleTable } from "./schema.js";
+
+function toSchedule(r: Selectable<SandboxScheduleTable>): SandboxScheduleRecord {
+  return { workspaceId: r.workspace_id, sandboxName: r.sandbox_name, id: r.id, type: r.type, value: r.value, input: JSON.parse(r.input) as Record<string, unknown>, maxExecutions: r.max_executions, createdAt: r.created_at, updatedAt: r.updated_at };
+}
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -308,5 +313,67 @@ export class SqlJobRepo implements JobRepo {
   async lastSlot(jobId: string, triggerId: string): Promise<string | null> {
     const r = await this.db.selectFrom("job_schedule_slots").select("slot").where("job_id", "=", jobId).where("trigger_id", "=", triggerId).orderBy("slot", "desc").limit(1).executeTakeFirst();
     return r?.slot ?? null;
+  }
+
+  async insertSchedule(rec: SandboxScheduleRecord): Promise<SandboxScheduleRecord> {
+    await mapConflict(
+      this.db
+        .insertInto("sandbox_schedules")
+        .values({ workspace_id: rec.workspaceId, sandbox_name: rec.sandboxName, id: rec.id, type: rec.type, value: rec.value, input: JSON.stringify(rec.input), max_executions: rec.maxExecutions, created_at: rec.createdAt, updated_at: rec.updatedAt })
+        .execute(),
+    );
+    return rec;
+  }
+
+  async getSchedule(workspaceId: string, sandboxName: string, id: string): Promise<SandboxScheduleRecord | null> {
+    const r = await this.db.selectFrom("sandbox_schedules").selectAll().where("workspace_id", "=", workspaceId).where("sandbox_name", "=", sandboxName).where("id", "=", id).executeTakeFirst();
+    return r ? toSchedule(r) : null;
+  }
+
+  async listSchedules(workspaceId?: string, sandboxName?: string): Promise<SandboxScheduleRecord[]> {
+    let q = this.db.selectFrom("sandbox_schedules").selectAll();
+    if (workspaceId) q = q.where("workspace_id", "=", workspaceId);
+    if (sandboxName) q = q.where("sandbox_name", "=", sandboxName);
+    return (await q.orderBy("created_at", "asc").execute()).map(toSchedule);
+  }
+
+  async updateSchedule(rec: SandboxScheduleRecord): Promise<void> {
+    await this.db
+      .updateTable("sandbox_schedules")
+      .set({ type: rec.type, value: rec.value, input: JSON.stringify(rec.input), max_executions: rec.maxExecutions, updated_at: rec.updatedAt })
+      .where("workspace_id", "=", rec.workspaceId)
+      .where("sandbox_name", "=", rec.sandboxName)
+      .where("id", "=", rec.id)
+      .execute();
+  }
+
+  async deleteSchedule(workspaceId: string, sandboxName: string, id: string): Promise<boolean> {
+    const r = await this.db.deleteFrom("sandbox_schedules").where("workspace_id", "=", workspaceId).where("sandbox_name", "=", sandboxName).where("id", "=", id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async insertScheduleExecution(rec: SandboxScheduleExecutionRecord, keep: number): Promise<void> {
+    await this.db
+      .insertInto("sandbox_schedule_executions")
+      .values({ id: rec.id, workspace_id: rec.workspaceId, sandbox_name: rec.sandboxName, schedule_id: rec.scheduleId, executed_at: rec.executedAt, status: rec.status, status_code: rec.statusCode, process_name: rec.processName, error: rec.error, timeout: rec.timeout })
+      .execute();
+    const old = await this.db
+      .selectFrom("sandbox_schedule_executions")
+      .select("id")
+      .where("workspace_id", "=", rec.workspaceId)
+      .where("sandbox_name", "=", rec.sandboxName)
+      .where("schedule_id", "=", rec.scheduleId)
+      .orderBy("executed_at", "desc")
+      .offset(keep)
+      .limit(1000)
+      .execute();
+    if (old.length) await this.db.deleteFrom("sandbox_schedule_executions").where("id", "in", old.map((o) => o.id)).execute();
+  }
+
+  async listScheduleExecutions(workspaceId: string, sandboxName?: string, limit = 200): Promise<SandboxScheduleExecutionRecord[]> {
+    let q = this.db.selectFrom("sandbox_schedule_executions").selectAll().where("workspace_id", "=", workspaceId);
+    if (sandboxName) q = q.where("sandbox_name", "=", sandboxName);
+    const rows = await q.orderBy("executed_at", "desc").limit(limit).execute();
+    return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, sandboxName: r.sandbox_name, scheduleId: r.schedule_id, executedAt: r.executed_at, status: r.status as "succeeded" | "failed", statusCode: r.status_code, processName: r.process_name, error: r.error, timeout: r.timeout }));
   }
 }

@@ -386,6 +386,33 @@ export interface JobTaskCounts {
   retried: number;
 }
 
+export interface SandboxScheduleRecord {
+  workspaceId: string;
+  sandboxName: string;
+  id: string;
+  /** cron | at */
+  type: string;
+  value: string;
+  /** The process request; env values sealed. */
+  input: Record<string, unknown>;
+  maxExecutions: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SandboxScheduleExecutionRecord {
+  id: string;
+  workspaceId: string;
+  sandboxName: string;
+  scheduleId: string;
+  executedAt: string;
+  status: "succeeded" | "failed";
+  statusCode: number;
+  processName: string;
+  error: string;
+  timeout: number;
+}
+
 export interface JobRepo {
   /** Inserts the execution and its tasks in one go; StoreConflictError when the id is taken. */
   insertExecution(rec: JobExecutionRecord, tasks: JobTaskRecord[]): Promise<JobExecutionRecord>;
@@ -426,6 +453,17 @@ export interface JobRepo {
   setSlotExecution(jobId: string, triggerId: string, slot: string, executionId: string): Promise<void>;
   /** The latest slot fired for a trigger. */
   lastSlot(jobId: string, triggerId: string): Promise<string | null>;
+  /** Sandbox schedules (StoreConflictError when the id is taken in that sandbox). */
+  insertSchedule(rec: SandboxScheduleRecord): Promise<SandboxScheduleRecord>;
+  getSchedule(workspaceId: string, sandboxName: string, id: string): Promise<SandboxScheduleRecord | null>;
+  /** Of a sandbox, of a workspace, or all (the scheduler). */
+  listSchedules(workspaceId?: string, sandboxName?: string): Promise<SandboxScheduleRecord[]>;
+  updateSchedule(rec: SandboxScheduleRecord): Promise<void>;
+  deleteSchedule(workspaceId: string, sandboxName: string, id: string): Promise<boolean>;
+  /** Records an execution, keeping the schedule's newest `keep`. */
+  insertScheduleExecution(rec: SandboxScheduleExecutionRecord, keep: number): Promise<void>;
+  /** Newest first. */
+  listScheduleExecutions(workspaceId: string, sandboxName?: string, limit?: number): Promise<SandboxScheduleExecutionRecord[]>;
 }
 
 export interface Store {

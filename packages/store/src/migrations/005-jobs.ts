@@ -82,8 +82,39 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addPrimaryKeyConstraint("job_schedule_slots_pk", ["job_id", "trigger_id", "slot"])
     .execute();
+
+  // Sandbox schedules (SDK sandbox.schedules): a process started in a sandbox by cron, at a time, or after a delay.
+  await db.schema
+    .createTable("sandbox_schedules")
+    .addColumn("workspace_id", "text", (c) => c.notNull())
+    .addColumn("sandbox_name", "text", (c) => c.notNull())
+    .addColumn("id", "text", (c) => c.notNull())
+    /** cron | at (sleep is resolved to at on creation) */
+    .addColumn("type", "text", (c) => c.notNull())
+    .addColumn("value", "text", (c) => c.notNull())
+    /** The process request (JSON), env values sealed. */
+    .addColumn("input", "text", (c) => c.notNull())
+    .addColumn("max_executions", "integer", (c) => c.notNull())
+    .addColumn("created_at", "text", (c) => c.notNull())
+    .addColumn("updated_at", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("sandbox_schedules_pk", ["workspace_id", "sandbox_name", "id"])
+    .execute();
+  await db.schema
+    .createTable("sandbox_schedule_executions")
+    .addColumn("id", "text", (c) => c.primaryKey())
+    .addColumn("workspace_id", "text", (c) => c.notNull())
+    .addColumn("sandbox_name", "text", (c) => c.notNull())
+    .addColumn("schedule_id", "text", (c) => c.notNull())
+    .addColumn("executed_at", "text", (c) => c.notNull())
+    .addColumn("status", "text", (c) => c.notNull())
+    .addColumn("status_code", "integer", (c) => c.notNull())
+    .addColumn("process_name", "text", (c) => c.notNull())
+    .addColumn("error", "text", (c) => c.notNull())
+    .addColumn("timeout", "integer", (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex("sandbox_schedule_executions_sbx").on("sandbox_schedule_executions").columns(["workspace_id", "sandbox_name", "executed_at"]).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const t of ["job_schedule_slots", "job_task_logs", "job_tasks", "job_executions"]) await db.schema.dropTable(t).execute();
+  for (const t of ["sandbox_schedule_executions", "sandbox_schedules", "job_schedule_slots", "job_task_logs", "job_tasks", "job_executions"]) await db.schema.dropTable(t).execute();
 }
