@@ -85,6 +85,9 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     const logs = (await (await api(h, "GET", `/v0/jobs/echo/executions/${id}/logs?task=1`)).json()) as { logs: Array<{ text: string }> };
     const line = JSON.parse(logs.logs[0]!.text.trim().split("\n").at(-1)!) as Record<string, unknown>;
     expect(line).toEqual({ input: { name: "b" }, index: 1, exec: id, api: 200, greeting: "hello", mem: "override" });
+    // the same through /v0/observability/logs, as the console asks for a task's logs
+    const obs = (await (await api(h, "GET", `/v0/observability/logs?resourceType=jobs&workloadIds=echo&executionId=${id}&taskId=${id}-2`)).json()) as Record<string, { logs: Array<{ message: string }> }>;
+    expect(obs.echo!.logs.map((l) => l.message).join("\n")).toContain('[task 2 run 1] {"input":{"name":"c"}');
     // the data URL died with the execution
     const list = await job.listExecutions();
     expect(list.data.map((e) => (e as { metadata: { id: string } }).metadata.id)).toContain(id);

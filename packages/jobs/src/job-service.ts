@@ -407,6 +407,17 @@ export class JobService {
     return out;
   }
 
+  /** Task logs as observability lines (one per output line, stamped with the run's end; `[task N run R]` first). */
+  async logLines(workspaceId: string, name: string, executionId: string, task?: number): Promise<Array<{ time: string; severity: number; message: string }>> {
+    const ws = await this.store.workspaces.getById(workspaceId);
+    if (!ws) return [];
+    const out: Array<{ time: string; severity: number; message: string }> = [];
+    for (const l of await this.logs(ws, name, executionId, task)) {
+      for (const line of l.text.replace(/\n$/, "").split("\n")) out.push({ time: l.time, severity: 5, message: `[task ${l.task} run ${l.attempt}] ${line}` });
+    }
+    return out;
+  }
+
   // ---- the worker: claims due task runs, runs each as a sandbox, records how it ended
 
   /** Node specs of the task sandboxes this node runs, for adoption after a restart. */

@@ -213,7 +213,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name),
     previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
     lookupTxt: (host) => resolveTxt(host),
-    ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
+    ...(builds ? { builds: { port: builds, uploadUrl, taskLogs: (ws, job, id, task) => jobs.logLines(ws, job, id, task) } } : {}),
     extraRoutes: [
       workloadRoutes({
         workloads,

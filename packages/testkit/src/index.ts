@@ -112,18 +112,23 @@ export async function startHangar(opts: StartOptions = {}): Promise<RunningHanga
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
 
+  let served = false;
   const port = await new Promise<number>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`hangar did not start in time:\n${out}`)), 120_000);
     const check = () => {
       const m = /"msg":"hangar is serving"/.test(out) ? /"url":"http:\/\/[^:]+:(\d+)"/.exec(out) : null;
       if (m) {
         clearTimeout(timer);
+        served = true;
         res(Number(m[1]));
       }
     };
     proc.stdout!.on("data", check);
     proc.on("exit", (code) => {
       clearTimeout(timer);
+      // only a server that never served gives its slot back here: a killed one is restarted on it
+      // (dispose releases it), and another test claiming it meanwhile would share its host names
+      if (served) return;
       if (!opts.instance) releaseInstance(instance);
       rej(new Error(`hangar exited with ${code} before serving:\n${out}`));
     });
