@@ -93,6 +93,18 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
     expect(list.data.map((e) => (e as { metadata: { id: string } }).metadata.id)).toContain(id);
   });
 
+  it("answers tasks at the sandbox gateway but no other sandbox (the control plane stays out of their reach)", async () => {
+    await createJob("where", "echo $BL_API_URL");
+    const { executionId } = (await (await api(h, "POST", "/v0/jobs/where/executions", { tasks: [{}] })).json()) as { executionId: string };
+    expect((await waitDone("where", executionId)).status).toBe("succeeded");
+    const apiUrl = (await logsOf("where", executionId)).trim().split("\n").at(-1)!.replace(/^\[task 0 attempt 1\] /, "");
+    expect(apiUrl).toMatch(/^http:\/\/10\.[\d.]+:\d+\/v0$/);
+    const box = await sdk.SandboxInstance.create({ name: "not-a-task", memory: 512 });
+    const r = await box.process.exec({ command: `node -e 'fetch("${apiUrl.replace(/\/v0$/, "")}/health").then((r) => console.log("status " + r.status), () => console.log("refused"))'`, waitForCompletion: true });
+    expect(r.logs?.trim()).toBe("refused");
+    await box.delete();
+  }, 60_000);
+
   it("runs a job deployed from source whose image calls the SDK's blStartJob, which reads its task from the data URL", async () => {
     // the unmodified SDK, bundled into one file for the base image's Node
     const task = buildSync({

@@ -73,7 +73,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // the egress proxy first: the driver's firewall redirects policed sandboxes to its port
   const egress = config.runtime === "linux" ? await startEgress(config, logger) : null;
   // the port job tasks reach Hangar at: open to sandboxes by the driver's firewall
-  const gateway = config.runtime === "linux" ? await startSandboxGateway(config.dataDir, config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR, config.gatewayPort, logger) : null;
+  // (only job task sandboxes are answered there, by address)
+  const taskAddresses = new Map<string, string>();
+  const gateway = config.runtime === "linux" ? await startSandboxGateway(config.dataDir, config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR, config.gatewayPort, logger, (ip) => taskAddresses.has(ip)) : null;
   const images = createImageStore(config, logger);
   const driver = await createDriver(config, logger, egress ? { port: egress.port, caPem: egress.trustPem } : undefined, images, gateway ? [gateway.port] : []);
   await driver.preflight();
@@ -111,7 +113,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const jobQueue = new StoreTaskQueue(store);
   const jobs = new JobService({
     store,
-    tasks: taskPort(node, gateway),
+    tasks: taskPort(node, gateway, taskAddresses),
     secrets,
     queue: jobQueue,
     logger: logger.child({ component: "jobs" }),
@@ -277,9 +279,11 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
   // and job tasks' sandboxes
-  adoptable.push(...(await jobs.nodeSpecs()));
+  const taskSpecs = await jobs.nodeSpecs();
+  adoptable.push(...taskSpecs);
   const adoption = await node.adoptAll(adoptable);
   await workloads.resume();
+  for (const t of taskSpecs) if (node.has(t.id)) taskAddresses.set(node.get(t.id).handle.address, t.id);
   if (adoptable.length) logger.info({ adopted: adoption.adopted.length, restarted: adoption.restarted.length, removed: adoption.removed.length }, "sandboxes adopted");
 
   await app.ready();
@@ -462,11 +466,17 @@ function canConnect(host: string, port: number): Promise<boolean> {
 
 
 /** Job tasks run as node sandboxes with the job's command (or the image's) as process "task-<index>-<attempt>". */
-function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | null): TaskPort {
+function taskPort(node: LocalNode<SandboxServices>, gateway: SandboxGateway | null, addresses: Map<string, string>): TaskPort {
   return {
     nodeName: node.nodeName,
-    start: (spec) => node.start(spec),
-    destroy: (id) => node.destroy(id),
+    async start(spec) {
+      await node.start(spec);
+      addresses.set(node.get(spec.id).handle.address, spec.id);
+    },
+    async destroy(id) {
+      for (const [ip, sid] of addresses) if (sid === id) addresses.delete(ip);
+      await node.destroy(id);
+    },
     has: (id) => node.has(id),
     async run(id, how) {
       const live = node.get(id);

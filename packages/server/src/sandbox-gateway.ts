@@ -1,8 +1,9 @@
 // The port at which processes in sandboxes reach this Hangar (job tasks: the API, the run plane and
 // their execution's data URL). It listens on every address, on HANGAR_GATEWAY_PORT or a free port
 // chosen once and kept in <data-dir>/gateway-port (tasks adopted after a restart keep their URLs);
-// nftables opens it to sandboxes, and it answers only connections from the sandbox range or loopback.
-// Requests go to the same handler as the main listener.
+// nftables opens it to sandboxes, and it answers only connections from loopback or from the
+// addresses `allow` accepts (job task sandboxes): other sandboxes still cannot reach the control
+// plane. Requests go to the same handler as the main listener.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
@@ -25,7 +26,7 @@ function inCidr(ip: string, cidr: string): boolean {
   return ((toInt(v4) & mask) >>> 0) === ((toInt(base!) & mask) >>> 0);
 }
 
-export async function startSandboxGateway(dataDir: string, sandboxCidr: string, configured: number | undefined, logger: Logger): Promise<SandboxGateway> {
+export async function startSandboxGateway(dataDir: string, sandboxCidr: string, configured: number | undefined, logger: Logger, allow: (ip: string) => boolean): Promise<SandboxGateway> {
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
   const server: Server = createServer((req, res) => {
     if (!handler) {
@@ -36,7 +37,8 @@ export async function startSandboxGateway(dataDir: string, sandboxCidr: string, 
   });
   server.on("connection", (s) => {
     const ip = s.remoteAddress ?? "";
-    if (!(inCidr(ip, sandboxCidr) || ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) s.destroy();
+    const v4 = ip.startsWith("::ffff:") ? ip.slice(7) : ip;
+    if (!(v4 === "127.0.0.1" || ip === "::1" || (inCidr(v4, sandboxCidr) && allow(v4)))) s.destroy();
   });
   const portFile = join(dataDir, "gateway-port");
   const kept = Number((await readFile(portFile, "utf8").catch(() => "0")).trim()) || 0;
