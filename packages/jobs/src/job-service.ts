@@ -640,9 +640,8 @@ export class JobService {
   /** Ends an execution whose tasks all ended: its status, its credential revoked, its data URL gone. */
   private async settle(id: string): Promise<JobExecutionRecord | null> {
     const e = await this.store.jobs.getExecution(id);
-    if (!e || TERMINAL.has(e.status)) return e;
+    if (!e || TERMINAL.has(e.status) || (await this.store.jobs.hasOpenTasks(id))) return e;
     const c = await this.store.jobs.counts(id);
-    if (c.pending + c.running > 0) return e;
     const status = e.status === "cancelling" || c.cancelled > 0 ? "cancelled" : c.failed === 0 ? "succeeded" : c.failed === c.timedOut ? "timeout" : "failed";
     const now = new Date().toISOString();
     const done = await this.store.jobs.updateExecution(id, { status, completedAt: now, updatedAt: now }, ["queued", "running", "cancelling"]);

@@ -206,7 +206,7 @@ export class SqlJobRepo implements JobRepo {
   async counts(executionId: string): Promise<JobTaskCounts> {
     const rows = await this.db
       .selectFrom("job_tasks")
-      .select((eb) => ["status", "reason", eb.fn.countAll<number>().as("n"), eb.fn.sum<number>("attempts").as("runs")])
+      .select((eb) => ["status", "reason", eb.fn.countAll<number>().as("n")])
       .where("execution_id", "=", executionId)
       .groupBy(["status", "reason"])
       .execute();
@@ -216,9 +216,21 @@ export class SqlJobRepo implements JobRepo {
       c.total += n;
       c[r.status as JobTaskStatus] += n;
       if (r.status === "failed" && r.reason === "timeout") c.timedOut += n;
-      c.retried += Math.max(0, Number(r.runs ?? 0) - (r.status === "pending" ? 0 : n));
     }
+    // tasks that ran more than once, or wait for a retry
+    const retried = await this.db
+      .selectFrom("job_tasks")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("execution_id", "=", executionId)
+      .where((eb) => eb.or([eb("attempts", ">", 1), eb.and([eb("status", "=", "pending"), eb("attempts", ">=", 1)])]))
+      .executeTakeFirst();
+    c.retried = Number(retried?.n ?? 0);
     return c;
+  }
+
+  async hasOpenTasks(executionId: string): Promise<boolean> {
+    const r = await this.db.selectFrom("job_tasks").select("id").where("execution_id", "=", executionId).where("status", "in", ["pending", "running"]).limit(1).executeTakeFirst();
+    return !!r;
   }
 
   async listRunningTasks(node: string): Promise<JobTaskRecord[]> {

@@ -382,7 +382,7 @@ export interface JobTaskCounts {
   failed: number;
   cancelled: number;
   timedOut: number;
-  /** Runs beyond the first, summed. */
+  /** Tasks that ran more than once (or wait for a retry). */
   retried: number;
 }
 
@@ -428,6 +428,8 @@ export interface JobRepo {
   listTasks(executionId: string): Promise<JobTaskRecord[]>;
   getTask(id: string): Promise<JobTaskRecord | null>;
   counts(executionId: string): Promise<JobTaskCounts>;
+  /** True while a task of the execution is pending or running. */
+  hasOpenTasks(executionId: string): Promise<boolean>;
   /** Tasks running on a node (adoption after a restart). */
   listRunningTasks(node: string): Promise<JobTaskRecord[]>;
   /** Tasks running on a node right now (for the node-wide cap). */

@@ -62,7 +62,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("completed_at", "text")
     .execute();
   await db.schema.createIndex("job_tasks_execution").on("job_tasks").columns(["execution_id", "idx"]).unique().execute();
-  await db.schema.createIndex("job_tasks_status").on("job_tasks").columns(["status", "next_run_at"]).execute();
+  await db.schema.createIndex("job_tasks_status").on("job_tasks").columns(["status", "node"]).execute();
+  await db.schema.createIndex("job_tasks_execution_status").on("job_tasks").columns(["execution_id", "status", "next_run_at"]).execute();
 
   await db.schema
     .createTable("job_task_logs")
