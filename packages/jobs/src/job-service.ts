@@ -592,7 +592,19 @@ export class JobService {
       started = true;
       const rev = await this.store.workloads.getRevision(e.revisionId);
       const command = [...((rev?.runtime.command as string[] | null) ?? []), ...((rev?.runtime.args as string[] | null) ?? [])];
-      exit = await this.opts.tasks.run(sandbox, { name: `task-${t.index}-${t.attempts}`, command: command.length ? command : null, env: this.taskEnv(e, t, sandbox, spec.envs.BL_TASK_KEY!), timeoutS: e.timeoutS });
+      // a cancel (or the job's deletion) made by any server reaches the run within 2 s
+      const running = sandbox;
+      const watch = setInterval(() => {
+        void this.store.jobs
+          .getExecution(e.id)
+          .then((cur) => (!cur || cur.status === "cancelling" || cur.status === "cancelled" ? this.opts.tasks.stop(running) : undefined))
+          .catch(() => undefined);
+      }, 2_000);
+      try {
+        exit = await this.opts.tasks.run(sandbox, { name: `task-${t.index}-${t.attempts}`, command: command.length ? command : null, env: this.taskEnv(e, t, sandbox, spec.envs.BL_TASK_KEY!), timeoutS: e.timeoutS });
+      } finally {
+        clearInterval(watch);
+      }
     } catch (err) {
       exit = { status: "failed", exitCode: -1, logs: `[the task could not run: ${err instanceof Error ? err.message : String(err)}]\n`, infra: !started };
     }
