@@ -1,8 +1,10 @@
 // Batch jobs: 1,000 tasks of `true` at parallelism 20 against the ideal of the same run (1000 / 20 ×
 // the create → first command p50 of a plain sandbox, measured here too), and the queue's
-// queued → running latency (a single-task execution's creation to its task's claim).
+// queued → running latency (a single-task execution's creation to its task's claim); then a real
+// job image whose task is the unmodified SDK's blStartJob reading its input from the data URL.
 
-import { type RunningHangar, api } from "@hangar/testkit";
+import { buildSync } from "esbuild";
+import { REPO, type RunningHangar, api, zipFiles } from "@hangar/testkit";
 import { type Row, dist, fmt, timeEach } from "./stats.js";
 
 const TASKS = Number(process.env.BENCH_JOB_TASKS ?? 1000);
@@ -61,4 +63,36 @@ export async function benchJobs(h: RunningHangar, out: { rows: Row[]; log: (m: s
     met: wall <= 1.3 * ideal && e.stats.success === TASKS,
   });
   out.rows.push({ measure: "job: queued → running (claim) latency", hangar: `p50 ${fmt(lat.p50)} ms, p90 ${fmt(lat.p90)} ms`, peer: "", ratio: "", target: "p50 ≤ 60 ms", met: lat.p50 <= 60 });
+
+  out.log("jobs: a job image with blStartJob (built from source), 200 tasks at parallelism 20");
+  const task = buildSync({
+    stdin: { contents: `import { blStartJob } from "@blaxel/core";\nblStartJob(async (args) => { if (typeof args.i !== "number") throw new Error("no input"); });\n`, resolveDir: REPO, loader: "js" },
+    bundle: true,
+    platform: "node",
+    target: "node18",
+    format: "cjs",
+    write: false,
+    logLevel: "error",
+  }).outputFiles[0]!.text;
+  const res = await ok(api(h, "PUT", "/v0/jobs/bench-sdk?upload=true", { metadata: { name: "bench-sdk" }, spec: { runtime: { memory: 512, maxConcurrentTasks: PARALLELISM, maxRetries: 0 } } }), "create job");
+  await ok(fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", body: zipFiles({ Dockerfile: 'FROM hangar/base\nWORKDIR /job\nCOPY task.js .\nCMD ["node", "task.js"]\n', "task.js": task }) }), "upload");
+  for (let i = 0; ; i++) {
+    const j = (await (await api(h, "GET", "/v0/jobs/bench-sdk")).json()) as { status: string; events: Array<{ message: string }> };
+    if (j.status === "DEPLOYED") break;
+    if (j.status === "FAILED" || i > 1200) throw new Error(`the bench job is ${j.status}: ${j.events.at(-1)?.message}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const n = 200;
+  const s0 = performance.now();
+  const sdkRun = (await (await ok(api(h, "POST", "/v0/jobs/bench-sdk/executions", { tasks: Array.from({ length: n }, (_, i) => ({ i })) }), "execution")).json()) as { executionId: string };
+  const se = await waitDone(h, "bench-sdk", sdkRun.executionId, 250);
+  const sdkWall = performance.now() - s0;
+  out.rows.push({
+    measure: `job: ${n} tasks of blStartJob (SDK image), parallelism ${PARALLELISM}`,
+    hangar: `${fmt(sdkWall / 1000)} s (${se.stats.success} ok, ${se.stats.failure} failed)`,
+    peer: "",
+    ratio: `${fmt(sdkWall / n)} ms per task`,
+    target: "0 lost",
+    met: se.stats.success === n,
+  });
 }
