@@ -3,7 +3,7 @@
 //
 // Environment: BENCH_N (create samples, default 30), BENCH_DENSITY (standby density, default 1000),
 // BENCH_ACTIVE (active sandboxes, default 100),
-// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,storage,density,mcp,egress).
+// BENCH_SKIP (comma list of sections to skip: create,exec,files,search,resume,proxy,active,build,agent,gateway,fork,storage,jobs,density,mcp,egress).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
@@ -21,6 +21,7 @@ import { benchGateway } from "./gateway.js";
 import { benchStorage } from "./storage.js";
 import { benchFork } from "./fork.js";
 import { withNginx, wrk } from "./peers.js";
+import { benchJobs } from "./jobs.js";
 
 const N = Number(process.env.BENCH_N ?? 30);
 const DENSITY = Number(process.env.BENCH_DENSITY ?? 1000);
@@ -408,6 +409,10 @@ async function main(): Promise<void> {
     await section("gateway", () => benchGateway(h, { rows, notes, log }));
     await section("storage", () => benchStorage(h, { rows, notes, log }));
     await section("fork", () => benchFork(h, { rows, notes, log }));
+    await section("jobs", () => benchJobs(h, { rows, log }).catch((e) => {
+      process.stderr.write(h.output().slice(-6000));
+      throw e;
+    }));
     await section("density", () => benchDensity(h));
   } finally {
     await h.dispose();

@@ -148,7 +148,7 @@ describe("deploying a directory with the hangar CLI", () => {
     expect((await api(h, "GET", "/v0/sandboxes/cli-image")).status).toBe(404);
   });
 
-  it("deploys an agent, which answers on its run URL; says clearly what the server cannot do yet, and refuses bad input before uploading", { timeout: 180_000 }, async () => {
+  it("deploys an agent, which answers on its run URL; deploys a job from source, and refuses bad input before uploading", { timeout: 180_000 }, async () => {
     const agentDir = writeTree(join(home, "agent"), {
       Dockerfile: 'FROM hangar/base\nWORKDIR /a\nCOPY . .\nCMD ["node", "a.js"]\n',
       "a.js": "require('http').createServer((q, s) => s.end('agent says hi')).listen(Number(process.env.PORT), process.env.HOST);\n",
@@ -169,9 +169,10 @@ describe("deploying a directory with the hangar CLI", () => {
     const missing = await hangar(["run", "agent", "nobody"]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/404/);
+    // jobs deploy from source too
     const job = await hangar(["deploy", "-d", agentDir, "-n", "cli-job", "-t", "job"]);
-    expect(job.code).toBe(1);
-    expect(job.err).toMatch(/deploying jobs from source is not supported by this server yet/);
+    expect(job.code, job.err).toBe(0);
+    expect(job.out.trim()).toBe(`${h.url}/run/default/jobs/cli-job`);
     const badToml = writeTree(join(home, "bad-toml"), { "blaxel.toml": 'name = "x"\nport = [\n', Dockerfile: "FROM hangar/base\n" });
     const bad = await hangar(["deploy", "-d", badToml]);
     expect(bad.code).toBe(1);

@@ -10,6 +10,7 @@ import { LISTINGS, age, listAll } from "./listings.js";
 import { runFunction } from "./mcp.js";
 import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, applyStorage } from "./storage.js";
 import { connectTerminal } from "./terminal.js";
+import { cancelExecution, getExecutions, getJobs, jobLogs, runJob } from "./jobs.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
 type Output = "table" | "json" | "yaml";
@@ -117,12 +118,15 @@ program
 program
   .command("get")
   .description("list resources, or show one; `get revisions NAME` lists an agent's (or with --type, a function's) revisions")
-  .argument("<kind>", `${Object.keys(LISTINGS).join(" | ")} | revisions`)
+  .argument("<kind>", `${Object.keys(LISTINGS).join(" | ")} | jobs | executions JOB | revisions NAME`)
   .argument("[name]")
+  .argument("[execution]", "with executions: one execution of the job")
   .option("--type <type>", "with revisions: agent | function", "agent")
   .addOption(outputOption())
-  .action(async (k: string, name: string | undefined, o: { output: Output; type: string }) => {
+  .action(async (k: string, name: string | undefined, execution: string | undefined, o: { output: Output; type: string }) => {
     const c = client();
+    if (/^jobs?$/i.test(k)) return getJobs(c, name, o.output, print, age);
+    if (/^executions?$/i.test(k)) return getExecutions(c, name, execution, o.output, print, age);
     if (k === "revisions" || k === "revision") {
       if (!name) throw new CliError("usage: hangar get revisions NAME [--type agent|function]");
       const kind = buildKind(o.type).plural;
@@ -141,10 +145,14 @@ program
 // ---- run ---------------------------------------------------------------------------------------
 program
   .command("run")
-  .description("call an agent or a function on its run URL (as `bl run`); the answer streams to stdout")
-  .argument("<type>", "agent | function")
+  .description("call an agent or a function on its run URL (as `bl run`; the answer streams to stdout), or start an execution of a job (-f batch.json)")
+  .argument("<type>", "agent | function | job")
   .argument("<name>")
-  .option("-d, --data <body>", "request body (JSON or text)")
+  .option("-d, --data <body>", "request body (JSON or text); jobs: the batch inline")
+  .option("-f, --file <path>", "jobs: the batch file ({\"tasks\": [...]} or an array of tasks; '-': stdin)")
+  .option("-e, --env <KEY=VALUE...>", "jobs: environment overrides of this execution")
+  .option("--memory <mb>", "jobs: memory override (at most the job's)")
+  .option("--wait", "jobs: wait for the end, with a progress bar of tasks done and failed")
   .option("--path <path>", "path under the run URL", "/")
   .option("--method <method>", "HTTP method", "POST")
   .option("-H, --header <header...>", "extra header(s), 'Name: value'")
@@ -152,9 +160,10 @@ program
   .option("--tool <tool>", "functions: call this MCP tool (with the official MCP client) and print its result")
   .option("--args <json>", "functions: the tool's arguments, a JSON object", "{}")
   .option("--tools", "functions: list the MCP server's tools")
-  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean; tool?: string; args: string; tools?: boolean }) => {
+  .action(async (type: string, name: string, o: { data?: string; path: string; method: string; header?: string[]; async?: boolean; tool?: string; args: string; tools?: boolean; file?: string; env?: string[]; memory?: string; wait?: boolean }) => {
     const c = client();
     const kind = buildKind(type).plural;
+    if (kind === "jobs") return runJob(c, name, o);
     if (o.tool || o.tools) {
       if (kind !== "functions") throw new CliError("--tool and --tools are for functions (MCP servers)");
       const r = await runFunction(c, name, o.tool ? { tool: o.tool, args: o.args } : {});
@@ -391,9 +400,12 @@ program
   .option("-f, --follow", "stream new output (build logs: until the build is over)")
   .option("--build", "the build logs of a resource deployed from source")
   .option("--since <when>", "with --build: lines since a duration ago (10m, 2h) or a date")
-  .action(async (name: string, proc: string, o: { follow?: boolean; build?: boolean; since?: string }) => {
+  .option("--execution <id>", "with job NAME: the logs of an execution's tasks")
+  .option("--task <index>", "with --execution: one task's logs")
+  .action(async (name: string, proc: string, o: { follow?: boolean; build?: boolean; since?: string; execution?: string; task?: string }) => {
     const c = client();
     if (o.build) return buildLogs(c, name, proc, o);
+    if (o.execution) return jobLogs(c, proc, o.execution, o);
     if (BUILD_KINDS[name.toLowerCase()] && BUILD_KINDS[name.toLowerCase()] !== "sandboxes") throw new CliError(`only build logs are available for ${BUILD_KINDS[name.toLowerCase()]}: add --build`);
     const url = await c.sandboxUrl(name);
     if (!o.follow) {
@@ -421,6 +433,17 @@ program
       }
     }
     if (buf) flush(buf);
+  });
+
+program
+  .command("cancel")
+  .description("cancel a job execution (running tasks get SIGTERM, then SIGKILL)")
+  .argument("<kind>", "execution")
+  .argument("<job>")
+  .argument("<id>")
+  .action(async (kind: string, job: string, id: string) => {
+    if (!/^executions?$/i.test(kind)) throw new CliError("usage: hangar cancel execution JOB ID");
+    await cancelExecution(client(), job, id);
   });
 
 program

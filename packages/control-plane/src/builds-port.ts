@@ -17,3 +17,6 @@ export interface SourceBuildsPort {
   /** Log lines of the resource's recent builds since `since` (ISO), oldest first. */
   logsOf(workspaceId: string, resourceType: string, resourceName: string, since?: string): Promise<BuildLogEntry[]>;
 }
+
+/** Logs of a job execution's tasks (`/observability/logs?executionId=`): lines of every run, or of one task. */
+export type TaskLogsPort = (workspaceId: string, job: string, executionId: string, taskIndex?: number) => Promise<BuildLogEntry[]>;

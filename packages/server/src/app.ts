@@ -22,6 +22,7 @@ import {
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
 import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
+import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
@@ -132,7 +133,51 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const asyncCalls = new AsyncCallService({ store, workloads, replicas: replicaPort(node), callbacks: new CallbackSender({ checkTarget: checkCallback, logger }), logger: logger.child({ component: "async-calls" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
-  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads) : null;
+  const jobQueue = new StoreTaskQueue(store);
+  const jobs = new JobService({
+    store,
+    tasks: taskPort(node, egress?.port ?? null),
+    secrets,
+    queue: jobQueue,
+    logger: logger.child({ component: "jobs" }),
+    nodeCap: config.jobsMaxTasks,
+    credentials: {
+      issue: async (workspaceId, name) => {
+        const k = await apiKeys.create({ name, workspaceIds: [workspaceId] });
+        return { id: k.record.id, key: k.key };
+      },
+      revoke: async (id) => {
+        await store.apiKeys.revoke(id, new Date().toISOString());
+        auth.invalidate();
+      },
+    },
+  });
+  // sandbox schedules start processes in sandboxes (woken if parked) on the jobs scheduler's tick
+  const sandboxSchedules = new SandboxScheduleService({
+    store,
+    secrets,
+    logger: logger.child({ component: "schedules" }),
+    sandboxes: {
+      exists: async (workspaceId, name) => {
+        const rec = await store.sandboxes.get(workspaceId, name);
+        return !!rec && rec.status !== "DELETING" && !rec.terminatedAt;
+      },
+      exec: async (workspaceId, name, input) => {
+        const rec = await store.sandboxes.get(workspaceId, name);
+        if (!rec || rec.status === "DELETING" || rec.terminatedAt || !node.has(rec.id)) throw new HangarError("sandbox_not_found", `sandbox '${name}' is not running`);
+        const lease = await node.acquire(rec.id);
+        try {
+          await lease.live.services.ready;
+          await lease.live.services.processes.exec(input);
+        } finally {
+          lease.release();
+        }
+      },
+    },
+  });
+  const scheduler = new JobScheduler({ store, jobs, queue: jobQueue, sandboxSchedules, logger: logger.child({ component: "jobs" }) });
+  jobs.setScheduler(scheduler);
+  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads, jobs) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
@@ -157,7 +202,11 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     bodyLimit: config.bodyLimit,
     // The edge sees every request first; what it does not route goes to Fastify.
     serverFactory: (handler) => {
-      server = createServer((req, res) => edge.handle(req, res, () => handler(req, res)));
+      const handle = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+        runPlaneJobs(req);
+        edge.handle(req, res, () => handler(req, res));
+      };
+      server = createServer(handle);
       server.on("upgrade", (req, socket, head) =>
         edge.handleUpgrade(req, socket, head, () => socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")),
       );
@@ -190,7 +239,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name),
     previewUrl: (req, p) => urls.previewUrl(baseUrl(req), p),
     lookupTxt: (host) => resolveTxt(host),
-    ...(builds ? { builds: { port: builds, uploadUrl } } : {}),
+    ...(builds ? { builds: { port: builds, uploadUrl, taskLogs: (ws, job, id, task) => jobs.logLines(ws, job, id, task) } } : {}),
     extraRoutes: [
       ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes, uploadUrl: (req, token) => new URL(`/upload/volume-templates/${token}`, baseUrl(req)).href })] : []),
       workloadRoutes({
@@ -206,6 +255,12 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         listProviderModels: listProviderModels,
       }),
       snapshotRoutes({ snapshots, sandboxUrl: (req, ws, name) => urls.sandboxUrl(baseUrl(req), ws, name), state: (id) => node.state(id) }),
+      jobRoutes({
+        jobs,
+        url: (req, ws, name) => new URL(`/run/${encodeURIComponent(ws.name)}/jobs/${encodeURIComponent(name)}`, baseUrl(req)).href,
+        ...(builds ? { upload: async (req, ws, name) => uploadUrl(req, (await builds.createUpload(ws, "jobs", name)).token) } : {}),
+      }),
+      scheduleRoutes(sandboxSchedules),
     ],
   });
 
@@ -223,6 +278,12 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   if (storage) await app.register(templateUploadRoute(storage, config.uploadLimitBytes));
   // the Workload API beside the stable invoke URL (/api/v2/endpoints/workloads/{id}, served by the edge)
   await app.register(invokeRoutes({ store, auth, replacements, baseUrl }), { prefix: "/api/v2" });
+  // A job execution's data URL (BL_EXECUTION_DATA_URL): the token is its only credential; it dies with the execution.
+  app.get<{ Params: { token: string } }>("/jobs-data/:token", { schema: { hide: true } }, async (req) => {
+    const data = await jobs.dataFor(req.params.token);
+    if (!data) throw new HangarError("not_found", "no such execution data (the execution ended or never existed)");
+    return data;
+  });
 
   app.get("/health", { schema: { summary: "Liveness and version", tags: ["system"] } }, async () => ({
     status: "ok",
@@ -255,6 +316,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   }
   // agents' replicas are node sandboxes too
   adoptable.push(...(await workloads.nodeSpecs()));
+  // and job tasks' sandboxes
+  adoptable.push(...(await jobs.nodeSpecs()).map((t) => ({ ...t, platform: true })));
   const adoption = await node.adoptAll(adoptable);
   // volumes: half-made ones removed, claims of sandboxes that are gone released
   if (storage) {
@@ -279,6 +342,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   replacements.start();
   if (await asyncCalls.releaseOrphans()) logger.info("resuming async agent calls a previous server left unfinished");
   asyncCalls.start();
+  // the data dir lock says this process holds the node alone: it takes over every running task
+  await jobs.start(true);
+  scheduler.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
@@ -308,6 +374,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       replacements.close();
       asyncCalls.close();
       snapshots.stop();
+      await jobs.close();
       await builds?.close();
       await front.close();
       await mcpBridges.close();
@@ -332,6 +399,7 @@ function createBuilds(
   node: LocalNode<SandboxServices>,
   sandboxes: SandboxService,
   workloads: WorkloadService,
+  jobs: JobService,
 ): BuildService {
   const log = logger.child({ component: "builds" });
   const builder = new BuildahBuilder({
@@ -375,6 +443,12 @@ function createBuilds(
       // agents and functions: the built image becomes a new revision
       agents: workloadTarget(workloads, "agents"),
       functions: workloadTarget(workloads, "functions"),
+      // jobs: the built image becomes the job's new revision
+      jobs: {
+        building: (b) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "BUILDING", "building the image from source"),
+        deploy: (b, out) => jobs.deployImage(b.workspaceId, b.resourceName, out.ref),
+        failed: (b, message) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "FAILED", `build failed: ${message}`),
+      },
     },
     images,
     imagesInUse: async () =>
@@ -382,6 +456,7 @@ function createBuilds(
         // (a sandbox being deleted keeps its mounted lower until it ends, so its image may go)
         ...(await store.sandboxes.listAll()).filter((r) => r.status !== "DELETING" && !r.terminatedAt).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
         ...(await workloads.imagesInUse()),
+        ...(await jobs.imagesInUse()),
       ]),
     cacheLimitBytes: config.buildCacheLimitBytes,
     concurrency: config.buildConcurrency,
@@ -499,3 +574,49 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
+
+/**
+ * Job tasks run as node sandboxes with the job's command (or the image's) as process
+ * "task-<index>-<attempt>"; they reach Hangar at the platform endpoint (their gateway, the egress port).
+ */
+function taskPort(node: LocalNode<SandboxServices>, egressPort: number | null): TaskPort {
+  return {
+    nodeName: node.nodeName,
+    start: (spec) => node.start({ ...spec, platform: true }),
+    destroy: (id) => node.destroy(id),
+    has: (id) => node.has(id),
+    async run(id, how) {
+      const live = node.get(id);
+      await live.services.ready;
+      // after a restart the task's process is adopted with the sandbox: it is awaited, never run twice
+      let rec = live.services.processes.find(how.name);
+      if (!rec) {
+        const cmd = how.command ?? live.handle.image.command;
+        if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) and the job sets no spec.runtime.command");
+        rec = await live.services.processes.exec({ name: how.name, command: cmd.map(shellQuote).join(" "), env: how.env, keepAlive: true, timeout: how.timeoutS });
+      }
+      await rec.finished;
+      const text = await rec.logs.text();
+      return { status: rec.status === "running" ? "failed" : rec.status, exitCode: rec.exitCode, logs: text.logs };
+    },
+    async stop(id) {
+      if (!node.has(id)) return;
+      const procs = node.get(id).services.processes;
+      for (const rec of procs.list()) if (rec.running && rec.name.startsWith("task-")) await procs.stop(rec.pid);
+    },
+    hostUrl(id) {
+      // the sandbox's gateway is the host end of its /30 link: the address below the sandbox's
+      const parts = node.get(id).handle.address.split(".").map(Number);
+      parts[3] = parts[3]! - 1;
+      return `http://${parts.join(".")}:${egressPort ?? 0}`;
+    },
+  };
+}
+
+/** The run plane's form of job executions (`bl run job`): /run/{ws}/jobs/{name}/executions… → /v0 with the workspace header. */
+function runPlaneJobs(req: import("node:http").IncomingMessage): void {
+  const m = /^\/run\/([^/?]+)\/jobs\/([^/?]+)(\/executions[^?]*)?(\?.*)?$/.exec(req.url ?? "");
+  if (!m || (!m[3] && req.method !== "POST")) return;
+  req.headers["x-blaxel-workspace"] = decodeURIComponent(m[1]!);
+  req.url = `/v0/jobs/${m[2]}${m[3] ?? "/executions"}${m[4] ?? ""}`;
+}

@@ -70,6 +70,8 @@ export interface HangarConfig {
   nodeFlavors: string | undefined;
   /** Longest wait for a model provider's answer head and between its chunks (HANGAR_MODEL_TIMEOUT, default 10m). */
   modelTimeoutMs: number;
+  /** Job task sandboxes running at once on this node, all jobs together (HANGAR_JOBS_MAX_TASKS, default 32). */
+  jobsMaxTasks: number;
 }
 
 export function defaultDataDir(): string {
@@ -108,6 +110,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     runDir: pick(flags.runDir, "HANGAR_RUN_DIR"),
     cgroupParent: pick(flags.cgroupParent, "HANGAR_CGROUP_PARENT"),
     egressPort: Number(pick(flags.egressPort, "HANGAR_EGRESS_PORT") ?? 0),
+    jobsMaxTasks: Math.max(1, Number(pick(flags.jobsMaxTasks, "HANGAR_JOBS_MAX_TASKS") ?? 32) || 32),
     egressCaFiles: (pick(flags.egressCaFiles, "HANGAR_EGRESS_CA_FILES") ?? "").split(":").filter(Boolean).map((f) => resolve(f)),
     importDirs: (pick(flags.importDirs, "HANGAR_IMPORT_DIRS") ?? join(dataDir, "imports")).split(":").filter(Boolean).map((d) => resolve(d)),
     bodyLimit: Number(pick(flags.bodyLimit, "HANGAR_BODY_LIMIT") ?? 1024 * 1024),

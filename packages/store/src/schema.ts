@@ -275,4 +275,93 @@ export interface Database {
   replacements: ReplacementTable;
   async_calls: AsyncCallTable;
   snapshots: SnapshotTable;
+  job_executions: JobExecutionTable;
+  job_tasks: JobTaskTable;
+  job_task_logs: JobTaskLogTable;
+  job_schedule_slots: JobScheduleSlotTable;
+  sandbox_schedules: SandboxScheduleTable;
+  sandbox_schedule_executions: SandboxScheduleExecutionTable;
+}
+
+export interface JobExecutionTable {
+  id: string;
+  workspace_id: string;
+  job_id: string;
+  job_name: string;
+  revision_id: string;
+  status: string;
+  parallelism: number;
+  max_retries: number;
+  timeout_s: number;
+  memory: number | null;
+  env: string | null;
+  tasks: string;
+  data_token_hash: string;
+  secrets: string;
+  api_key_id: string | null;
+  origin: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+export interface JobTaskTable {
+  id: string;
+  execution_id: string;
+  idx: number;
+  status: string;
+  attempts: number;
+  next_run_at: string;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  node: string | null;
+  sandbox_id: string | null;
+  exit_code: number | null;
+  reason: string | null;
+  conditions: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+export interface JobTaskLogTable {
+  task_id: string;
+  attempt: number;
+  time: string;
+  text: string;
+}
+
+export interface JobScheduleSlotTable {
+  job_id: string;
+  trigger_id: string;
+  slot: string;
+  execution_id: string | null;
+  created_at: string;
+}
+
+export interface SandboxScheduleTable {
+  workspace_id: string;
+  sandbox_name: string;
+  id: string;
+  type: string;
+  value: string;
+  input: string;
+  max_executions: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SandboxScheduleExecutionTable {
+  id: string;
+  workspace_id: string;
+  sandbox_name: string;
+  schedule_id: string;
+  executed_at: string;
+  status: string;
+  status_code: number;
+  process_name: string;
+  error: string;
+  timeout: number;
 }

@@ -9,6 +9,7 @@ import { SqlSnapshotRepo } from "./sql-snapshots.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
 import { SqlGatewayRepo } from "./sql-gateway.js";
 import { SqlStorageRepo } from "./sql-storage.js";
+import { SqlJobRepo } from "./sql-jobs.js";
 import { keysetPage, mapConflict, queryFingerprint } from "./sql-util.js";
 import {
   type ApiKeyRecord,
@@ -310,6 +311,7 @@ export class SqlStore implements Store {
   readonly gateway: SqlGatewayRepo;
   readonly storage: SqlStorageRepo;
   readonly snapshots: SqlSnapshotRepo;
+  readonly jobs: SqlJobRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -326,6 +328,7 @@ export class SqlStore implements Store {
     this.gateway = new SqlGatewayRepo(db);
     this.storage = new SqlStorageRepo(db);
     this.snapshots = new SqlSnapshotRepo(db);
+    this.jobs = new SqlJobRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -342,6 +345,7 @@ export class SqlStore implements Store {
         gateway: new SqlGatewayRepo(trx),
         storage: new SqlStorageRepo(trx),
         snapshots: new SqlSnapshotRepo(trx),
+        jobs: new SqlJobRepo(trx),
       }),
     );
   }

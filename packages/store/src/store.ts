@@ -504,6 +504,154 @@ export interface StorageRepo {
   deleteIfFree(id: string): Promise<boolean>;
 }
 
+export type JobExecutionStatus = "queued" | "running" | "cancelling" | "cancelled" | "failed" | "succeeded" | "timeout";
+
+export interface JobExecutionRecord {
+  id: string;
+  workspaceId: string;
+  jobId: string;
+  jobName: string;
+  revisionId: string;
+  status: JobExecutionStatus;
+  /** Tasks of this execution running at once at most (the job's maxConcurrentTasks). */
+  parallelism: number;
+  maxRetries: number;
+  /** Seconds a task may run; 0 = no limit. */
+  timeoutS: number;
+  memory: number | null;
+  /** Env overrides, values sealed. */
+  env: Record<string, string> | null;
+  tasks: Array<Record<string, unknown>>;
+  /** sha256 of the data URL's token. */
+  dataTokenHash: string;
+  /** Sealed JSON {token, apiKey}. */
+  secrets: string;
+  apiKeyId: string | null;
+  /** api | cron:<trigger id> */
+  origin: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+export type JobTaskStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface JobTaskRecord {
+  id: string;
+  executionId: string;
+  index: number;
+  status: JobTaskStatus;
+  attempts: number;
+  nextRunAt: string;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+  node: string | null;
+  sandboxId: string | null;
+  exitCode: number | null;
+  /** Why the last run ended: succeeded | failed | timeout | cancelled. */
+  reason: string | null;
+  conditions: Array<Record<string, unknown>>;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+export interface JobTaskCounts {
+  total: number;
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  timedOut: number;
+  /** Tasks that ran more than once (or wait for a retry). */
+  retried: number;
+}
+
+export interface SandboxScheduleRecord {
+  workspaceId: string;
+  sandboxName: string;
+  id: string;
+  /** cron | at */
+  type: string;
+  value: string;
+  /** The process request; env values sealed. */
+  input: Record<string, unknown>;
+  maxExecutions: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SandboxScheduleExecutionRecord {
+  id: string;
+  workspaceId: string;
+  sandboxName: string;
+  scheduleId: string;
+  executedAt: string;
+  status: "succeeded" | "failed";
+  statusCode: number;
+  processName: string;
+  error: string;
+  timeout: number;
+}
+
+export interface JobRepo {
+  /** Inserts the execution and its tasks in one go; StoreConflictError when the id is taken. */
+  insertExecution(rec: JobExecutionRecord, tasks: JobTaskRecord[]): Promise<JobExecutionRecord>;
+  getExecution(id: string): Promise<JobExecutionRecord | null>;
+  getExecutionByToken(hash: string): Promise<JobExecutionRecord | null>;
+  /** Executions of a job, newest first (keyset-paginated on created_at). */
+  listExecutions(jobId: string, query: ListQuery): Promise<Page<JobExecutionRecord>>;
+  /** Executions with one of these statuses, oldest first. */
+  listExecutionsByStatus(statuses: JobExecutionStatus[]): Promise<JobExecutionRecord[]>;
+  /** Applies a patch while the execution has one of `fromStatuses` (when given); null when it did not. */
+  updateExecution(id: string, patch: Partial<Pick<JobExecutionRecord, "status" | "updatedAt" | "startedAt" | "completedAt" | "apiKeyId">>, fromStatuses?: JobExecutionStatus[]): Promise<JobExecutionRecord | null>;
+  deleteExecutionsOfJob(jobId: string): Promise<void>;
+  listTasks(executionId: string): Promise<JobTaskRecord[]>;
+  getTask(id: string): Promise<JobTaskRecord | null>;
+  counts(executionId: string): Promise<JobTaskCounts>;
+  /** True while a task of the execution is pending or running. */
+  hasOpenTasks(executionId: string): Promise<boolean>;
+  /** Tasks running on a node (adoption after a restart). */
+  listRunningTasks(node: string): Promise<JobTaskRecord[]>;
+  /** Tasks running on a node right now (for the node-wide cap). */
+  countRunning(node?: string): Promise<number>;
+  /**
+   * Claims pending tasks that are due, oldest execution first, at most `parallelism` running per
+   * execution and `nodeCap` on the node: each becomes running, leased by `owner` until `leaseUntil`,
+   * with a new sandbox id and one more attempt.
+   */
+  claimTasks(owner: string, node: string, now: string, leaseUntil: string, nodeCap: number, newSandboxId: () => string): Promise<JobTaskRecord[]>;
+  /** Extends the leases `owner` holds on running tasks. */
+  renewLeases(owner: string, leaseUntil: string): Promise<void>;
+  /** Takes over the running tasks of a node whose leases ran out (or all of them with `force`) for `owner`. */
+  takeOver(node: string, owner: string, now: string, leaseUntil: string, force?: boolean): Promise<JobTaskRecord[]>;
+  /** Applies a patch while the task has one of `fromStatuses` (and, with `owner`, is leased by it). */
+  updateTask(id: string, patch: Partial<Omit<JobTaskRecord, "id" | "executionId" | "index" | "createdAt">>, fromStatuses?: JobTaskStatus[], owner?: string): Promise<JobTaskRecord | null>;
+  /** Pending tasks of an execution become cancelled; returns how many. */
+  cancelPending(executionId: string, now: string): Promise<number>;
+  putTaskLog(taskId: string, attempt: number, time: string, text: string): Promise<void>;
+  taskLogs(taskId: string): Promise<Array<{ attempt: number; time: string; text: string }>>;
+  /** Records a cron firing slot; false when it was claimed already. */
+  claimSlot(jobId: string, triggerId: string, slot: string, now: string): Promise<boolean>;
+  setSlotExecution(jobId: string, triggerId: string, slot: string, executionId: string): Promise<void>;
+  /** The latest slot fired for a trigger. */
+  lastSlot(jobId: string, triggerId: string): Promise<string | null>;
+  /** Sandbox schedules (StoreConflictError when the id is taken in that sandbox). */
+  insertSchedule(rec: SandboxScheduleRecord): Promise<SandboxScheduleRecord>;
+  getSchedule(workspaceId: string, sandboxName: string, id: string): Promise<SandboxScheduleRecord | null>;
+  /** Of a sandbox, of a workspace, or all (the scheduler). */
+  listSchedules(workspaceId?: string, sandboxName?: string): Promise<SandboxScheduleRecord[]>;
+  updateSchedule(rec: SandboxScheduleRecord): Promise<void>;
+  deleteSchedule(workspaceId: string, sandboxName: string, id: string): Promise<boolean>;
+  /** Records an execution, keeping the schedule's newest `keep`. */
+  insertScheduleExecution(rec: SandboxScheduleExecutionRecord, keep: number): Promise<void>;
+  /** Newest first. */
+  listScheduleExecutions(workspaceId: string, sandboxName?: string, limit?: number): Promise<SandboxScheduleExecutionRecord[]>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   readonly workspaces: WorkspaceRepo;
@@ -516,6 +664,7 @@ export interface Store {
   readonly gateway: GatewayRepo;
   readonly storage: StorageRepo;
   readonly snapshots: SnapshotRepo;
+  readonly jobs: JobRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

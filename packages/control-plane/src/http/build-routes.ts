@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { HangarError, describeNameProblem } from "@hangar/common";
 import type { WorkspaceRecord } from "@hangar/store";
-import type { SourceBuildsPort } from "../builds-port.js";
+import type { SourceBuildsPort, TaskLogsPort } from "../builds-port.js";
 import * as S from "./schemas.js";
 
 export interface BuildRoutesContext {
@@ -13,6 +13,8 @@ export interface BuildRoutesContext {
   uploadUrl: (req: FastifyRequest, token: string) => string;
   /** Imports an image reference (bl push with image= in blaxel.toml). */
   ensureImage: (ref: string) => Promise<void>;
+  /** Job task logs, for `executionId` (and `taskId`) filters. */
+  taskLogs?: TaskLogsPort;
 }
 
 /** Resource kinds builds are for, as Blaxel's paths and `resourceType` name them. */
@@ -74,7 +76,7 @@ export async function registerBuildRoutes(app: FastifyInstance, ctx: BuildRoutes
   );
 
   // Build logs in the shape `bl` polls: {"<name>": {"logs": [...], "totalCount": N}}.
-  app.get<{ Querystring: { resourceType?: string; workloadIds?: string; start?: string; limit?: number; offset?: number } }>(
+  app.get<{ Querystring: { resourceType?: string; workloadIds?: string; start?: string; limit?: number; offset?: number; executionId?: string; taskId?: string } }>(
     "/observability/logs",
     { schema: { summary: "Logs of workloads (build logs)", tags: ["observability"], querystring: { type: "object", additionalProperties: true, properties: { limit: { type: "integer" }, offset: { type: "integer" } } }, response: { 200: Obj, ...S.errors(400, 401, 403) } } },
     async (req) => {
@@ -91,7 +93,13 @@ export async function registerBuildRoutes(app: FastifyInstance, ctx: BuildRoutes
       const limit = Math.min(q.limit ?? 1000, 10_000);
       const out: Record<string, { logs: Array<{ timestamp: string; message: string; severity: number; trace_id: string }>; totalCount: number }> = {};
       for (const name of names) {
-        const lines = await ctx.builds.logsOf(ws.id, resourceType, name, since?.toISOString());
+        // a job execution's tasks (taskId: the task's index, or its name <execution>-<index>)
+        const task = q.taskId ? Number(/(\d+)$/.exec(q.taskId)?.[1] ?? Number.NaN) : undefined;
+        if (task !== undefined && Number.isNaN(task)) throw new HangarError("validation_failed", "taskId: a task index or name");
+        const lines =
+          resourceType === "jobs" && q.executionId && ctx.taskLogs
+            ? (await ctx.taskLogs(ws.id, name, q.executionId, task)).filter((l) => !since || l.time >= since.toISOString())
+            : await ctx.builds.logsOf(ws.id, resourceType, name, since?.toISOString());
         out[name] = {
           logs: lines.slice(offset, offset + limit).map((l) => ({ timestamp: l.time, message: l.message, severity: l.severity, trace_id: "" })),
           totalCount: lines.length,

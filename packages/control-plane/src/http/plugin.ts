@@ -12,7 +12,7 @@ import type { PreviewService } from "../previews/preview-service.js";
 import type { SandboxInput, SandboxService } from "../sandboxes/sandbox-service.js";
 import { sandboxView } from "../sandboxes/sandbox-view.js";
 import { type WorkspaceService, workspaceView } from "../workspaces/workspace-service.js";
-import type { SourceBuildsPort } from "../builds-port.js";
+import type { SourceBuildsPort, TaskLogsPort } from "../builds-port.js";
 import { registerBuildRoutes } from "./build-routes.js";
 import { registerPreviewRoutes } from "./preview-routes.js";
 import * as S from "./schemas.js";
@@ -44,7 +44,7 @@ export interface ControlPlaneOptions {
   /** DNS TXT lookup used to verify custom domains. */
   lookupTxt: (host: string) => Promise<string[][]>;
   /** Builds from source (`?upload=true`, images, build logs), when this server runs them. */
-  builds?: { port: SourceBuildsPort; uploadUrl: (req: FastifyRequest, token: string) => string };
+  builds?: { port: SourceBuildsPort; uploadUrl: (req: FastifyRequest, token: string) => string; taskLogs?: TaskLogsPort };
   /** Routes of other planes (agents, functions…) registered behind the same /v0 authentication. */
   extraRoutes?: Array<(app: FastifyInstance, ctx: RouteContext) => Promise<void>>;
 }
@@ -266,7 +266,7 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
   );
 
   if (opts.builds) {
-    await registerBuildRoutes(app, { builds: opts.builds.port, workspaceOf, uploadUrl: opts.builds.uploadUrl, ensureImage: (ref) => opts.node.ensureImage(ref) });
+    await registerBuildRoutes(app, { builds: opts.builds.port, workspaceOf, uploadUrl: opts.builds.uploadUrl, ensureImage: (ref) => opts.node.ensureImage(ref), ...(opts.builds.taskLogs ? { taskLogs: opts.builds.taskLogs } : {}) });
   }
 
   for (const register of opts.extraRoutes ?? []) await register(app, { workspaceOf, principal, paginated, listQuery });

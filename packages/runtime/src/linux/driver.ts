@@ -1504,6 +1504,9 @@ export class LinuxDriver implements SandboxDriver {
     const loops = (await fs.readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")).filter((f) => f[4]?.startsWith(`${this.runDir}/volumes/`)).map((f) => f[f.indexOf("-") + 2] ?? "").filter((d) => d.startsWith("/dev/loop"));
     for (const m of [...lowers, `${this.runDir}/b`, `${this.runDir}/volumes`]) if (mounts.has(m)) await runRaw("umount", ["-l", m]);
     for (const d of loops) await runRaw("losetup", ["-d", d]);
+    // anything else still mounted under the run dir (a crashed server's sandbox layers), deepest first
+    const left = [...(await mountTable()).keys()].filter((m) => m.startsWith(`${this.runDir}/`)).sort((a, b) => b.length - a.length);
+    for (const m of left) await runRaw("umount", ["-l", m]);
     for (const rt of this.runtimes()) await rt.teardown();
     for (const h of this.hierarchies) await fs.rmdir(`${cg.CGROUP_ROOT}/${h}/${this.cgroupParent}`).catch(() => {});
     await fs.rm(this.runDir, { recursive: true, force: true });

@@ -39,7 +39,11 @@ export function runRaw(cmd: string, args: string[], opts: RunOptions = {}): Prom
       if (timer) clearTimeout(timer);
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) {
+      // a command that exits before reading its input (EPIPE) is judged by its exit, not a crash
+      child.stdin!.on("error", () => {});
+      child.stdin!.end(opts.input);
+    }
   });
 }
 

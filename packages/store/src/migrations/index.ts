@@ -3,6 +3,7 @@ import * as m001 from "./001-initial.js";
 import * as m002 from "./002-previews.js";
 import * as m003 from "./003-builds.js";
 import * as m004 from "./004-workloads.js";
+import * as m005 from "./005-jobs.js";
 import * as m006 from "./006-gateway.js";
 import * as m007 from "./007-volumes.js";
 import * as m008 from "./008-snapshots.js";
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   "002-previews": m002,
   "003-builds": m003,
   "004-workloads": m004,
+  "005-jobs": m005,
   "006-gateway": m006,
   "007-volumes": m007,
   "008-snapshots": m008,
