@@ -151,7 +151,7 @@ describe("deploying a directory with the hangar CLI", () => {
   it("deploys an agent, which answers on its run URL; deploys a job from source, and refuses bad input before uploading", { timeout: 180_000 }, async () => {
     const agentDir = writeTree(join(home, "agent"), {
       Dockerfile: 'FROM hangar/base\nWORKDIR /a\nCOPY . .\nCMD ["node", "a.js"]\n',
-      "a.js": "require('http').createServer((q, s) => s.end('agent says hi')).listen(Number(process.env.PORT), process.env.HOST);\n",
+      "a.js": "require('http').createServer((q, s) => { console.log('got ' + q.method + ' ' + q.url); s.end('agent says hi'); }).listen(Number(process.env.PORT), process.env.HOST);\n",
     });
     const agent = await hangar(["deploy", "-d", agentDir, "-n", "cli-agent", "-t", "agent"]);
     expect(agent.code, agent.err).toBe(0);
@@ -166,6 +166,10 @@ describe("deploying a directory with the hangar CLI", () => {
     expect(listed.out).toMatch(/cli-agent\s+DEPLOYED/);
     const revs = await hangar(["get", "revisions", "cli-agent"]);
     expect(revs.out).toMatch(/READY\s+100%\s+active\s+1/);
+    // the app's output, each line labelled with its revision and replica
+    const logs = await hangar(["logs", "agent", "cli-agent"]);
+    expect(logs.code, logs.err).toBe(0);
+    expect(logs.out).toMatch(/^[a-z0-9]{12}\/[a-z0-9]{12} got POST \/$/m);
     const missing = await hangar(["run", "agent", "nobody"]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/404/);

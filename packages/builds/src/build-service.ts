@@ -234,8 +234,10 @@ export class BuildService {
       const done = (await this.store.builds.update(build.id, { status: "BUILT", image: out.ref, stats: { ms: Date.now() - t0, reused: out.reused }, finishedAt: now(), updatedAt: now() }, ["BUILDING"])) ?? build;
       logs.push(`built ${out.ref} in ${((Date.now() - t0) / 1000).toFixed(1)} s`, SEVERITY.info);
       await logs.flush();
+      // unused images go before the deploy is seen (the one just built is kept), so what a client
+      // does once the resource is deployed finds the collection done
+      await this.collectGarbage(out.ref).catch((e) => this.log.warn({ err: e }, "collecting unused built images failed"));
       await this.target(build)?.deploy(done, out);
-      await this.collectGarbage().catch((e) => this.log.warn({ err: e }, "collecting unused built images failed"));
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       await logs.flush();
@@ -252,12 +254,13 @@ export class BuildService {
 
   /**
    * Removes built images of this store's workspaces that nothing uses: not a live resource's image,
-   * not the latest push of an image (bl push). Images other refs still name stay.
+   * not the latest push of an image (bl push), not `keepAlso`. Images other refs still name stay.
    */
-  async collectGarbage(): Promise<number> {
+  async collectGarbage(keepAlso?: string): Promise<number> {
     const images = this.opts.images;
     if (!images) return 0;
     const inUse = await this.opts.imagesInUse();
+    if (keepAlso) inUse.add(keepAlso);
     const mine = new Set((await this.store.workspaces.list()).map((w) => w.id));
     const refs = await images.builtRefs();
     const keep = new Set(inUse);

@@ -142,6 +142,22 @@ program
     print(name ? items[0] : items, o.output, () => [l.header, ...items.map(l.row)]);
   });
 
+/** An agent's or function's app output, each line labelled with its revision and replica. */
+async function workloadLogs(c: HangarClient, plural: string, name: string, follow: boolean): Promise<void> {
+  const path = `${c.cfg.url}/v0/${plural}/${encodeURIComponent(name)}/logs`;
+  if (!follow) {
+    const { replicas } = (await (await c.raw("GET", path)).json()) as { replicas: Array<{ replica: string; revision: string; stdout: string; stderr: string }> };
+    for (const r of replicas) {
+      for (const [stream, text] of [["stdout", r.stdout], ["stderr", r.stderr]] as const) {
+        for (const line of text.split("\n").filter(Boolean)) (stream === "stderr" ? process.stderr : process.stdout).write(`${r.revision}/${r.replica} ${line}\n`);
+      }
+    }
+    return;
+  }
+  const res = await c.raw("GET", `${path}?follow=true`);
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+}
+
 // ---- run ---------------------------------------------------------------------------------------
 program
   .command("run")
@@ -394,8 +410,8 @@ program
 program
   .command("logs")
   .description("print a process's logs, or with --build the build logs of a resource (-f: follow until it ends)")
-  .usage("SANDBOX PROCESS [-f] | KIND NAME --build [-f]")
-  .argument("<name>", "sandbox; with --build, a kind: sandbox | agent | function | job")
+  .usage("SANDBOX PROCESS [-f] | agent|function NAME [-f] | KIND NAME --build [-f] | job NAME --execution ID [--task N] [-f]")
+  .argument("<name>", "sandbox; or a kind: agent | function (the app's output per replica); with --build: sandbox | agent | function | job")
   .argument("<process>", "process name or pid; with --build, the resource name")
   .option("-f, --follow", "stream new output (build logs: until the build is over)")
   .option("--build", "the build logs of a resource deployed from source")
@@ -406,7 +422,9 @@ program
     const c = client();
     if (o.build) return buildLogs(c, name, proc, o);
     if (o.execution) return jobLogs(c, proc, o.execution, o);
-    if (BUILD_KINDS[name.toLowerCase()] && BUILD_KINDS[name.toLowerCase()] !== "sandboxes") throw new CliError(`only build logs are available for ${BUILD_KINDS[name.toLowerCase()]}: add --build`);
+    const plural = BUILD_KINDS[name.toLowerCase()];
+    if (plural === "agents" || plural === "functions") return workloadLogs(c, plural, proc, !!o.follow);
+    if (plural && plural !== "sandboxes") throw new CliError(`only build logs (--build) and executions' logs (--execution) are available for ${plural}`);
     const url = await c.sandboxUrl(name);
     if (!o.follow) {
       const res = await c.raw("GET", `${url}/process/${encodeURIComponent(proc)}/logs`);

@@ -2,7 +2,7 @@
 // what changes how a task runs (image, command, memory, envs) makes a new revision; timeout,
 // retries and parallelism are read when an execution is created.
 
-import { HangarError } from "@hangar/common";
+import { HangarError, fieldError as fail, isObject as isObj, intField as intIn } from "@hangar/common";
 import { type EnvSpec, normalizeEnvs, normalizePorts } from "@hangar/control-plane";
 import type { PortSpec } from "@hangar/control-plane";
 import { Cron } from "croner";
@@ -48,17 +48,6 @@ export interface JobSpecDoc {
 }
 
 type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function fail(field: string, message: string): never {
-  throw new HangarError("validation_failed", `${field}: ${message}`, { field });
-}
-
-function intIn(v: unknown, field: string, min: number, max: number, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `an integer from ${min} to ${max}`);
-  return v;
-}
 
 function strings(v: unknown, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;

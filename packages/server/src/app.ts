@@ -457,6 +457,7 @@ function createBuilds(
         ...(await store.sandboxes.listAll()).filter((r) => r.status !== "DELETING" && !r.terminatedAt).map((r) => String((r.spec as { runtime?: { image?: string } }).runtime?.image ?? "")),
         ...(await workloads.imagesInUse()),
         ...(await jobs.imagesInUse()),
+        ...(await store.snapshots.images()),
       ]),
     cacheLimitBytes: config.buildCacheLimitBytes,
     concurrency: config.buildConcurrency,
@@ -509,6 +510,10 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       await live.services.files.writeFile(MCP_BRIDGE_PATH, await mcpBridgeBundle());
       const bridge = `command -v node >/dev/null || { echo "a stdio function needs node (18+) in its image to run Hangar's MCP bridge" >&2; exit 127; }; exec node ${MCP_BRIDGE_PATH} ${cmd.map(shellQuote).join(" ")}`;
       await live.services.processes.exec({ name: "app", command: bridge, restartOnFailure: true, maxRestarts: -1 });
+    },
+    appLogs(id) {
+      const app = node.has(id) ? node.get(id).services.processes.find("app") : undefined;
+      return app ? app.logs : null;
     },
     async request(id, port, call, timeoutMs) {
       const lease = await node.acquire(id, "request");

@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
-import { EXTERNAL_ID_PATTERN, HangarError, type Logger, describeNameProblem, randomId, randomToken, sha256Hex, silentLogger } from "@hangar/common";
+import { HangarError, type Logger, type ResourceMetadata, randomId, randomToken, sha256Hex, silentLogger, validateMetadata } from "@hangar/common";
 import { extractZip } from "@hangar/builds";
 import { type ListQuery, type Page, type Store, StoreConflictError, type StorageKind, type StorageRecord, type WorkspaceRecord } from "@hangar/store";
 import { VolumeHost, sh } from "./host.js";
@@ -58,44 +58,6 @@ export interface StorageServiceOptions {
 /** Size limits of a volume, MB. */
 const MIN_SIZE_MB = 16;
 const MAX_SIZE_MB = 1024 * 1024;
-
-interface Md {
-  name?: string;
-  displayName?: string;
-  labels?: Record<string, string>;
-  externalId?: string | null;
-}
-
-function metadataOf(md: StorageInput["metadata"]): Md {
-  const out: Md = {};
-  if (md === undefined || md === null) return out;
-  if (typeof md !== "object" || Array.isArray(md)) throw new HangarError("validation_failed", "metadata: must be an object");
-  if (md.name !== undefined && md.name !== null && md.name !== "") {
-    if (typeof md.name !== "string") throw new HangarError("invalid_name", "metadata.name: must be a string");
-    const problem = describeNameProblem(md.name);
-    if (problem) throw new HangarError("invalid_name", `metadata.name: ${problem}`);
-    out.name = md.name;
-  }
-  if (md.displayName !== undefined && md.displayName !== null) {
-    if (typeof md.displayName !== "string" || md.displayName.length > 63) throw new HangarError("validation_failed", "metadata.displayName: must be a string of at most 63 characters");
-    out.displayName = md.displayName;
-  }
-  if (md.labels !== undefined && md.labels !== null) {
-    if (typeof md.labels !== "object" || Array.isArray(md.labels)) throw new HangarError("validation_failed", "metadata.labels: must be an object of string values");
-    const labels: Record<string, string> = {};
-    for (const [k, v] of Object.entries(md.labels as Record<string, unknown>)) {
-      if (typeof v !== "string") throw new HangarError("validation_failed", `metadata.labels.${k}: must be a string`);
-      labels[k] = v;
-    }
-    out.labels = labels;
-  }
-  if (md.externalId !== undefined && md.externalId !== null) {
-    if (md.externalId === "") out.externalId = null;
-    else if (typeof md.externalId !== "string" || !EXTERNAL_ID_PATTERN.test(md.externalId)) throw new HangarError("validation_failed", "metadata.externalId: must be 1 to 64 characters of [A-Za-z0-9-]");
-    else out.externalId = md.externalId;
-  }
-  return out;
-}
 
 const NOT_FOUND = { volumes: "volume_not_found", drives: "drive_not_found", volume_templates: "volume_template_not_found" } as const;
 const SINGULAR = { volumes: "volume", drives: "drive", volume_templates: "volume template" } as const;
@@ -159,7 +121,7 @@ export class StorageService {
   }
 
   /** Inserts a new record; 409 `<kind>_already_exists`-like conflict when the name is taken. */
-  private async insert(ws: WorkspaceRecord, kind: StorageKind, md: Md, spec: Record<string, unknown>, prefix: string): Promise<StorageRecord> {
+  private async insert(ws: WorkspaceRecord, kind: StorageKind, md: ResourceMetadata, spec: Record<string, unknown>, prefix: string): Promise<StorageRecord> {
     const now = new Date().toISOString();
     const name = md.name ?? `${prefix}-${randomId(8)}`;
     const rec: StorageRecord = {
@@ -208,7 +170,7 @@ export class StorageService {
   }
 
   async createVolume(ws: WorkspaceRecord, input: StorageInput): Promise<StorageRecord> {
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     let size = this.sizeOf(spec.size, 1024);
     const region = this.region(spec);
@@ -259,7 +221,7 @@ export class StorageService {
   async updateVolume(ws: WorkspaceRecord, name: string, input: StorageInput): Promise<StorageRecord> {
     const rec = await this.store.storage.get(ws.id, "volumes", name);
     if (!rec) return this.createVolume(ws, { ...input, metadata: { ...(input.metadata ?? {}), name } });
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     const cur = rec.spec.size as number;
     const size = this.sizeOf(spec.size, cur);
@@ -373,7 +335,7 @@ export class StorageService {
   // ---- volume templates
 
   async createTemplate(ws: WorkspaceRecord, input: StorageInput): Promise<StorageRecord> {
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     const out: Record<string, unknown> = { versions: [] };
     if (spec.defaultSize !== undefined) out.defaultSize = this.sizeOf(spec.defaultSize, 1024);
@@ -385,7 +347,7 @@ export class StorageService {
   async updateTemplate(ws: WorkspaceRecord, name: string, input: StorageInput): Promise<StorageRecord> {
     const rec = await this.store.storage.get(ws.id, "volume_templates", name);
     if (!rec) return this.createTemplate(ws, { ...input, metadata: { ...(input.metadata ?? {}), name } });
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     const next = { ...rec.spec };
     if (spec.defaultSize !== undefined) next.defaultSize = this.sizeOf(spec.defaultSize, 1024);
@@ -491,7 +453,7 @@ export class StorageService {
   }
 
   async createDrive(ws: WorkspaceRecord, input: StorageInput): Promise<StorageRecord> {
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     const permissions = this.permissions(spec);
     const rec = await this.insert(ws, "drives", md, { region: this.region(spec), ...(permissions ? { permissions } : {}) }, "drive");
@@ -502,7 +464,7 @@ export class StorageService {
   async updateDrive(ws: WorkspaceRecord, name: string, input: StorageInput): Promise<StorageRecord> {
     const rec = await this.store.storage.get(ws.id, "drives", name);
     if (!rec) return this.createDrive(ws, { ...input, metadata: { ...(input.metadata ?? {}), name } });
-    const md = metadataOf(input.metadata);
+    const md = validateMetadata(input.metadata);
     const spec = this.specOf(input);
     const permissions = this.permissions(spec);
     return (await this.store.storage.update(rec.id, {

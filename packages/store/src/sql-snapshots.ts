@@ -105,6 +105,11 @@ export class SqlSnapshotRepo implements SnapshotRepo {
     return rows.map(toSnapshot);
   }
 
+  async images(): Promise<string[]> {
+    const rows = await this.db.selectFrom("snapshots").select("spec").execute();
+    return rows.map((r) => String((JSON.parse(r.spec) as { runtime?: { image?: string } }).runtime?.image ?? "")).filter(Boolean);
+  }
+
   async listStale(now: string): Promise<SnapshotRecord[]> {
     const rows = await this.db
       .selectFrom("snapshots")

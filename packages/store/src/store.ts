@@ -408,6 +408,8 @@ export interface SnapshotRepo {
   listForSource(workspaceId: string, sourceName: string): Promise<SnapshotRecord[]>;
   /** Pending captures whose lease ran out before `now` (their server died). */
   listStale(now: string): Promise<SnapshotRecord[]>;
+  /** The images the snapshots' sandboxes ran (kept while a snapshot may be forked or restored). */
+  images(): Promise<string[]>;
   /** Applies a patch, only while the status is one of `fromStatuses` when given; null when it did not. */
   update(id: string, patch: Partial<Pick<SnapshotRecord, "status" | "processes" | "sizeBytes" | "error" | "leaseOwner" | "leaseExpiresAt" | "sourceId" | "spec" | "updatedAt">>, fromStatuses?: SnapshotStatus[]): Promise<SnapshotRecord | null>;
   delete(id: string): Promise<boolean>;

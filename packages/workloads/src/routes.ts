@@ -75,6 +75,32 @@ export function workloadRoutes(opts: WorkloadRoutesOptions) {
         return view(req, ws)(await workloads.delete(ws, kind, req.params.name));
       });
 
+      /** The app's output per replica; with ?follow=true a text stream of lines "<revision>/<replica> <stream>: <line>" until the client leaves. */
+      app.get<{ Params: { name: string }; Querystring: { follow?: string } }>(`/${kind}/:name/logs`, { schema: { summary: `The app output of an ${kind.slice(0, -1)}'s replicas`, tags, querystring: { type: "object", properties: { follow: { type: "string" } } }, response: { 200: {}, ...errors } } }, async (req, reply) => {
+        const ws = await ctx.workspaceOf(req);
+        const replicas = await workloads.appLogs(ws, kind, req.params.name);
+        if (req.query.follow !== "true") return { replicas: replicas.map((r) => ({ replica: r.replica, revision: r.revision, status: r.status, ...r.logs.tail() })) };
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+        const handles = replicas.map((r) => {
+          let partial = "";
+          return r.logs.follow(
+            (c) => {
+              const lines = (partial + c.data.toString("utf8")).split("\n");
+              partial = lines.pop() ?? "";
+              for (const line of lines) res.write(`${r.revision}/${r.replica} ${c.stream === 2 ? "stderr" : "stdout"}: ${line}\n`);
+            },
+            () => undefined,
+          );
+        });
+        const keepalive = setInterval(() => res.write(""), 15_000);
+        res.on("close", () => {
+          clearInterval(keepalive);
+          for (const h of handles) h.close();
+        });
+      });
+
       app.get<{ Params: { name: string } }>(`/${kind}/:name/revisions`, { schema: { summary: `Revisions of an ${kind.slice(0, -1)} (newest first)`, tags, response: { 200: { type: "array", items: Obj }, ...errors } } }, async (req) => {
         const ws = await ctx.workspaceOf(req);
         return workloads.revisions(ws, kind, req.params.name);

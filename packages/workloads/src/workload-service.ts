@@ -28,6 +28,8 @@ export interface ReplicaPort {
   lastActivity(id: string): number | null;
   /** Sends one request to the replica's port (waking it and holding it awake); the answer collected (≤ 10 MiB kept). */
   request(id: string, port: number, call: { method: string; path: string; headers: Record<string, string>; body: Buffer }, timeoutMs: number): Promise<{ statusCode: number; body: string }>;
+  /** The output of the replica's app (null when it runs none on this node). */
+  appLogs(id: string): AppLogs | null;
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
 }
@@ -36,6 +38,13 @@ export interface ReplicaPort {
 export interface WorkloadKeyPort {
   ensureKey(name: string, workspaceId: string, key: string): Promise<void>;
   revokeKey(key: string): Promise<void>;
+}
+
+/** A replica's app output: what is kept, and new output as it comes. */
+export interface AppLogs {
+  tail(): { stdout: string; stderr: string };
+  /** `stream`: 1 stdout, 2 stderr (the sandbox API's log framing). */
+  follow(onChunk: (c: { stream: number; data: Buffer }) => void, onEnd: () => void): { close(): void };
 }
 
 export interface WorkloadInput {
@@ -284,6 +293,17 @@ export class WorkloadService {
       replicas: replicas.filter((x) => x.revisionId === r.id).length,
       trafficPercent: r.id === rec.activeRevision ? 100 - (route?.canary?.percent ?? 0) : canaryPct(r.id),
     }));
+  }
+
+  /** The app output of each replica of a workload, with its revision (newest revisions first). */
+  async appLogs(ws: WorkspaceRecord, kind: string, name: string): Promise<Array<{ replica: string; revision: string; status: string; logs: AppLogs }>> {
+    const rec = await this.get(ws, kind, name);
+    const out: Array<{ replica: string; revision: string; status: string; logs: AppLogs }> = [];
+    for (const r of await this.store.workloads.listReplicas(rec.id)) {
+      const logs = this.opts.replicas.appLogs(r.id);
+      if (logs) out.push({ replica: r.id, revision: r.revisionId, status: r.status, logs });
+    }
+    return out;
   }
 
   // ---- revisions and replicas

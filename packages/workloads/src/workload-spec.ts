@@ -1,7 +1,7 @@
 // The spec of an agent (or function) as a user sends it: validated, defaults filled. Only what
 // changes how it runs (image, memory, envs, port) makes a new revision.
 
-import { HangarError } from "@hangar/common";
+import { HangarError, fieldError as fail, isObject as isObj, intField as intIn } from "@hangar/common";
 import { type EnvSpec, type PortSpec, normalizeEnvs, normalizePorts } from "@hangar/control-plane";
 
 export const WORKLOAD_DEFAULT_MEMORY_MB = 2048;
@@ -58,17 +58,6 @@ export interface RevisionSpec {
 }
 
 type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function fail(field: string, message: string): never {
-  throw new HangarError("validation_failed", `${field}: ${message}`, { field });
-}
-
-function intIn(v: unknown, field: string, min: number, max: number, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `an integer from ${min} to ${max}`);
-  return v;
-}
 
 export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
   if (raw !== undefined && !isObj(raw)) fail("spec", "must be an object");

@@ -1,6 +1,6 @@
 // The sandbox resource: create/get/list/update/delete over the store and the node runtime.
 
-import { EXTERNAL_ID_PATTERN, HangarError, type Logger, TtlCache, describeNameProblem, randomId, silentLogger } from "@hangar/common";
+import { HangarError, type Logger, type ResourceMetadata, TtlCache, randomId, silentLogger, validateMetadata } from "@hangar/common";
 import {
   type ListQuery,
   type Page,
@@ -60,39 +60,6 @@ export interface SandboxServiceDeps {
 
 function event(status: string, message: string): SandboxEvent {
   return { type: "deployment", status, message, time: new Date().toISOString() };
-}
-
-function validateMetadata(md: SandboxInput["metadata"]): { name?: string; displayName?: string; labels?: Record<string, string>; externalId?: string | null } {
-  const out: { name?: string; displayName?: string; labels?: Record<string, string>; externalId?: string | null } = {};
-  if (md === undefined || md === null) return out;
-  if (typeof md !== "object" || Array.isArray(md)) throw new HangarError("validation_failed", "metadata: must be an object");
-  if (md.name !== undefined && md.name !== null && md.name !== "") {
-    if (typeof md.name !== "string") throw new HangarError("invalid_name", "metadata.name: must be a string");
-    const problem = describeNameProblem(md.name);
-    if (problem) throw new HangarError("invalid_name", `metadata.name: ${problem}`);
-    out.name = md.name;
-  }
-  if (md.displayName !== undefined && md.displayName !== null) {
-    if (typeof md.displayName !== "string" || md.displayName.length > 63) throw new HangarError("validation_failed", "metadata.displayName: must be a string of at most 63 characters");
-    out.displayName = md.displayName;
-  }
-  if (md.labels !== undefined && md.labels !== null) {
-    if (typeof md.labels !== "object" || Array.isArray(md.labels)) throw new HangarError("validation_failed", "metadata.labels: must be an object of string values");
-    const labels: Record<string, string> = {};
-    for (const [k, v] of Object.entries(md.labels)) {
-      if (typeof v !== "string") throw new HangarError("validation_failed", `metadata.labels.${k}: must be a string`);
-      if (k.length === 0 || k.length > 253) throw new HangarError("validation_failed", "metadata.labels: keys must be 1 to 253 characters");
-      labels[k] = v;
-    }
-    out.labels = labels;
-  }
-  if (md.externalId !== undefined && md.externalId !== null) {
-    if (md.externalId === "") out.externalId = null;
-    else if (typeof md.externalId !== "string" || !EXTERNAL_ID_PATTERN.test(md.externalId)) {
-      throw new HangarError("validation_failed", "metadata.externalId: must be 1 to 64 characters of [A-Za-z0-9-]");
-    } else out.externalId = md.externalId;
-  }
-  return out;
 }
 
 export class SandboxService {
@@ -491,7 +458,7 @@ export class SandboxService {
   }
 
   /** A new record in `status`, its spec sealed, with one event saying why. */
-  private newRecord(ws: WorkspaceRecord, name: string, md: ReturnType<typeof validateMetadata>, spec: SandboxSpecDoc, status: string, message: string): SandboxRecord {
+  private newRecord(ws: WorkspaceRecord, name: string, md: ResourceMetadata, spec: SandboxSpecDoc, status: string, message: string): SandboxRecord {
     const now = new Date().toISOString();
     return {
       id: randomId(12),

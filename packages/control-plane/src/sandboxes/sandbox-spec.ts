@@ -1,7 +1,7 @@
 // Normalisation and semantic validation of the sandbox spec a user sends. Structural checks
 // (types, enums) happen in the route schema; this module checks meaning and fills defaults.
 
-import { ENV_NAME_PATTERN, HangarError, parseDuration } from "@hangar/common";
+import { ENV_NAME_PATTERN, HangarError, parseDuration, fieldError as fail, isObject as isObj } from "@hangar/common";
 import { patternError, placeholderNames } from "@hangar/egress-proxy/policy";
 
 export const DEFAULT_IMAGE = "blaxel/base-image:latest";
@@ -64,11 +64,6 @@ export interface SandboxSpecDoc {
 
 type Json = Record<string, unknown>;
 
-const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function fail(field: string, message: string): never {
-  throw new HangarError("validation_failed", `${field}: ${message}`, { field });
-}
 
 export function normalizePorts(raw: unknown): PortSpec[] | undefined {
   if (raw === undefined || raw === null) return undefined;

@@ -22,7 +22,7 @@ import type {
   SandboxStats,
   SnapshotCapture,
 } from "../driver.js";
-import type { ImageStore } from "../images/types.js";
+import type { ImageStore, ResolvedImage } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
 import { egressEnv, platformEnv } from "../egress.js";
 import * as cg from "./cgroups.js";
@@ -429,31 +429,37 @@ export class LinuxDriver implements SandboxDriver {
       ]);
       let rec: SandboxRecord | null = null;
       try {
-        const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
-        rec = {
-          v: 1,
-          id: spec.id,
-          spec,
-          imageId: image.id,
-          lowerDir,
-          image: image.config,
-          slot: slot?.index ?? null,
-          address: slot?.sandboxIp ?? "",
-          userns,
-          runtimeClass: spec.runtimeClass ?? "default",
-          agentToken: randomToken(24),
-          agentBinary: this.agentBinary,
-          createdAt: new Date().toISOString(),
-          usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
-        };
-        await this.writeRecord(rec);
-        if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
+        rec = await this.newRecord(spec, image, slot, userns, randomToken(24));
         return (await this.start(rec, "all")).handle;
       } catch (e) {
         await this.teardown(spec.id, slot).catch((e2) => this.log.warn({ err: e2, id: spec.id }, "cleanup after failed create"));
         throw e;
       }
     });
+  }
+
+  /** Writes the record of a new sandbox (its lower view made, its egress mode set) and returns it. */
+  private async newRecord(spec: RuntimeSandboxSpec, image: ResolvedImage, slot: NetSlot | null, userns: SandboxRecord["userns"], agentToken: string): Promise<SandboxRecord> {
+    const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
+    const rec: SandboxRecord = {
+      v: 1,
+      id: spec.id,
+      spec,
+      imageId: image.id,
+      lowerDir,
+      image: image.config,
+      slot: slot?.index ?? null,
+      address: slot?.sandboxIp ?? "",
+      userns,
+      runtimeClass: spec.runtimeClass ?? "default",
+      agentToken,
+      agentBinary: this.agentBinary,
+      createdAt: new Date().toISOString(),
+      usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
+    };
+    await this.writeRecord(rec);
+    if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
+    return rec;
   }
 
   /** Environment of every process: HOME and PATH defaults, the image's env, then the spec's. */
@@ -1288,26 +1294,8 @@ export class LinuxDriver implements SandboxDriver {
       const withProcesses = opts.processes && !why;
       let rec: SandboxRecord | null = null;
       try {
-        const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
-        rec = {
-          v: 1,
-          id: spec.id,
-          spec,
-          imageId: image.id,
-          lowerDir,
-          image: image.config,
-          slot: slot?.index ?? null,
-          address: slot?.sandboxIp ?? "",
-          userns,
-          runtimeClass: spec.runtimeClass ?? "default",
-          // a restored agent presents the token it holds in memory
-          agentToken: withProcesses ? meta!.agentToken : randomToken(24),
-          agentBinary: this.agentBinary,
-          createdAt: new Date().toISOString(),
-          usernsOfNetns: !!slot && !!userns && this.netnsInUserns,
-        };
-        await this.writeRecord(rec);
-        if (slot && spec.network) await this.network!.setEgress(slot, spec.network.egress);
+        // a restored agent presents the token it holds in memory
+        rec = await this.newRecord(spec, image, slot, userns, withProcesses ? meta!.agentToken : randomToken(24));
         if (withProcesses) {
           try {
             return (await this.restoreFork(rec, slot!, dir, meta!)).handle;
