@@ -82,6 +82,29 @@ export class SnapshotService {
     return { leaseOwner: this.owner, leaseExpiresAt: new Date(Date.now() + LEASE_MS).toISOString() };
   }
 
+  /** A capture of `sb` about to be taken: pending, under this server's lease. */
+  private pending(ws: WorkspaceRecord, sb: SandboxRecord, kind: SnapshotRecord["kind"], name: string, displayName: string): SnapshotRecord {
+    const now = new Date().toISOString();
+    return {
+      id: randomId(12),
+      workspaceId: ws.id,
+      name,
+      displayName,
+      labels: {},
+      kind,
+      sourceName: sb.name,
+      sourceId: sb.id,
+      status: "pending",
+      spec: sb.spec,
+      processes: false,
+      sizeBytes: null,
+      error: null,
+      ...this.lease(),
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
   // ---- snapshots
 
   /** Captures a sandbox (files always; processes and memory where the runtime can). */
@@ -99,25 +122,7 @@ export class SnapshotService {
     } else name = `${source.slice(0, 36)}-${randomId(8)}`;
     const sb = await this.sandboxes.get(ws, source);
     if (sb.status !== "DEPLOYED") throw new HangarError("conflict", `sandbox '${source}' is ${sb.status}; only a deployed sandbox can be captured`);
-    const now = new Date().toISOString();
-    const rec: SnapshotRecord = {
-      id: randomId(12),
-      workspaceId: ws.id,
-      name,
-      displayName: name,
-      labels: {},
-      kind: "snapshot",
-      sourceName: sb.name,
-      sourceId: sb.id,
-      status: "pending",
-      spec: sb.spec,
-      processes: false,
-      sizeBytes: null,
-      error: null,
-      ...this.lease(),
-      createdAt: now,
-      updatedAt: now,
-    };
+    const rec = this.pending(ws, sb, "snapshot", name, name);
     try {
       await this.store.snapshots.insert(rec);
     } catch (e) {
@@ -282,25 +287,7 @@ export class SnapshotService {
       await this.store.snapshots.delete(old.id);
       await fs.rm(this.dirOf(old.id), { recursive: true, force: true });
     }
-    const now = new Date().toISOString();
-    const rec: SnapshotRecord = {
-      id: randomId(12),
-      workspaceId: ws.id,
-      name: archiveName(sb.id),
-      displayName: sb.name,
-      labels: {},
-      kind: "archive",
-      sourceName: sb.name,
-      sourceId: sb.id,
-      status: "pending",
-      spec: sb.spec,
-      processes: false,
-      sizeBytes: null,
-      error: null,
-      ...this.lease(),
-      createdAt: now,
-      updatedAt: now,
-    };
+    const rec = this.pending(ws, sb, "archive", archiveName(sb.id), sb.name);
     await this.store.snapshots.insert(rec);
     let done: SnapshotRecord;
     try {

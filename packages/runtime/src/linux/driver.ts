@@ -438,6 +438,17 @@ export class LinuxDriver implements SandboxDriver {
     });
   }
 
+  /** After a failed CRIU restore: the restored tree (if any) stopped, its layers unmounted, its cgroup gone. */
+  private async undoRestore(id: string, rec: SandboxRecord, reaper: ChildProcess | null, agent: AgentClient): Promise<void> {
+    if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper.once("close", () => r())), handle: null as never }, rec).catch(() => {});
+    else await this.stopContainer(id, null, rec).catch(() => {});
+    const B = this.bundle(id);
+    const mounts = await mountTable();
+    const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
+    if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
+    await cg.removeCgroup(this.cgroupPath(id), this.hierarchies).catch(() => {});
+  }
+
   /** Writes the record of a new sandbox (its lower view made, its egress mode set) and returns it. */
   private async newRecord(spec: RuntimeSandboxSpec, image: ResolvedImage, slot: NetSlot | null, userns: SandboxRecord["userns"], agentToken: string): Promise<SandboxRecord> {
     const lowerDir = userns && this.lowers ? await this.lowers.get(image.id, image.lowerDir) : image.lowerDir;
@@ -1071,13 +1082,7 @@ export class LinuxDriver implements SandboxDriver {
       return l;
     } catch (e) {
       // back to the checkpointed state: nothing running, no mounts; the images are kept
-      const reaper = held.reaper;
-      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper.once("close", () => r())), handle: null as never }, rec).catch(() => {});
-      else await this.stopContainer(id, null, rec).catch(() => {});
-      const mounts = await mountTable();
-      const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
-      if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
-      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      await this.undoRestore(id, rec, held.reaper, agent);
       if (!live) await agent.close().catch(() => {});
       throw e;
     }
@@ -1361,13 +1366,7 @@ export class LinuxDriver implements SandboxDriver {
       this.log.info({ id, from: src, ms: round1(performance.now() - t0) }, "sandbox restored from a snapshot with its processes");
       return l;
     } catch (e) {
-      const reaper = held.reaper;
-      if (reaper && reaper.exitCode === null) await this.stopContainer(id, { rec, agent, child: reaper, exited: new Promise((r) => reaper.once("close", () => r())), handle: null as never }, rec).catch(() => {});
-      else await this.stopContainer(id, null, rec).catch(() => {});
-      const mounts = await mountTable();
-      const ops = [`${B}/rootfs`, `${B}/rw`].filter((t) => mounts.has(t)).flatMap((t) => ["--umount", t]);
-      if (ops.length) await run(this.crun.launcher, ops).catch(() => {});
-      await cg.removeCgroup(path, this.hierarchies).catch(() => {});
+      await this.undoRestore(id, rec, held.reaper, agent);
       await agent.close().catch(() => {});
       throw e;
     } finally {
