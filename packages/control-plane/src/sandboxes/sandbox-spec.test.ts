@@ -27,7 +27,9 @@ describe("sandbox spec", () => {
       { target: 3000, protocol: "HTTP" },
       { target: 5000, protocol: "TCP", name: "db" },
     ]);
-    for (const p of [80, 443, 8080]) expect(bad({ runtime: { ports: [{ target: p }] } })).toMatch(/reserved/);
+    for (const p of [80, 443]) expect(bad({ runtime: { ports: [{ target: p }] } })).toMatch(/reserved/);
+    // 8080 is the user's when declared (the in-sandbox API relay steps aside)
+    expect(normalizeSpec({ runtime: { ports: [{ target: 8080 }] } }).runtime.ports).toEqual([expect.objectContaining({ target: 8080 })]);
     expect(bad({ runtime: { ports: [{ target: 3000 }, { target: 3000 }] } })).toMatch(/twice/);
     expect(bad({ runtime: { ports: [{ target: 3000, protocol: "FTP" }] } })).toMatch(/HTTP, TCP, UDP, TLS/);
     expect(bad({ runtime: { ports: [{ target: 70000 }] } })).toMatch(/between 1 and 65535/);

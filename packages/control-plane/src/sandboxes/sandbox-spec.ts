@@ -8,8 +8,12 @@ export const DEFAULT_IMAGE = "blaxel/base-image:latest";
 export const DEFAULT_MEMORY_MB = 4096;
 export const MIN_MEMORY_MB = 128;
 export const MAX_MEMORY_MB = 65_536;
-/** 80 (system), 443 (sandbox API over TLS) and 8080 (sandbox API) are Blaxel's reserved ports. */
-export const RESERVED_PORTS = new Set([80, 443, 8080]);
+/**
+ * 80 (system) and 443 (sandbox API over TLS) belong to the platform. 8080 is the sandbox API's
+ * port inside a sandbox unless the user declares it for a server of their own: the in-sandbox
+ * relay then steps aside, and previews of 8080 reach that server.
+ */
+export const RESERVED_PORTS = new Set([80, 443]);
 export const PORT_PROTOCOLS = ["HTTP", "TCP", "UDP", "TLS"] as const;
 export const EXPIRATION_TYPES = ["ttl-idle", "ttl-max-age", "date"] as const;
 
@@ -74,7 +78,7 @@ export function normalizePorts(raw: unknown): PortSpec[] | undefined {
     if (!isObj(p)) fail(f, "must be an object {name?, target, protocol?}");
     const target = p.target;
     if (typeof target !== "number" || !Number.isInteger(target) || target < 1 || target > 65_535) fail(`${f}.target`, "must be an integer between 1 and 65535");
-    if (RESERVED_PORTS.has(target)) fail(`${f}.target`, `port ${target} is reserved (80, 443 and 8080 belong to the platform)`);
+    if (RESERVED_PORTS.has(target)) fail(`${f}.target`, `port ${target} is reserved (80 and 443 belong to the platform)`);
     if (seen.has(target)) fail(`${f}.target`, `port ${target} is declared twice`);
     seen.add(target);
     const protocol = (p.protocol === undefined || p.protocol === null ? "HTTP" : String(p.protocol).toUpperCase()) as PortSpec["protocol"];

@@ -569,7 +569,8 @@ export class LinuxDriver implements SandboxDriver {
     const config = buildConfig({
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
-      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, "--api-port", "8080", "--api-socket", `${AGENT_RUN_DIR}/api.sock`],
+      // the sandbox API at localhost:8080 inside, as Blaxel's — unless the user's own server takes 8080
+      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, ...(rec.spec.ports.includes(SANDBOX_API_PORT) ? [] : ["--api-port", String(SANDBOX_API_PORT), "--api-socket", `${AGENT_RUN_DIR}/api.sock`])],
       env: { ...env, HANGAR_AGENT_TOKEN: rec.agentToken },
       cwd: "/",
       agentBinary: rec.agentBinary ?? this.agentSource,
@@ -1500,6 +1501,9 @@ export class LinuxDriver implements SandboxDriver {
     this.ready = null;
   }
 }
+
+/** Where processes in a sandbox reach its sandbox API (Blaxel's port), unless the sandbox declares it for its own server. */
+export const SANDBOX_API_PORT = 8080;
 
 /** Absolute path of a command found in PATH (or the path itself), else null. */
 export function findCommand(cmd: string): string | null {
