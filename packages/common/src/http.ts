@@ -41,3 +41,18 @@ export function writeKeepalive(res: ServerResponse, text: string): boolean {
 export function writingKeepalive(res: ServerResponse): boolean {
   return (res as Flagged)[KEEPALIVE_WRITE] === true;
 }
+
+/** The value of a named cookie in a Cookie header. */
+export function readCookie(value: string | null | undefined, name: string): string | undefined {
+  for (const c of (value ?? "").split(";")) {
+    const eq = c.indexOf("=");
+    if (eq > 0 && c.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(c.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}

@@ -10,6 +10,8 @@ import { type Server, type Socket, connect, createServer } from "node:net";
 import type { Server as HttpServer } from "node:http";
 import type { Logger } from "@hangar/common";
 
+export { readCookie } from "@hangar/common";
+
 /** The head of a request, as far as routing needs it. */
 export interface RequestHead {
   method: string;
@@ -86,21 +88,6 @@ export function withoutCookie(value: string, name: string): string | undefined {
     .map((c) => c.trim())
     .filter((c) => c && c.slice(0, c.indexOf("=") < 0 ? c.length : c.indexOf("=")).trim() !== name);
   return kept.length ? kept.join("; ") : undefined;
-}
-
-/** The value of a named cookie in a Cookie header. */
-export function readCookie(value: string | null | undefined, name: string): string | undefined {
-  for (const c of (value ?? "").split(";")) {
-    const eq = c.indexOf("=");
-    if (eq > 0 && c.slice(0, eq).trim() === name) {
-      try {
-        return decodeURIComponent(c.slice(eq + 1).trim());
-      } catch {
-        return undefined;
-      }
-    }
-  }
-  return undefined;
 }
 
 /** Finds the end of a chunked body across reads; `scan` returns how many bytes belong to it. */

@@ -61,7 +61,6 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
   );
   if (opts.idleTimeoutMs) up.setTimeout(opts.idleTimeoutMs, () => up.destroy(Object.assign(new Error("idle"), { code: "IDLE" })));
   up.on("error", (e: NodeJS.ErrnoException) => {
-    if (res.headersSent) return void res.destroy();
     if (!res.headersSent && req.headers.origin) for (const [k, v] of Object.entries(opts.errorHeaders ?? {})) res.setHeader(k, v);
     if (!res.headersSent) for (const [k, v] of Object.entries(opts.platformHeaders ?? {})) res.setHeader(k, v);
     // refused, unreachable, or the app dropped the connection (it crashed): a bad gateway, not a timeout

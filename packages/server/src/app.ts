@@ -136,7 +136,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const jobQueue = new StoreTaskQueue(store);
   const jobs = new JobService({
     store,
-    tasks: taskPort(node, egress?.port ?? null),
+    tasks: taskPort(node),
     secrets,
     queue: jobQueue,
     logger: logger.child({ component: "jobs" }),
@@ -582,9 +582,9 @@ function canConnect(host: string, port: number): Promise<boolean> {
 
 /**
  * Job tasks run as node sandboxes with the job's command (or the image's) as process
- * "task-<index>-<attempt>"; they reach Hangar at the platform endpoint (their gateway, the egress port).
+ * "task-<index>-<attempt>"; they reach Hangar at the platform endpoint the driver gives workload sandboxes.
  */
-function taskPort(node: LocalNode<SandboxServices>, egressPort: number | null): TaskPort {
+function taskPort(node: LocalNode<SandboxServices>): TaskPort {
   return {
     nodeName: node.nodeName,
     start: (spec) => node.start({ ...spec, platform: true }),
@@ -610,10 +610,10 @@ function taskPort(node: LocalNode<SandboxServices>, egressPort: number | null): 
       for (const rec of procs.list()) if (rec.running && rec.name.startsWith("task-")) await procs.stop(rec.pid);
     },
     hostUrl(id) {
-      // the sandbox's gateway is the host end of its /30 link: the address below the sandbox's
-      const parts = node.get(id).handle.address.split(".").map(Number);
-      parts[3] = parts[3]! - 1;
-      return `http://${parts.join(".")}:${egressPort ?? 0}`;
+      // the platform endpoint the driver points the sandbox's BL_API_URL at (workload sandboxes only)
+      const api = node.get(id).handle.env.BL_API_URL;
+      if (!api) throw new HangarError("not_configured", "job tasks need the platform endpoint (the Linux runtime's egress listener)");
+      return api.replace(/\/v0$/, "");
     },
   };
 }

@@ -1,7 +1,7 @@
 // The run plane's view of workloads: /run/{ws}/agents/{name}/… → a replica and its port. Private
 // workloads need an API key that reaches their workspace; public ones need nothing.
 
-import { HangarError, TtlCache } from "@hangar/common";
+import { HangarError, TtlCache, readCookie } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import type { AsyncCall, AsyncCallService } from "./async-calls.js";
@@ -61,18 +61,9 @@ export class WorkloadRouter {
     const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
     // an MCP session made by Hangar's bridge (stdio functions) starts with its replica's id: it stays there
     const pinned = r.mcp === "bridged" && mcpSession?.includes(".") ? mcpSession.split(".")[0] : undefined;
-    const pick = this.opts.workloads.pick(r, jar && cookie ? cookieValue(cookie, jar) : undefined, prefer, pinned);
+    const pick = this.opts.workloads.pick(r, jar && cookie ? readCookie(cookie, jar) : undefined, prefer, pinned);
     const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const id = r.workload.id;
     return { ...pick, ...(setCookie ? { setCookie } : {}), ...(r.mcp ? { mcp: r.mcp } : {}), enqueueAsync: (call) => this.opts.asyncCalls.enqueue(id, call) };
   }
-}
-
-/** One cookie's value from a Cookie header. */
-function cookieValue(header: string, name: string): string | undefined {
-  for (const part of header.split(";")) {
-    const i = part.indexOf("=");
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return undefined;
 }

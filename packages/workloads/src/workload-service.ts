@@ -95,7 +95,7 @@ export interface Routing {
 }
 
 /** Where one request goes. */
-export interface Pick {
+export interface ReplicaPick {
   replicaId: string;
   revisionId: string;
   port: number;
@@ -656,7 +656,7 @@ export class WorkloadService {
    * `pinned`: the replica holding the client's MCP session (a stdio function's bridge names it in
    * the session id), taken whenever it is ready.
    */
-  pick(r: Routing, stickyRevision?: string, prefer?: string, pinned?: string): Pick {
+  pick(r: Routing, stickyRevision?: string, prefer?: string, pinned?: string): ReplicaPick {
     const w = r.workload;
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
