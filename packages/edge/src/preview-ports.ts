@@ -40,6 +40,8 @@ export class PreviewPortListeners {
   private readonly log: Logger;
   /** Ports that failed to bind at the last sync (warned about once each). */
   private readonly failing = new Set<number>();
+  /** When each port was last handed to a preview here (a sync that read the store before keeps it). */
+  private readonly opened = new Map<number, number>();
 
   constructor(private readonly opts: PreviewPortListenersOptions) {
     this.first = opts.range.first;
@@ -54,10 +56,12 @@ export class PreviewPortListeners {
 
   open(port: number): Promise<void> {
     if (!this.front) return Promise.reject(new HangarError("not_configured", "preview ports are not served yet"));
+    this.opened.set(port, performance.now());
     return this.front.openPort(port, this.opts.host);
   }
 
   close(port: number): void {
+    this.opened.delete(port);
     this.front?.closePort(port);
   }
 
@@ -70,10 +74,15 @@ export class PreviewPortListeners {
   private async reconcile(): Promise<void> {
     const front = this.front;
     if (!front) return;
-    // a port opened while the store is read (a preview created meanwhile) is not closed
-    const before = front.openPorts();
+    // a port handed to a preview while the store is read (created meanwhile) is not closed
+    const started = performance.now();
     const wanted = new Set(await this.opts.listPorts());
-    for (const port of before) if (!wanted.has(port)) front.closePort(port);
+    for (const port of front.openPorts()) {
+      if (!wanted.has(port) && (this.opened.get(port) ?? 0) < started) {
+        this.opened.delete(port);
+        front.closePort(port);
+      }
+    }
     for (const port of wanted) {
       if (front.openPorts().includes(port)) continue;
       try {
