@@ -57,7 +57,10 @@ describe("a preview URL from code", () => {
     expect(curl(`${url}/static/app.js`)).toContain('dataset.abs = "ran"');
     // paths of Hangar's own mean nothing there: the app answers them
     expect(curl(`${url}/v0/sandboxes`, "-o", "/dev/null", "-w", "%{http_code}")).toBe("404");
-    expect(curl(`${url}/headers`)).toContain(`"host":"127.0.0.1:${port}"`);
+    const seen = curl(`${url}/headers`);
+    expect(seen).toContain(`"host":"127.0.0.1:${port}"`);
+    // on the front door's fast path: bytes spliced to the app, no proxy headers added
+    expect(seen).not.toContain("x-forwarded-for");
   });
 
   it("keeps a private preview closed without its token, opens it with one, and scopes its cookie to the port", async () => {
