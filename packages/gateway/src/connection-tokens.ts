@@ -120,7 +120,7 @@ export class ConnectionTokens {
         const expiresIn = Number(body.expires_in ?? 3600);
         const expiresAt = Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000;
         await save({ accessToken: this.opts.secrets.seal(body.access_token), expiresAt: new Date(expiresAt).toISOString(), error: null });
-        this.log.info({ connection: conn.name, workspace: conn.workspaceId, expiresIn }, "integration access token refreshed");
+        this.log.info({ connection: conn.name, workspace: conn.workspaceId, source: source(conn), expiresIn }, "integration access token refreshed");
         return { accessToken: body.access_token, expiresAt };
       }
       const code = typeof body.error === "string" ? body.error : "";
@@ -132,7 +132,7 @@ export class ConnectionTokens {
       error = `integration connection '${conn.name}': ${def.displayName}'s token endpoint is unreachable (${e instanceof Error ? e.message : String(e)})`;
     }
     await save({ accessToken: null, expiresAt: null, error });
-    this.log.warn({ connection: conn.name, workspace: conn.workspaceId, error }, "integration access token refresh failed");
+    this.log.warn({ connection: conn.name, workspace: conn.workspaceId, source: source(conn), error }, "integration access token refresh failed");
     throw new HangarError("connection_failed", error);
   }
 }

@@ -58,8 +58,8 @@ export class FunctionConnections {
         routing.push({ destinations: ep.apiHosts, headers: { Authorization: `Bearer {{SECRET:${key}}}` }, secrets: { [key]: t.accessToken } });
       } catch (e) {
         problems.push(e instanceof Error ? e.message : String(e));
-        // still intercepted, nothing injected: the API refuses the call rather than seeing another credential
-        routing.push({ destinations: ep.apiHosts });
+        // the proxy answers the server's calls to the API with the reason (a clear error for its tool calls)
+        routing.push({ destinations: ep.apiHosts, fail: e instanceof Error ? e.message : String(e) });
       }
     }
     return { network: routing.length ? { proxy: { routing } } : null, envs, problem: problems.length ? problems.join("; ") : null };

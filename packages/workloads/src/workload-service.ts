@@ -43,9 +43,8 @@ export interface ReplicaPort {
 export interface ConnectionPort {
   /** Throws a 4xx for a name that is not a usable connection of the workspace; the built-in MCP server they call for, if any. */
   check(workspaceId: string, names: string[]): Promise<{ builtin: string | null }>;
+  /** Egress rules (a failed connection's rule makes the proxy answer with its reason) and env; `problem` when one fails. */
   access(workspaceId: string, names: string[]): Promise<{ network: Record<string, unknown> | null; envs: Record<string, string>; problem: string | null }>;
-  /** Why a connection fails now, without refreshing anything. */
-  problem(workspaceId: string, names: string[]): Promise<string | null>;
 }
 
 /** The image Hangar's built-in MCP servers run on (it has node). */
@@ -113,8 +112,6 @@ export interface Routing {
   callback: CallbackTarget | null;
   /** Functions: how the MCP server behind the port speaks (the bridge of a stdio one speaks http-stream and WebSocket). */
   mcp?: "http-stream" | "websocket" | "bridged";
-  /** Why the workload cannot serve now (an integration connection of it failed). */
-  unavailable?: string;
 }
 
 /** Where one request goes. */
@@ -200,7 +197,7 @@ export class WorkloadService {
       if (!this.opts.connections) throw new HangarError("not_configured", "integration connections are not available on this server");
       const { builtin } = await this.opts.connections.check(ws.id, spec.integrationConnections);
       // an MCP function with no image of its own, bound to an integration Hangar has a server for, runs that server
-      const keepsBuiltin = !spec.runtime.image && prev?.runtime.builtin && prev.runtime.image === BUILTIN_MCP_IMAGE;
+      const keepsBuiltin = !!prev?.runtime.builtin && (!spec.runtime.image || spec.runtime.image === prev.runtime.image);
       if (kind === "functions" && builtin && (keepsBuiltin || (!spec.runtime.image && !prev?.runtime.image))) {
         spec.runtime.image = BUILTIN_MCP_IMAGE;
         spec.runtime.builtin = builtin;
@@ -476,11 +473,15 @@ export class WorkloadService {
       if (!rev || !connectionsOf(rev).length) continue;
       const w = await this.store.workloads.getById(r.workloadId);
       if (!w) continue;
-      const access = await this.connectionAccess(w, rev);
-      const json = JSON.stringify(access?.network ?? null);
-      if (this.applied.get(r.id) === json) continue;
-      await this.opts.replicas.setNetwork(r.id, access?.network ?? null);
-      this.applied.set(r.id, json);
+      try {
+        const access = await this.connectionAccess(w, rev);
+        const json = JSON.stringify(access?.network ?? null);
+        if (this.applied.get(r.id) === json) continue;
+        await this.opts.replicas.setNetwork(r.id, access?.network ?? null);
+        this.applied.set(r.id, json);
+      } catch (e) {
+        this.log.warn({ err: e, replica: r.id }, "updating a replica's integration credentials failed");
+      }
     }
   }
 
@@ -752,8 +753,7 @@ export class WorkloadService {
       const r = spec.revision;
       const canaryRev = rev && r?.canary && r.canary !== rev.id && (r.canaryPercent ?? 0) > 0 ? await this.store.workloads.getRevision(r.canary) : null;
       const canary = canaryRev && ready(canaryRev.id).length ? { revisionId: canaryRev.id, port: Number(canaryRev.runtime.port), replicas: ready(canaryRev.id), percent: r!.canaryPercent! } : null;
-      const unavailable = rev && connectionsOf(rev).length && this.opts.connections ? await this.opts.connections.problem(w.workspaceId, connectionsOf(rev)) : null;
-      return { ...(unavailable ? { unavailable } : {}), workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas: rev ? ready(rev.id) : [], canary, stickyTtl: r?.stickySessionTtl ?? 0, callback, ...(mcp ? { mcp } : {}) };
+      return { workload: w, public: spec.public === true, port: Number(rev?.runtime.port ?? 0), replicas: rev ? ready(rev.id) : [], canary, stickyTtl: r?.stickySessionTtl ?? 0, callback, ...(mcp ? { mcp } : {}) };
     });
   }
 
@@ -769,7 +769,6 @@ export class WorkloadService {
     if (!w.activeRevision) {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
-    if (r.unavailable) throw new HangarError("connection_failed", `${KIND_SINGULAR[w.kind]} '${w.name}' cannot act for its user: ${r.unavailable}`);
     const pinnedOn = pinned ? (r.canary?.replicas.includes(pinned) ? "canary" : r.replicas.includes(pinned) ? "active" : null) : null;
     const onCanary = r.canary && (pinnedOn ? pinnedOn === "canary" : stickyRevision ? stickyRevision === r.canary.revisionId : Math.random() * 100 < r.canary.percent);
     const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
