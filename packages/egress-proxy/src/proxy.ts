@@ -223,9 +223,11 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.udp?.close();
+    // open connections (sandboxes' keep-alive ones) are cut rather than waited for
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sockets) s.destroy();
+    await closed;
+    this.udp?.close();
     for (const e of this.byId.values()) for (const r of e.relays) r.close();
     await this.upstream.close();
   }
