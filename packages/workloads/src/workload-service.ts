@@ -346,7 +346,11 @@ export class WorkloadService {
       id: randomId(12),
       workloadId: w.id,
       image: runtime.image!,
-      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale,
+      runtime: {
+        memory: runtime.memory,
+        envs: runtime.envs ?? [],
+        port: appPort(runtime),
+        minScale: runtime.minScale,
         ...(runtime.transport === "stdio" ? { transport: "stdio" } : {}),
         ...(connections?.length ? { integrationConnections: connections, ...(runtime.builtin ? { builtin: runtime.builtin } : {}) } : {}),
       },
