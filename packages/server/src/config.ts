@@ -6,10 +6,10 @@ import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
 import { DEFAULT_REGION } from "@hangar/control-plane";
 import { parsePortRange } from "@hangar/edge";
+import { type EndpointOverrides, parseEndpointOverrides } from "@hangar/gateway";
 
 /** Host ports previews are served on by default (below Linux's ephemeral range). */
 export const DEFAULT_PREVIEW_PORTS = "20000-20999";
-import { type EndpointOverrides, parseEndpointOverrides } from "@hangar/gateway";
 
 export interface HangarConfig {
   port: number;
