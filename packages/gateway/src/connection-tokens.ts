@@ -15,7 +15,7 @@ export interface ConnectionTokensOptions {
   secrets: SecretBox;
   overrides?: EndpointOverrides;
   logger?: Logger;
-  /** How long a refresh may hold the lease (default 30 s). */
+  /** How long a refresh may hold the lease (default 15 s: the token request times out after 10 s). */
   leaseMs?: number;
   /** Transient failures (network, 5xx) are retried after this long (default 5 s). */
   retryMs?: number;
@@ -67,7 +67,7 @@ export class ConnectionTokens {
   /** A valid access token of the connection: the stored one, else a new one from the token endpoint. */
   async token(workspaceId: string, name: string): Promise<AccessToken> {
     const repo = this.opts.store.connectionTokens;
-    const deadline = Date.now() + (this.opts.leaseMs ?? 30_000) + 5_000;
+    const deadline = Date.now() + (this.opts.leaseMs ?? 15_000) + 5_000;
     for (;;) {
       const conn = await this.opts.store.gateway.get(workspaceId, "connections", name);
       if (!conn) throw new HangarError("not_found", `integration connection '${name}' not found`);
@@ -82,7 +82,7 @@ export class ConnectionTokens {
           throw new HangarError("connection_failed", rec.error);
         }
       }
-      const until = new Date(now + (this.opts.leaseMs ?? 30_000)).toISOString();
+      const until = new Date(now + (this.opts.leaseMs ?? 15_000)).toISOString();
       if (await repo.claim(workspaceId, name, this.owner, new Date(now).toISOString(), until)) return this.refresh(conn, def);
       // another request or server is refreshing it: its result lands in the store
       if (Date.now() > deadline) throw new HangarError("upstream_timeout", `refreshing the access token of integration connection '${name}' took too long`);
