@@ -65,6 +65,16 @@ describe("OAuth integration connections", () => {
     expect(auth.requests).toHaveLength(1);
   });
 
+  it("a refresher that died holding the lease (kill -9) delays the next one only until its lease ends", async () => {
+    await service.applyConnection(t.workspace, gmail(), { mustCreate: true });
+    const now = Date.now();
+    expect(await t.store.connectionTokens.claim(t.workspace.id, "gmail-google-oauth", "dead-server", new Date(now).toISOString(), new Date(now + 400).toISOString())).toBe(true);
+    const got = await tokens.token(t.workspace.id, "gmail-google-oauth");
+    expect(Date.now() - now).toBeGreaterThanOrEqual(350);
+    expect(auth.valid(got.accessToken)).toBe(true);
+    expect(auth.requests).toHaveLength(1);
+  });
+
   it("a revoked refresh token fails clearly and stays failed until the connection changes", async () => {
     await service.applyConnection(t.workspace, gmail(), { mustCreate: true });
     auth.revoke(SECRET.REFRESH_TOKEN);
