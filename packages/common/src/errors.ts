@@ -81,6 +81,7 @@ export const ERRORS = {
   model_unavailable: { status: 503, title: "Model unavailable", hint: "Check the model's status and events: its integration connection, its policies, spec.enabled." },
   /** A model provider answered with an error; the problem body carries the provider's own status. */
   provider_error: { status: 502, title: "The model provider answered with an error" },
+  connection_failed: { status: 502, title: "An integration connection of this function failed", hint: "The integration's token endpoint refused the connection's credentials (e.g. a revoked refresh token): update the connection with PUT /v0/integrations/connections/{name}." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -9,6 +9,8 @@ export interface RoutingRule {
   headers?: Record<string, string>;
   body?: Record<string, unknown>;
   secrets?: Record<string, string>;
+  /** Hangar: the proxy answers requests to these destinations itself with this error (a credential Hangar could not get). */
+  fail?: string;
 }
 
 /** Blaxel's SandboxNetwork, as far as the proxy reads it (secrets revealed). */
@@ -29,6 +31,7 @@ export interface CompiledRule {
   headers: [string, string][];
   body: [string, unknown][];
   secrets: Map<string, string>;
+  fail?: string;
 }
 
 export type Denial = "forbiddenDomains" | "allowedDomains";
@@ -136,7 +139,7 @@ export class EgressPolicy {
       if (!match) return [];
       const secrets = new Map(Object.entries(record(r.secrets)).map(([k, v]) => [k, String(v)] as [string, string]));
       const headers = Object.entries(record(r.headers)).map(([k, v]) => [k.toLowerCase(), String(v)] as [string, string]);
-      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), secrets } }];
+      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), secrets, ...(typeof r.fail === "string" && r.fail ? { fail: r.fail } : {}) } }];
     });
     this.secretValues = [...new Set(this.rules.flatMap((r) => [...r.rule.secrets.values()]).filter((v) => v.length > 0))];
   }

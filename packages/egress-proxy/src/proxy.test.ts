@@ -156,6 +156,44 @@ describe.skipIf(!root)("egress proxy", () => {
     expect(r.stdout).not.toContain(OPENAI_KEY);
   });
 
+  it("applies a replaced policy (new secret) to the next request of a connection already open", async () => {
+    const { status, socket } = await connect("api.stripe.com:443");
+    expect(status).toBe(200);
+    const tls = tlsConnect({ socket, servername: "api.stripe.com", ca: ca.certPem, ALPNProtocols: ["http/1.1"] });
+    const ask = (path: string) =>
+      new Promise<string>((resolve) => {
+        let buf = "";
+        const onData = (d: Buffer) => {
+          buf += d.toString();
+          const end = buf.indexOf("\r\n\r\n");
+          const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? -1);
+          const done = len >= 0 ? Buffer.byteLength(buf.slice(end + 4)) >= len : buf.endsWith("0\r\n\r\n");
+          if (end >= 0 && done) {
+            tls.off("data", onData);
+            resolve(buf);
+          }
+        };
+        tls.on("data", onData);
+        tls.write(`GET ${path} HTTP/1.1\r\nhost: api.stripe.com\r\n\r\n`);
+      });
+    await ask("/one");
+    expect((await lastRequest()).headers.authorization).toBe(`Bearer ${STRIPE_KEY}`);
+    const rotated = { ...DOCS_EXAMPLE, proxy: { ...DOCS_EXAMPLE.proxy, routing: [{ ...DOCS_EXAMPLE.proxy.routing[0]!, secrets: { "stripe-key": "sk-rotated" } }] } };
+    proxy.setSandbox("sb1", "127.0.0.1", rotated);
+    await ask("/two");
+    const got = await lastRequest();
+    expect(got.url).toBe("/two");
+    expect(got.headers.authorization).toBe("Bearer sk-rotated");
+    tls.destroy();
+    // a rule Hangar marks failed (its credential could not be had): the proxy answers with the reason
+    proxy.setSandbox("sb1", "127.0.0.1", { proxy: { routing: [{ destinations: ["api.stripe.com"], fail: "integration connection 'x': refused (invalid_grant)" }] } });
+    await net.clearRequests();
+    const r = await curl("-i", "https://api.stripe.com/v1/charges");
+    expect(r.stdout).toMatch(/^HTTP\/\S+ 502/m);
+    expect(r.stdout).toContain("Hangar egress proxy: integration connection 'x': refused (invalid_grant)");
+    expect(await net.requests()).toEqual([]);
+  });
+
   it("resolves several placeholders in one value and a catch-all rule", async () => {
     proxy.setSandbox("sb1", "127.0.0.1", {
       proxy: {

@@ -158,7 +158,10 @@ export class EgressProxy {
     const policy = EgressPolicy.from(network);
     const prev = this.byId.get(id);
     if (prev && prev.address !== address) this.byAddress.delete(prev.address);
-    const entry: SandboxEntry = { id, address, policy, relays: prev?.relays ?? new Set() };
+    // the entry is updated in place: connections already open apply the new policy (e.g. new secrets) to their next request
+    const entry: SandboxEntry = prev ?? { id, address, policy, relays: new Set() };
+    entry.address = address;
+    entry.policy = policy;
     this.byId.set(id, entry);
     if (address) this.byAddress.set(address, entry);
     for (const r of [...entry.relays]) {
@@ -220,9 +223,11 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.udp?.close();
+    // open connections (sandboxes' keep-alive ones) are cut rather than waited for
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sockets) s.destroy();
+    await closed;
+    this.udp?.close();
     for (const e of this.byId.values()) for (const r of e.relays) r.close();
     await this.upstream.close();
   }
@@ -471,6 +476,11 @@ export class EgressProxy {
       this.stats.denied++;
       this.log.info({ sandbox: sb.id, host: target.host, reason: d.deniedBy }, "egress denied");
       this.sendError(res, this.denial(target.host, d), requestId);
+      return;
+    }
+    const failed = d.rules.find((r) => r.fail);
+    if (failed) {
+      this.sendError(res, new HangarError("connection_failed", failed.fail!), requestId);
       return;
     }
     const method = (req.method ?? "GET").toUpperCase();

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { HangarError, describeNameProblem } from "@hangar/common";
 import { type GatewayResourceRecord, type ListQuery, type Page, type SecretBox, type Store, StoreConflictError, type WorkspaceRecord } from "@hangar/store";
 import { type NodePlacement, type PolicySpec, normalizePolicy, placementAllowed } from "./policies.js";
+import { MCP_INTEGRATIONS } from "./integrations.js";
 import { MODEL_TYPES, PROVIDERS, type ProviderDef } from "./providers/index.js";
 import { checkUpstream } from "./upstream-guard.js";
 
@@ -182,6 +183,9 @@ export class GatewayService {
     if (kind === "connections") {
       const users = (await this.listAll(ws, "models")).filter((m) => this.connectionNamesOf(m).includes(name)).map((m) => m.name);
       if (users.length) throw new HangarError("conflict", `integration connection '${name}' is used by model(s) ${users.join(", ")}`);
+      const fns = (await this.opts.store.workloads.listAll()).filter((w) => w.workspaceId === ws.id && Array.isArray(w.spec.integrationConnections) && (w.spec.integrationConnections as unknown[]).includes(name)).map((w) => w.name);
+      if (fns.length) throw new HangarError("conflict", `integration connection '${name}' is used by function(s) ${fns.join(", ")}`);
+      await this.opts.store.connectionTokens.delete(ws.id, name);
     }
     if (kind === "policies") {
       const users = (await this.listAll(ws, "models")).filter((m) => ((m.spec as unknown as ModelSpec).policies ?? []).includes(name)).map((m) => m.name);
@@ -200,7 +204,8 @@ export class GatewayService {
       const s = (raw ?? {}) as Record<string, unknown>;
       if (typeof s !== "object" || Array.isArray(s)) bad("spec: must be an object");
       const integration = s.integration ?? (existing?.spec as ConnectionSpec | undefined)?.integration;
-      if (typeof integration !== "string" || !PROVIDERS.has(integration)) bad(`spec.integration: must be one of ${[...PROVIDERS.keys()].join(", ")} (got ${JSON.stringify(integration)})`);
+      if (typeof integration === "string" && MCP_INTEGRATIONS.has(integration)) return this.mcpConnectionSpec(integration, s, existing, how.admin === true);
+      if (typeof integration !== "string" || !PROVIDERS.has(integration)) bad(`spec.integration: must be one of ${[...PROVIDERS.keys(), ...MCP_INTEGRATIONS.keys()].join(", ")} (got ${JSON.stringify(integration)})`);
       const provider = PROVIDERS.get(integration)!;
       const config = stringMap(s.config, "spec.config");
       const url = connectionBaseUrl(provider, config);
@@ -223,6 +228,30 @@ export class GatewayService {
       if (typeof s.sandbox === "boolean") spec.sandbox = s.sandbox;
       return spec as unknown as Record<string, unknown>;
     });
+  }
+
+  /** The spec of a connection to an MCP integration (gmail…): its OAuth secrets sealed, endpoint overrides checked. */
+  private async mcpConnectionSpec(integration: string, s: Record<string, unknown>, existing: GatewayResourceRecord | null, admin: boolean): Promise<Record<string, unknown>> {
+    const def = MCP_INTEGRATIONS.get(integration)!;
+    const config = stringMap(s.config, "spec.config");
+    for (const k of ["tokenUrl", "apiUrl"] as const) {
+      if (config[k] === undefined) continue;
+      let u: URL;
+      try {
+        u = new URL(config[k]);
+      } catch {
+        bad(`spec.config.${k}: ${JSON.stringify(config[k])} is not a URL`);
+      }
+      if (u.protocol !== "https:" && u.protocol !== "http:") bad(`spec.config.${k}: must be an http(s) URL`);
+      await checkUpstream(u, admin);
+    }
+    const stored = existing && (existing.spec as unknown as ConnectionSpec).integration === integration ? (existing.spec as unknown as ConnectionSpec).secret : {};
+    const secret: Record<string, string> = { ...stored };
+    for (const [k, v] of Object.entries(stringMap(s.secret, "spec.secret"))) if (v !== "") secret[k] = this.opts.secrets.seal(v);
+    for (const k of def.secretKeys) if (!secret[k]) bad(`spec.secret.${k}: the ${def.displayName} integration needs it`);
+    const spec: ConnectionSpec = { integration, config, secret };
+    if (typeof s.sandbox === "boolean") spec.sandbox = s.sandbox;
+    return spec as unknown as Record<string, unknown>;
   }
 
   /** A connection's secrets in clear (for the run plane only). */
@@ -265,7 +294,8 @@ export class GatewayService {
         for (const c of connections) {
           const rec = await this.opts.store.gateway.get(ws.id, "connections", c);
           if (!rec) bad(`spec.integrationConnections: integration connection '${c}' not found`);
-          const provider = PROVIDERS.get((rec.spec as unknown as ConnectionSpec).integration)!;
+          const provider = PROVIDERS.get((rec.spec as unknown as ConnectionSpec).integration);
+          if (!provider) bad(`spec.integrationConnections: '${c}' is a connection to an MCP integration, which serves functions, not models`);
           if (!provider.modelTypes.includes(runtime.type)) bad(`spec.integrationConnections: '${c}' is a ${provider.displayName} connection, which serves ${provider.modelTypes.join(", ")} models, not ${runtime.type}`);
         }
         spec.integrationConnections = connections;

@@ -6,3 +6,6 @@ export * from "./accountant.js";
 export * from "./model-gateway.js";
 export { gatewayRoutes, connectionView, type GatewayRoutesOptions } from "./routes.js";
 export * from "./upstream-guard.js";
+export * from "./integrations.js";
+export * from "./connection-tokens.js";
+export * from "./function-connections.js";

@@ -8,6 +8,7 @@ import type { ListQueryString, RouteContext } from "@hangar/control-plane";
 import type { GatewayResourceRecord, WorkspaceRecord } from "@hangar/store";
 import type { Accountant } from "./accountant.js";
 import { type ConnectionSpec, type GatewayService, type ModelSpec, type ResourceInput, connectionBaseUrl } from "./gateway-service.js";
+import { MCP_INTEGRATIONS } from "./integrations.js";
 import { PROVIDERS } from "./providers/index.js";
 
 export interface GatewayRoutesOptions {
@@ -68,7 +69,8 @@ export function gatewayRoutes(opts: GatewayRoutesOptions) {
     const connectionModels = async (ws: WorkspaceRecord, name: string): Promise<{ id: string; [k: string]: unknown }[]> => {
       const rec = await service.get(ws, "connections", name);
       const s = rec.spec as unknown as ConnectionSpec;
-      const provider = PROVIDERS.get(s.integration)!;
+      const provider = PROVIDERS.get(s.integration);
+      if (!provider) return [];
       if (provider.modelsPath && opts.listProviderModels) {
         const secrets = service.revealSecrets(rec);
         const key = provider.auth ? secrets[provider.auth.secret] : undefined;
@@ -98,12 +100,15 @@ export function gatewayRoutes(opts: GatewayRoutesOptions) {
     app.get<{ Params: { name: string } }>("/integrations/connections/:name/endpointConfigurations", { schema: { summary: "The endpoints a connection's provider serves", tags, params: Named, response: { 200: {}, ...errors } } }, async (req) => {
       const ws = await ctx.workspaceOf(req);
       const s = (await service.get(ws, "connections", req.params.name)).spec as unknown as ConnectionSpec;
-      const provider = PROVIDERS.get(s.integration)!;
+      const provider = PROVIDERS.get(s.integration);
+      if (!provider) return [];
       return Object.entries(provider.endpoints).map(([path, e]) => ({ path, method: e.method, ...(e.streamKey ? { streamKey: e.streamKey } : {}), baseUrl: connectionBaseUrl(provider, s.config) }));
     });
     app.get<{ Params: { integration: string } }>("/integrations/:integration", { schema: { summary: "An integration provider: its endpoints and headers", tags, response: { 200: Obj, ...errors } } }, async (req) => {
       await ctx.workspaceOf(req);
       const provider = PROVIDERS.get(req.params.integration);
+      const mcp = MCP_INTEGRATIONS.get(req.params.integration);
+      if (!provider && mcp) return { name: mcp.integration, additionalInfos: { displayName: mcp.displayName, type: "mcp", secrets: mcp.secretKeys.join(","), tokenUrl: mcp.tokenUrl, apiUrl: mcp.apiUrl } };
       if (!provider) throw new HangarError("not_found", `integration '${req.params.integration}' is not supported (known: ${[...PROVIDERS.keys()].join(", ")})`);
       return {
         name: provider.integration,

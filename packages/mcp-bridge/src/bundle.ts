@@ -7,3 +7,11 @@ export function bridgeBundlePath(): string {
   if (!existsSync(p)) throw new Error(`${p} is missing (npm run build -w @hangar/mcp-bridge)`);
   return p;
 }
+
+/** Hangar's built-in MCP server for an integration (esbuild bundle, e.g. dist/gmail-mcp.cjs). */
+export function builtinServerBundlePath(name: string): string {
+  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`bad built-in server name ${name}`);
+  const p = fileURLToPath(new URL(`../dist/${name}-mcp.cjs`, import.meta.url));
+  if (!existsSync(p)) throw new Error(`${p} is missing (npm run build -w @hangar/mcp-bridge)`);
+  return p;
+}

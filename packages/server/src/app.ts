@@ -24,8 +24,8 @@ import { Edge, EdgeUrls, FrontDoor, PreviewPortListeners, previewPortOf } from "
 import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
-import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
-import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
+import { Accountant, ConnectionTokens, FunctionConnections, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
+import { RunPlaneMcpBridges, bridgeBundlePath, builtinServerBundlePath } from "@hangar/mcp-bridge";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
@@ -131,7 +131,10 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const accountant = new Accountant(store, logger.child({ component: "gateway" }));
   modelGateway = new ModelGateway({ store, auth, service: gateway, accountant, logger: logger.child({ component: "gateway" }), timeoutMs: config.modelTimeoutMs });
 
-  const workloads = new WorkloadService({ checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  // integration connections of functions: access tokens refreshed from the connections' refresh tokens, injected by the egress proxy
+  const connectionTokens = new ConnectionTokens({ store, secrets, overrides: config.integrationEndpoints, logger: logger.child({ component: "connections" }) });
+  const functionConnections = new FunctionConnections({ store, tokens: connectionTokens });
+  const workloads = new WorkloadService({ connections: functionConnections, checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const asyncCalls = new AsyncCallService({ store, workloads, replicas: replicaPort(node), callbacks: new CallbackSender({ checkTarget: checkCallback, logger }), logger: logger.child({ component: "async-calls" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
@@ -506,8 +509,20 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     destroy: (id) => node.destroy(id),
     has: (id) => node.has(id),
     lastActivity: (id) => node.lastActivity(id),
+    async setNetwork(id, network) {
+      if (!node.has(id)) return;
+      const { network: _old, ...spec } = node.get(id).spec;
+      await node.updateNetwork(network ? { ...spec, network } : spec);
+    },
     async startApp(id, opts) {
       const live = node.get(id);
+      if (opts?.builtin) {
+        // Hangar's built-in MCP server of an integration (the image gives node); a crash restarts it in place
+        const path = `/tmp/.hangar/${opts.builtin}-mcp.cjs`;
+        await live.services.files.writeFile(path, await readFile(builtinServerBundlePath(opts.builtin)));
+        await live.services.processes.exec({ name: "app", command: `exec node ${path}`, restartOnFailure: true, maxRestarts: -1 });
+        return;
+      }
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
 import { DEFAULT_REGION } from "@hangar/control-plane";
 import { parsePortRange } from "@hangar/edge";
+import { type EndpointOverrides, parseEndpointOverrides } from "@hangar/gateway";
 
 /** Host ports previews are served on by default (below Linux's ephemeral range). */
 export const DEFAULT_PREVIEW_PORTS = "20000-20999";
@@ -24,6 +25,8 @@ export interface HangarConfig {
   runtime: string;
   /** Runtime class of sandboxes created without spec.runtime.runtimeClass (HANGAR_RUNTIME_CLASS): "default" (crun) or "gvisor" (runsc). */
   runtimeClass: "default" | "gvisor";
+  /** Endpoint overrides of MCP integrations (HANGAR_INTEGRATION_ENDPOINTS, JSON {"gmail":{"tokenUrl","apiUrl"}}). */
+  integrationEndpoints: EndpointOverrides;
   /** Regions this server offers (HANGAR_REGIONS, comma list): listed by /v0/locations; the first is the default spec.region. */
   regions: string[];
   /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
@@ -99,6 +102,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
     runtimeClass: parseRuntimeClass(pick(flags.runtimeClass, "HANGAR_RUNTIME_CLASS") ?? "default"),
+    integrationEndpoints: parseEndpointOverrides(process.env.HANGAR_INTEGRATION_ENDPOINTS),
     regions: parseRegions(pick(flags.regions, "HANGAR_REGIONS") ?? DEFAULT_REGION),
     previewDomain: pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN")?.toLowerCase().replace(/^\.+|\.+$/g, ""),
     previewPorts: parsePortRange(pick(flags.previewPorts, "HANGAR_PREVIEW_PORTS") ?? DEFAULT_PREVIEW_PORTS),

@@ -179,6 +179,18 @@ export interface GatewayResourceTable {
   version: number;
 }
 
+export interface ConnectionTokenTable {
+  workspace_id: string;
+  connection: string;
+  source: string;
+  access_token: string | null;
+  expires_at: string | null;
+  error: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  updated_at: string;
+}
+
 export interface ModelUsageTable {
   workspace_id: string;
   model: string;
@@ -283,6 +295,7 @@ export interface Database {
   job_schedule_slots: JobScheduleSlotTable;
   sandbox_schedules: SandboxScheduleTable;
   sandbox_schedule_executions: SandboxScheduleExecutionTable;
+  connection_tokens: ConnectionTokenTable;
 }
 
 export interface JobExecutionTable {

@@ -7,6 +7,7 @@ import { SqlCustomDomainRepo, SqlPreviewRepo } from "./sql-previews.js";
 import { SqlBuildRepo } from "./sql-builds.js";
 import { SqlSnapshotRepo } from "./sql-snapshots.js";
 import { SqlWorkloadRepo } from "./sql-workloads.js";
+import { SqlConnectionTokenRepo } from "./sql-connection-tokens.js";
 import { SqlGatewayRepo } from "./sql-gateway.js";
 import { SqlStorageRepo } from "./sql-storage.js";
 import { SqlJobRepo } from "./sql-jobs.js";
@@ -312,6 +313,7 @@ export class SqlStore implements Store {
   readonly storage: SqlStorageRepo;
   readonly snapshots: SqlSnapshotRepo;
   readonly jobs: SqlJobRepo;
+  readonly connectionTokens: SqlConnectionTokenRepo;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -329,6 +331,7 @@ export class SqlStore implements Store {
     this.storage = new SqlStorageRepo(db);
     this.snapshots = new SqlSnapshotRepo(db);
     this.jobs = new SqlJobRepo(db);
+    this.connectionTokens = new SqlConnectionTokenRepo(db);
   }
 
   async transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T> {
@@ -346,6 +349,7 @@ export class SqlStore implements Store {
         storage: new SqlStorageRepo(trx),
         snapshots: new SqlSnapshotRepo(trx),
         jobs: new SqlJobRepo(trx),
+        connectionTokens: new SqlConnectionTokenRepo(trx),
       }),
     );
   }

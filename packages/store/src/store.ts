@@ -425,6 +425,30 @@ export interface SnapshotRepo {
   delete(id: string): Promise<boolean>;
 }
 
+/** An access token Hangar got for an OAuth integration connection (sealed), or why it could not. */
+export interface ConnectionTokenRecord {
+  workspaceId: string;
+  connection: string;
+  /** The connection's id and version the token was got with. */
+  source: string;
+  /** Sealed. */
+  accessToken: string | null;
+  expiresAt: string | null;
+  error: string | null;
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  updatedAt: string;
+}
+
+export interface ConnectionTokenRepo {
+  get(workspaceId: string, connection: string): Promise<ConnectionTokenRecord | null>;
+  /** Takes the refresh lease (creating the row) when it is free or expired; false when another holds it. */
+  claim(workspaceId: string, connection: string, owner: string, now: string, until: string): Promise<boolean>;
+  /** Stores the outcome of a refresh and frees the lease, only while `owner` holds it; false otherwise. */
+  save(workspaceId: string, connection: string, owner: string, patch: Pick<ConnectionTokenRecord, "source" | "accessToken" | "expiresAt" | "error">, now: string): Promise<boolean>;
+  delete(workspaceId: string, connection: string): Promise<void>;
+}
+
 /** A named document of the model gateway: an integration connection, a model or a policy. */
 export interface GatewayResourceRecord {
   id: string;
@@ -677,6 +701,7 @@ export interface Store {
   readonly storage: StorageRepo;
   readonly snapshots: SnapshotRepo;
   readonly jobs: JobRepo;
+  readonly connectionTokens: ConnectionTokenRepo;
   /** Runs fn in one transaction; repos passed to fn act inside it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -23,7 +23,9 @@ export interface ReplicaPort {
    * Starts the image's command as process "app" in the replica; throws when the image names none.
    * `mcpStdio`: the command speaks MCP on stdio, so Hangar's MCP bridge runs it and serves it on the port.
    */
-  startApp(id: string, opts?: { mcpStdio?: boolean }): Promise<void>;
+  startApp(id: string, opts?: { mcpStdio?: boolean; builtin?: string }): Promise<void>;
+  /** Replaces a running replica's egress policy (spec.network, secrets revealed): new access tokens of its connections. */
+  setNetwork?(id: string, network: Record<string, unknown> | null): Promise<void>;
   /** Last time the replica was used (ms since the epoch), null when not on this node. */
   lastActivity(id: string): number | null;
   /** Sends one request to the replica's port (waking it and holding it awake); the answer collected (≤ 10 MiB kept). */
@@ -33,6 +35,20 @@ export interface ReplicaPort {
   /** Resolves once `port` accepts connections in the replica; throws if the app exits first or at the deadline. */
   waitListening(id: string, port: number, timeoutMs: number): Promise<void>;
 }
+
+/**
+ * Integration connections a workload is bound to (spec.integrationConnections): checked on apply;
+ * per replica, the egress policy that injects their credentials and the env that goes with it.
+ */
+export interface ConnectionPort {
+  /** Throws a 4xx for a name that is not a usable connection of the workspace; the built-in MCP server they call for, if any. */
+  check(workspaceId: string, names: string[]): Promise<{ builtin: string | null }>;
+  /** Egress rules (a failed connection's rule makes the proxy answer with its reason) and env; `problem` when one fails. */
+  access(workspaceId: string, names: string[]): Promise<{ network: Record<string, unknown> | null; envs: Record<string, string>; problem: string | null }>;
+}
+
+/** The image Hangar's built-in MCP servers run on (it has node). */
+export const BUILTIN_MCP_IMAGE = "blaxel/base-image:latest";
 
 /** API keys of workloads: what their SDK inside authenticates with (ApiKeyService). */
 export interface WorkloadKeyPort {
@@ -75,6 +91,10 @@ export interface WorkloadServiceOptions {
   scaleDownIdleMs?: number;
   /** Why this node may not run a workload with these policies (location, flavor), or null when it may. */
   checkPlacement?: (workspaceId: string, policies: string[]) => Promise<string | null>;
+  /** Integration connections (spec.integrationConnections); absent: workloads cannot name any. */
+  connections?: ConnectionPort;
+  /** How often replicas bound to connections get their tokens checked and refreshed (default 1 s). */
+  connectionRefreshMs?: number;
 }
 
 /** A workload as the run plane routes to it. */
@@ -126,11 +146,14 @@ export class WorkloadService {
   /** Workloads a replica is being added to (one at a time each). */
   private readonly scaling = new Set<string>();
   private sweeper: NodeJS.Timeout | null = null;
+  private refresher: NodeJS.Timeout | null = null;
+  /** The egress policy last given to each replica bound to connections (JSON). */
+  private readonly applied = new Map<string, string>();
 
   constructor(opts: WorkloadServiceOptions) {
     this.store = opts.store;
     this.log = opts.logger ?? silentLogger;
-    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, region: "local-1", targetConcurrency: 10, scaleDownIdleMs: 300_000, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
+    this.opts = { readinessTimeoutMs: 120_000, drainMs: 30_000, keepRevisions: 5, region: "local-1", targetConcurrency: 10, scaleDownIdleMs: 300_000, connectionRefreshMs: 1_000, ...opts } as Required<Omit<WorkloadServiceOptions, "logger">>;
   }
 
   private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -170,12 +193,22 @@ export class WorkloadService {
     const existing = await this.store.workloads.get(ws.id, kind, name);
     if (existing && how.mustCreate) throw new HangarError("already_exists", `${KIND_SINGULAR[kind]} '${name}' already exists in workspace '${ws.name}'`);
     const prev = existing ? (existing.spec as unknown as WorkloadSpecDoc) : null;
+    if (spec.integrationConnections?.length) {
+      if (!this.opts.connections) throw new HangarError("not_configured", "integration connections are not available on this server");
+      const { builtin } = await this.opts.connections.check(ws.id, spec.integrationConnections);
+      // an MCP function with no image of its own, bound to an integration Hangar has a server for, runs that server
+      const keepsBuiltin = !!prev?.runtime.builtin && (!spec.runtime.image || spec.runtime.image === prev.runtime.image);
+      if (kind === "functions" && builtin && (keepsBuiltin || (!spec.runtime.image && !prev?.runtime.image))) {
+        spec.runtime.image = BUILTIN_MCP_IMAGE;
+        spec.runtime.builtin = builtin;
+      }
+    }
     // an update that leaves the image out keeps the one it runs (e.g. built from source)
     if (!spec.runtime.image && prev?.runtime.image) spec.runtime.image = prev.runtime.image;
     const fresh = await this.callbackSecrets(spec, prev);
     const sealed = this.seal(spec, prev);
     // a deploy from source waits for its build (which calls apply again with the image)
-    const changesRuntime = !how.deferDeploy && (!prev || revisionKey(this.reveal(prev).runtime) !== revisionKey(spec.runtime));
+    const changesRuntime = !how.deferDeploy && (!prev || revisionKey(this.reveal(prev).runtime, prev.integrationConnections) !== revisionKey(spec.runtime, spec.integrationConnections));
     const waitsForSource = how.deferDeploy || !spec.runtime.image;
     let rec: WorkloadRecord;
     if (!existing) {
@@ -217,7 +250,7 @@ export class WorkloadService {
       // a new revision takes the traffic only if what runs now is the latest revision (docs)
       const staged = existing ? await this.rolledBack(existing) : false;
       // secret env values stay sealed in the revision too
-      const revision = await this.newRevision(rec, sealed.runtime, staged ? "STAGED" : "DEPLOYING");
+      const revision = await this.newRevision(rec, sealed.runtime, staged ? "STAGED" : "DEPLOYING", spec.integrationConnections);
       if (!staged) void this.deploy(rec.id, revision.id);
       else rec = (await this.addEvent(rec.id, "DEPLOYED", `revision ${revision.id} created with 0% traffic: the active revision is not the latest (set spec.revision.active to deploy it)`)) ?? rec;
     }
@@ -308,12 +341,19 @@ export class WorkloadService {
 
   // ---- revisions and replicas
 
-  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime, status: "DEPLOYING" | "STAGED" | "LAUNCHING"): Promise<RevisionRecord> {
+  private async newRevision(w: WorkloadRecord, runtime: WorkloadRuntime, status: "DEPLOYING" | "STAGED" | "LAUNCHING", connections?: string[]): Promise<RevisionRecord> {
     const rev: RevisionRecord = {
       id: randomId(12),
       workloadId: w.id,
       image: runtime.image!,
-      runtime: { memory: runtime.memory, envs: runtime.envs ?? [], port: appPort(runtime), minScale: runtime.minScale, ...(runtime.transport === "stdio" ? { transport: "stdio" } : {}) },
+      runtime: {
+        memory: runtime.memory,
+        envs: runtime.envs ?? [],
+        port: appPort(runtime),
+        minScale: runtime.minScale,
+        ...(runtime.transport === "stdio" ? { transport: "stdio" } : {}),
+        ...(connections?.length ? { integrationConnections: connections, ...(runtime.builtin ? { builtin: runtime.builtin } : {}) } : {}),
+      },
       status,
       message: null,
       createdAt: new Date().toISOString(),
@@ -364,6 +404,8 @@ export class WorkloadService {
     const keepAwake = siblings.findIndex((r) => r.id === replica.id) < minScale && minScale > 0;
     await this.opts.keys?.ensureKey(`${KIND_SINGULAR[w.kind] ?? w.kind}:${w.name}`, ws.id, key);
     const spec = w.spec as unknown as WorkloadSpecDoc;
+    const access = await this.connectionAccess(w, rev);
+    if (access?.network) this.applied.set(replica.id, JSON.stringify(access.network));
     return {
       id: replica.id,
       name: w.name,
@@ -372,6 +414,7 @@ export class WorkloadService {
       memoryMb: Number(rev.runtime.memory),
       envs: {
         ...envs,
+        ...(access?.envs ?? {}),
         HOST: "0.0.0.0",
         PORT: String(port),
         BL_SERVER_HOST: "0.0.0.0",
@@ -387,8 +430,63 @@ export class WorkloadService {
       },
       ports: [port],
       platform: true,
+      ...(access?.network ? { network: access.network } : {}),
       ...(keepAwake ? { keepAwake } : {}),
     };
+  }
+
+  /** What a replica of the revision gets from its integration connections (fresh tokens), its failure noted on the workload. */
+  private async connectionAccess(w: WorkloadRecord, rev: RevisionRecord): Promise<{ network: Record<string, unknown> | null; envs: Record<string, string> } | null> {
+    const names = connectionsOf(rev);
+    if (!names.length || !this.opts.connections) return null;
+    const access = await this.opts.connections.access(w.workspaceId, names);
+    await this.noteConnectionProblem(w.id, access.problem);
+    return access;
+  }
+
+  /** A connection failing (or working again) shows in the workload's status and events, once per change. */
+  private async noteConnectionProblem(workloadId: string, problem: string | null): Promise<void> {
+    const w = await this.store.workloads.getById(workloadId);
+    if (!w) return;
+    const last = [...w.events].reverse().find((e) => e.message.startsWith(CONNECTION_EVENT));
+    const failing = !!last && last.status === "FAILED";
+    if (problem && (!failing || last.message !== `${CONNECTION_EVENT}${problem}`)) {
+      await this.store.workloads.update(w.id, { status: "FAILED", events: [...w.events, event("FAILED", `${CONNECTION_EVENT}${problem}`)], updatedAt: new Date().toISOString() });
+      this.routes.clear();
+    } else if (problem && w.status !== "FAILED" && w.status !== "DEPLOYING") {
+      // a deployment that finished since keeps showing the failure
+      await this.store.workloads.update(w.id, { status: "FAILED", updatedAt: new Date().toISOString() });
+      this.routes.clear();
+    } else if (!problem && failing) {
+      await this.store.workloads.update(w.id, { status: w.activeRevision ? "DEPLOYED" : w.status, events: [...w.events, event("DEPLOYED", `${CONNECTION_EVENT}its integration connections work again`)], updatedAt: new Date().toISOString() });
+      this.routes.clear();
+    }
+  }
+
+  /**
+   * Replicas on this node bound to integration connections: their access tokens refreshed before
+   * expiry and handed to the egress proxy when they changed.
+   */
+  async refreshConnections(): Promise<void> {
+    if (!this.opts.connections || !this.opts.replicas.setNetwork) return;
+    const revs = new Map<string, RevisionRecord | null>();
+    for (const r of await this.store.workloads.listReplicas()) {
+      if (r.node !== this.opts.replicas.nodeName || !this.opts.replicas.has(r.id)) continue;
+      if (!revs.has(r.revisionId)) revs.set(r.revisionId, await this.store.workloads.getRevision(r.revisionId));
+      const rev = revs.get(r.revisionId);
+      if (!rev || !connectionsOf(rev).length) continue;
+      const w = await this.store.workloads.getById(r.workloadId);
+      if (!w) continue;
+      try {
+        const access = await this.connectionAccess(w, rev);
+        const json = JSON.stringify(access?.network ?? null);
+        if (this.applied.get(r.id) === json) continue;
+        await this.opts.replicas.setNetwork(r.id, access?.network ?? null);
+        this.applied.set(r.id, json);
+      } catch (e) {
+        this.log.warn({ err: e, replica: r.id }, "updating a replica's integration credentials failed");
+      }
+    }
   }
 
   /**
@@ -458,7 +556,7 @@ export class WorkloadService {
       const spec = await this.replicaSpec(replica);
       if (!spec) throw new HangarError("not_found", "the workload went away during its deployment");
       await this.opts.replicas.start(spec);
-      await this.opts.replicas.startApp(replica.id, rev.runtime.transport === "stdio" ? { mcpStdio: true } : undefined);
+      await this.opts.replicas.startApp(replica.id, appOptions(rev));
       await this.opts.replicas.waitListening(replica.id, Number(rev.runtime.port), this.opts.readinessTimeoutMs);
     } catch (e) {
       await this.removeReplica(replica).catch(() => undefined);
@@ -514,11 +612,24 @@ export class WorkloadService {
   start(): void {
     this.sweeper ??= setInterval(() => void this.scaleDown().catch((e) => this.log.warn({ err: e }, "scale-down failed")), Math.min(30_000, Math.max(500, this.opts.scaleDownIdleMs / 4)));
     this.sweeper.unref?.();
+    if (this.opts.connections && !this.refresher) {
+      let running = false;
+      this.refresher = setInterval(() => {
+        if (running) return;
+        running = true;
+        void this.refreshConnections()
+          .catch((e) => this.log.warn({ err: e }, "refreshing integration connections failed"))
+          .finally(() => (running = false));
+      }, this.opts.connectionRefreshMs);
+      this.refresher.unref?.();
+    }
   }
 
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.refresher) clearInterval(this.refresher);
+    this.refresher = null;
   }
 
   // ---- for rolling replacements (replacements.ts)
@@ -526,7 +637,7 @@ export class WorkloadService {
   /** A revision a replacement moves to: the workload's runtime with another image (not deployed). */
   async candidateRevision(w: WorkloadRecord, image: string, memory?: number): Promise<RevisionRecord> {
     const spec = w.spec as unknown as WorkloadSpecDoc;
-    return this.newRevision(w, { ...spec.runtime, image, ...(memory ? { memory } : {}) }, "LAUNCHING");
+    return this.newRevision(w, { ...spec.runtime, image, ...(memory ? { memory } : {}) }, "LAUNCHING", spec.integrationConnections);
   }
 
   /**
@@ -580,6 +691,7 @@ export class WorkloadService {
 
   private async removeReplica(r: ReplicaRecord): Promise<void> {
     await this.opts.replicas.destroy(r.id);
+    this.applied.delete(r.id);
     await this.store.workloads.deleteReplica(r.id);
     this.inflight.delete(r.id);
     this.routes.clear();
@@ -607,7 +719,7 @@ export class WorkloadService {
     const replicas = new Map((await this.store.workloads.listReplicas()).map((r) => [r.id, r]));
     for (const id of ids.filter((i) => replicas.has(i))) {
       const rev = await this.store.workloads.getRevision(replicas.get(id)!.revisionId);
-      await this.opts.replicas.startApp(id, rev?.runtime.transport === "stdio" ? { mcpStdio: true } : undefined).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
+      await this.opts.replicas.startApp(id, rev ? appOptions(rev) : undefined).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
     }
   }
 
@@ -710,6 +822,22 @@ export class WorkloadService {
     const triggers = spec.triggers?.map((t) => (t.configuration?.callbackSecret ? { ...t, configuration: { ...t.configuration, callbackSecret: this.opts.secrets.open(t.configuration.callbackSecret) } } : t));
     return { ...spec, runtime: { ...spec.runtime, ...(envs ? { envs } : {}) }, ...(triggers ? { triggers } : {}) };
   }
+}
+
+/** Prefix of the events about integration connections. */
+const CONNECTION_EVENT = "integration connection: ";
+
+/** The integration connections a revision is bound to. */
+function connectionsOf(rev: RevisionRecord): string[] {
+  const c = rev.runtime.integrationConnections;
+  return Array.isArray(c) ? (c as string[]) : [];
+}
+
+/** How a revision's app starts: a stdio server behind the bridge, or a built-in MCP server. */
+function appOptions(rev: RevisionRecord): { mcpStdio?: boolean; builtin?: string } | undefined {
+  if (rev.runtime.transport === "stdio") return { mcpStdio: true };
+  if (typeof rev.runtime.builtin === "string") return { builtin: rev.runtime.builtin };
+  return undefined;
 }
 
 function validLabels(raw: unknown): Record<string, string> {

@@ -34,3 +34,17 @@ describe("workload spec", () => {
     expect(revisionKey(stdio.runtime)).not.toBe(revisionKey(http.runtime));
   });
 });
+
+describe("integration connections", () => {
+  it("takes a list of names (deduplicated), refuses other shapes, and a change of the list is a new revision", () => {
+    const a = normalizeWorkloadSpec({ integrationConnections: ["gmail", "gmail"], runtime: { type: "mcp" } });
+    expect(a.integrationConnections).toEqual(["gmail"]);
+    expect(a.runtime.type).toBe("mcp");
+    expect(() => normalizeWorkloadSpec({ integrationConnections: "gmail" })).toThrow(/integrationConnections/);
+    expect(() => normalizeWorkloadSpec({ integrationConnections: [1] })).toThrow(/integrationConnections/);
+    expect(normalizeWorkloadSpec({ integrationConnections: [] }).integrationConnections).toBeUndefined();
+    expect(revisionKey(a.runtime, ["gmail"])).not.toBe(revisionKey(a.runtime, ["other"]));
+    // no connections: the key of a spec without them (existing revisions are not redeployed)
+    expect(revisionKey(a.runtime, [])).toBe(revisionKey(a.runtime));
+  });
+});

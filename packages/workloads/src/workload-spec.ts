@@ -32,6 +32,10 @@ export interface WorkloadRuntime {
    * takes "stdio": the image's command speaks MCP on stdin/stdout, served by Hangar's bridge).
    */
   transport?: McpTransport;
+  /** Blaxel's runtime.type ("mcp" for an MCP function). */
+  type?: string;
+  /** Set by Hangar: the built-in MCP server an image-less function bound to a connection runs (e.g. "gmail"). */
+  builtin?: string;
 }
 
 /** The spec as stored (envs marked secret hold sealed values). */
@@ -42,6 +46,8 @@ export interface WorkloadSpecDoc {
   runtime: WorkloadRuntime;
   triggers?: TriggerSpec[];
   policies?: string[];
+  /** Integration connections of the workspace whose credentials the replicas' API calls get injected. */
+  integrationConnections?: string[];
   revision?: RevisionSpec;
 }
 
@@ -82,12 +88,18 @@ export function normalizeWorkloadSpec(raw: unknown): WorkloadSpecDoc {
     if (!MCP_TRANSPORTS.includes(rt.transport as McpTransport)) fail("spec.runtime.transport", '"http-stream", "websocket" or "stdio"');
     runtime.transport = rt.transport as McpTransport;
   }
+  if (typeof rt.type === "string" && rt.type) runtime.type = rt.type;
   if (spec.public !== undefined && typeof spec.public !== "boolean") fail("spec.public", "true or false");
   if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") fail("spec.enabled", "true or false");
   const out: WorkloadSpecDoc = { enabled: spec.enabled !== false, public: spec.public === true, runtime };
   if (typeof spec.region === "string") out.region = spec.region;
   if (spec.triggers !== undefined) out.triggers = normalizeTriggers(spec.triggers);
   if (Array.isArray(spec.policies)) out.policies = spec.policies.map(String);
+  if (spec.integrationConnections !== undefined && spec.integrationConnections !== null) {
+    const c = spec.integrationConnections;
+    if (!Array.isArray(c) || c.some((x) => typeof x !== "string" || !x)) fail("spec.integrationConnections", "a list of integration connection names");
+    if (c.length) out.integrationConnections = [...new Set(c as string[])];
+  }
   if (spec.revision !== undefined && spec.revision !== null) out.revision = normalizeRevision(spec.revision);
   return out;
 }
@@ -112,9 +124,16 @@ export function appPort(runtime: WorkloadRuntime): number {
   return runtime.ports?.[0]?.target ?? DEFAULT_APP_PORT;
 }
 
-/** What a revision runs: a change here makes a new revision. */
-export function revisionKey(runtime: WorkloadRuntime): string {
-  return JSON.stringify([runtime.image ?? "", runtime.memory, (runtime.envs ?? []).map((e) => [e.name, e.value]), appPort(runtime), ...(runtime.transport === "stdio" ? ["stdio"] : [])]);
+/** What a revision runs: a change here (or to the integration connections it is bound to) makes a new revision. */
+export function revisionKey(runtime: WorkloadRuntime, connections?: string[]): string {
+  return JSON.stringify([
+    runtime.image ?? "",
+    runtime.memory,
+    (runtime.envs ?? []).map((e) => [e.name, e.value]),
+    appPort(runtime),
+    ...(runtime.transport === "stdio" ? ["stdio"] : []),
+    ...(connections?.length ? [{ connections, builtin: runtime.builtin ?? null }] : []),
+  ]);
 }
 
 const TRIGGER_TYPES = new Set(["http", "http-async", "cron", "schedule"]);

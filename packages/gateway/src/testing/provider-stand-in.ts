@@ -154,3 +154,4 @@ export async function startProviderStandIn(opts: StandInOptions = {}): Promise<P
     },
   };
 }
+export { OAuthStandIn, type OAuthStandInOptions } from "./oauth-stand-in.js";

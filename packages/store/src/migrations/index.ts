@@ -10,6 +10,7 @@ import * as m008 from "./008-snapshots.js";
 import * as m010 from "./010-replacements.js";
 import * as m011 from "./011-async-calls.js";
 import * as m013 from "./013-preview-ports.js";
+import * as m016 from "./016-connection-tokens.js";
 
 /** Every schema migration, in order. Names sort lexicographically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   "010-replacements": m010,
   "011-async-calls": m011,
   "013-preview-ports": m013,
+  "016-connection-tokens": m016,
 };
