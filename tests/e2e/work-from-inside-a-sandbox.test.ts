@@ -2,8 +2,11 @@
 // http://localhost:8080 (for that sandbox only), its own memory and CPU limits in /proc, and an
 // agent that an operator can upgrade without stopping the user's processes.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
 
@@ -56,8 +59,12 @@ beforeAll(async () => {
   ({ SandboxInstance } = await import("@blaxel/core"));
 }, 180_000);
 
+/** Removed after the server is gone (its uninstall needs the agent build it ran with). */
+const leftovers: string[] = [];
+
 afterAll(async () => {
   await h?.dispose();
+  for (const d of leftovers) rmSync(d, { recursive: true, force: true });
 });
 
 describe("code inside a sandbox", () => {
@@ -99,5 +106,87 @@ describe("code inside a sandbox", () => {
     await check();
     await a.delete();
     await b.delete();
+  }, 240_000);
+});
+
+interface Health {
+  version: string;
+  upgradeCount: number;
+  lastUpgrade: { status: string; step: string; version: string; error?: string };
+}
+
+async function health(name: string): Promise<Health> {
+  return (await (await api(h, "GET", `/run/default/sandboxes/${name}/health`)).json()) as Health;
+}
+
+async function upgraded(name: string, count: number): Promise<Health> {
+  const t0 = Date.now();
+  for (;;) {
+    const hl = await health(name);
+    if (hl.lastUpgrade.status === "failed") throw new Error(`upgrade failed: ${hl.lastUpgrade.error}`);
+    if (hl.upgradeCount === count && hl.lastUpgrade.status === "completed") return hl;
+    if (Date.now() - t0 > 20_000) throw new Error(`no upgrade ${count}: ${JSON.stringify(hl)}\n${h.output().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("an operator upgrades the agent of live sandboxes", () => {
+  it("sandbox.system.upgrade replaces the agent: a long process runs on with its output before and after, /health counts it, and it parks and wakes after", async () => {
+    const sb = await SandboxInstance.create({ name: "upgrade-me", memory: 512 });
+    await sb.process.exec({ name: "ticker", command: "sh -c 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done'" });
+    await sb.process.exec({ name: "sleeper", command: "sleep 3600" });
+    const h0 = await health("upgrade-me");
+    expect(h0.upgradeCount).toBe(0);
+    expect(h0.version).toMatch(/^0\.1\.0\+[0-9a-f]{16}$/);
+    await new Promise((r) => setTimeout(r, 700));
+    const before = await sb.process.logs("ticker", "stdout");
+    expect(before).toContain("tick 2\n");
+
+    // an unknown version is a clear 400; "latest" is this node's build
+    await expect(sb.system.upgrade({ version: "v9.9.9" })).rejects.toThrow(/9\.9\.9/);
+    expect((await api(h, "POST", "/run/default/sandboxes/upgrade-me/upgrade", { version: "v9.9.9" })).status).toBe(400);
+    await sb.system.upgrade({ version: "latest" });
+    const h1 = await upgraded("upgrade-me", 1);
+    expect(h1.version).toBe(h0.version);
+
+    const ticks = async () => Number(/tick (\d+)\n$/.exec(await sb.process.logs("ticker", "stdout"))![1]);
+    const n1 = await ticks();
+    await new Promise((r) => setTimeout(r, 600));
+    const after = await sb.process.logs("ticker", "stdout");
+    expect(after.startsWith(before)).toBe(true);
+    expect(await ticks()).toBeGreaterThan(n1);
+    expect((await sb.process.get("ticker")).status).toBe("running");
+    expect((await sb.process.get("sleeper")).status).toBe("running");
+
+    // parked to disk (CRIU) and woken after the upgrade: processes and count kept
+    await parked("upgrade-me");
+    expect((await sb.process.get("ticker")).status).toBe("running");
+    expect((await health("upgrade-me")).upgradeCount).toBe(1);
+    expect((await sb.process.logs("ticker", "stdout")).startsWith(after)).toBe(true);
+
+    // the operator installs a new build and restarts the server: upgrade rolls it onto the live sandbox
+    const dir = mkdtempSync(join(tmpdir(), "hangar-agent-next-"));
+    const next = join(dir, "hangar-agent");
+    copyFileSync(agentBinaryPath(), next);
+    appendFileSync(next, `\nnext build ${Date.now()}\n`);
+    const build = createHash("sha256").update(readFileSync(next)).digest("hex").slice(0, 16);
+    leftovers.push(dir, join("/opt/hangar/agent", build));
+    {
+      await h.stop();
+      h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s", HANGAR_AGENT_BINARY: next }, dataDir: h.dataDir, port: h.port, apiKey: h.apiKey, instance: h.instance });
+      expect((await health("upgrade-me")).version).toBe(h0.version);
+      await sb.system.upgrade({ version: build });
+      const h2 = await upgraded("upgrade-me", 2);
+      expect(h2.version).toBe(`0.1.0+${build}`);
+      expect(await sh(sb, "tail -c 40 /.hangar/bin/hangar-agent")).toContain("next build");
+      expect((await sb.process.get("ticker")).status).toBe("running");
+      await sb.process.kill("sleeper");
+      expect((await sb.process.wait("sleeper", { maxWait: 10_000 })).status).not.toBe("running");
+      // and through the checkpointed tier again, now with the new binary bound
+      await parked("upgrade-me");
+      expect((await sb.process.get("ticker")).status).toBe("running");
+      expect((await health("upgrade-me")).version).toBe(`0.1.0+${build}`);
+      await sb.delete();
+    }
   }, 240_000);
 });

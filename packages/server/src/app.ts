@@ -39,6 +39,7 @@ import { createDriver, createImageStore } from "./driver.js";
 import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
 import { InSandboxApi } from "./in-sandbox-api.js";
+import { AgentUpgrades } from "./agent-upgrades.js";
 import { VERSION } from "./version.js";
 
 export interface Hangar {
@@ -85,6 +86,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const sandboxApi = createSandboxApi({ logger });
   // the host end of each sandbox's localhost:8080 relay (set once the node exists)
   let inSandbox: InSandboxApi | null = null;
+  let agentUpgrades: AgentUpgrades | null = null;
   const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
   // volumes (ext4 images on loop devices, mounted under the run dir) and drives (directories)
   const storage =
@@ -107,11 +109,13 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     // zero data retention: a destroyed sandbox's process logs go with it
     removeData: async (id) => {
       await inSandbox?.close(id);
+      agentUpgrades?.forget(id);
       await rm(join(config.dataDir, "logs", id), { recursive: true, force: true });
     },
     ...(storage ? { storage: nodeStorage(storage) } : {}),
     createServices: (handle, spec) => {
       inSandbox?.open(spec.id);
+      const agentUpgrade = agentUpgrades?.port(spec.id);
       return new SandboxServices({
         id: spec.id,
         name: spec.name,
@@ -122,9 +126,11 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         logger: logger.child({ sandbox: spec.name }),
         checkCallback,
         ...(storage ? { drives: new DriveMounts(storage, node, { id: spec.id, workspace: spec.workspace }) } : {}),
+        ...(agentUpgrade ? { agentUpgrade } : {}),
       });
     },
   });
+  agentUpgrades = new AgentUpgrades(node, logger.child({ component: "agent-upgrades" }));
   if (driver instanceof LinuxDriver) {
     inSandbox = new InSandboxApi({ node, api: sandboxApi, agentDir: (id) => driver.agentDir(id), rootUid: (id) => driver.sandboxRootUid(id), logger: logger.child({ component: "in-sandbox-api" }) });
   }

@@ -35,6 +35,8 @@ export async function createDriver(
           ...(config.networkTable ? { table: config.networkTable } : {}),
         },
         ...(egress ? { egress } : {}),
+        // another build of the agent than the installed package's (new sandboxes and POST /upgrade use it)
+        ...(process.env.HANGAR_AGENT_BINARY ? { agentBinary: process.env.HANGAR_AGENT_BINARY } : {}),
       });
     default:
       throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; use "linux"`);

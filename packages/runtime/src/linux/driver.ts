@@ -5,6 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { promises as fs, existsSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { availableParallelism, constants as osConstants } from "node:os";
 import { HangarError, randomToken, silentLogger, type Logger } from "@hangar/common";
@@ -21,6 +22,8 @@ import type {
   SandboxRunState,
   SandboxStats,
   SnapshotCapture,
+  AgentBuild,
+  AgentState,
 } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
@@ -30,11 +33,11 @@ import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
 import { IdmappedLowers, DEFAULT_USERNS, type UserNsRange } from "./userns.js";
 import { defaultAgentListen, type AgentListen } from "./agent.js";
-import { agentBinaryPath } from "@hangar/sandbox-agent";
+import { AGENT_VERSION, agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
 import { DEFAULT_AGENT_INSTALL_DIR, installHostBinary } from "./host-files.js";
-import { mountInto, unmountFrom } from "./live-mounts.js";
+import { mountInto, swapFileMount, unmountFrom } from "./live-mounts.js";
 import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
@@ -110,6 +113,9 @@ interface SandboxRecord {
   checkpoint?: CheckpointInfo;
   /** Mounts made into the running sandbox (drives); re-applied after a restart or a restore. */
   liveMounts?: LiveMountSpec[];
+  /** In-place upgrades of its agent (upgradeAgent) since it was started, and when the last was. */
+  agentUpgrades?: number;
+  agentUpgradedAt?: string;
 }
 
 interface CheckpointInfo {
@@ -1379,6 +1385,65 @@ export class LinuxDriver implements SandboxDriver {
   async stats(id: string): Promise<SandboxStats> {
     await this.requireRunning(id);
     return cg.readStats(this.cgroupPath(id));
+  }
+
+  // ---- agent upgrades in place
+
+  agentBuild(version?: string): AgentBuild {
+    const build = basename(dirname(this.agentBinary || this.agentSource));
+    const label = `${AGENT_VERSION}+${build}`;
+    const v = (version ?? "").trim().replace(/^v(?=\d)/, "");
+    if (v === "" || v === "latest" || v === label || v === build || v === AGENT_VERSION) return { version: label, build };
+    throw new HangarError("unknown_agent_version", `agent version '${version}' is not on this node: it has '${label}' ("latest")`);
+  }
+
+  async agentState(id: string): Promise<AgentState | null> {
+    const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+    if (!rec) return null;
+    const build = basename(dirname(rec.agentBinary ?? this.agentSource));
+    return { version: `${AGENT_VERSION}+${build}`, build, upgrades: rec.agentUpgrades ?? 0, ...(rec.agentUpgradedAt ? { upgradedAt: rec.agentUpgradedAt } : {}) };
+  }
+
+  /**
+   * Binds this node's agent build over /.hangar/bin/hangar-agent in the running sandbox (and in its
+   * config.json, which a restore mounts from), then has the agent exec it with its state handed over.
+   */
+  upgradeAgent(id: string, version?: string): Promise<AgentState> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      this.agentBuild(version);
+      const target = this.agentBinary;
+      const live = this.live.get(id);
+      if (!live || live.rec.checkpoint) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      if (live.rec.runtimeClass === "gvisor") throw new HangarError("not_configured", "upgrading the agent in place needs a crun sandbox (gVisor binds the agent's directory)");
+      const pid = await this.initPid(id);
+      if (pid === null) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      const from = live.rec.agentBinary ?? this.agentSource;
+      if (from !== target) {
+        await swapFileMount(pid, target, AGENT_PATH);
+        await this.setAgentBind(id, target);
+        live.rec = { ...live.rec, agentBinary: target };
+        await this.writeRecord(live.rec);
+      }
+      await live.agent.upgrade(AGENT_PATH, this.connectTimeoutMs);
+      // the exec happened when init now runs the target file (a failed exec leaves the old one)
+      const [exe, want] = await Promise.all([fs.stat(`/proc/${pid}/exe`), fs.stat(target)]);
+      if (exe.ino !== want.ino || exe.dev !== want.dev) throw new HangarError("runtime_failed", `the agent of sandbox ${id} did not start the new build (see its log)`);
+      const next: SandboxRecord = { ...live.rec, agentUpgrades: (live.rec.agentUpgrades ?? 0) + 1, agentUpgradedAt: new Date().toISOString() };
+      await this.writeRecord(next);
+      live.rec = next;
+      this.log.info({ id, build: basename(dirname(target)), upgrades: next.agentUpgrades }, "sandbox agent upgraded in place");
+      return (await this.agentState(id))!;
+    });
+  }
+
+  /** Points the agent bind of a sandbox's config.json (what a restore mounts) at `binary`. */
+  private async setAgentBind(id: string, binary: string): Promise<void> {
+    const file = `${this.bundle(id)}/config.json`;
+    const config = JSON.parse(await fs.readFile(file, "utf8")) as { mounts: { destination: string; source: string }[] };
+    for (const m of config.mounts) if (m.destination === AGENT_PATH) m.source = binary;
+    await fs.writeFile(`${file}.tmp`, JSON.stringify(config), { mode: 0o600 });
+    await fs.rename(`${file}.tmp`, file);
   }
 
   destroy(id: string): Promise<void> {
