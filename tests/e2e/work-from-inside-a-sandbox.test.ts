@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Lxcfs } from "@hangar/runtime";
 import { agentBinaryPath } from "@hangar/sandbox-agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
@@ -53,8 +54,12 @@ async function parked(name: string, withinMs = 30_000): Promise<void> {
   }
 }
 
+// a private lxcfs daemon (the machine-wide one serves every server's sandboxes): this file kills it
+const lxcfsDir = mkdtempSync(join(tmpdir(), "hangar-lxcfs-e2e-"));
+const ENV = { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s", HANGAR_LXCFS_DIR: lxcfsDir };
+
 beforeAll(async () => {
-  h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s" } });
+  h = await startHangar({ env: ENV });
   useSdkAgainst(h);
   ({ SandboxInstance } = await import("@blaxel/core"));
 }, 180_000);
@@ -64,7 +69,8 @@ const leftovers: string[] = [];
 
 afterAll(async () => {
   await h?.dispose();
-  for (const d of leftovers) rmSync(d, { recursive: true, force: true });
+  await new Lxcfs({ dir: lxcfsDir }).stop();
+  for (const d of [...leftovers, lxcfsDir]) rmSync(d, { recursive: true, force: true });
 });
 
 describe("code inside a sandbox", () => {
@@ -173,7 +179,7 @@ describe("an operator upgrades the agent of live sandboxes", () => {
     leftovers.push(dir, join("/opt/hangar/agent", build));
     {
       await h.stop();
-      h = await startHangar({ env: { HANGAR_STANDBY_IDLE: "1s", HANGAR_STANDBY_CHECKPOINT_AFTER: "1s", HANGAR_AGENT_BINARY: next }, dataDir: h.dataDir, port: h.port, apiKey: h.apiKey, instance: h.instance });
+      h = await startHangar({ env: { ...ENV, HANGAR_AGENT_BINARY: next }, dataDir: h.dataDir, port: h.port, apiKey: h.apiKey, instance: h.instance });
       expect((await health("upgrade-me")).version).toBe(h0.version);
       await sb.system.upgrade({ version: build });
       const h2 = await upgraded("upgrade-me", 2);
@@ -189,4 +195,50 @@ describe("an operator upgrades the agent of live sandboxes", () => {
       await sb.delete();
     }
   }, 240_000);
+});
+
+describe("code inside a sandbox sees its own limits", () => {
+  it("free -m and /proc/meminfo show the sandbox's 512 MB and MemAvailable drops as it allocates; also after lxcfs dies and after a park to disk", async () => {
+    const sb = await SandboxInstance.create({ name: "limits", memory: 512 });
+    const totalMb = async () => Number(/Mem:\s+(\d+)/.exec(await sh(sb, "free -m"))![1]);
+    const availKb = async () => Number(/MemAvailable:\s+(\d+) kB/.exec(await sh(sb, "cat /proc/meminfo"))![1]);
+    expect(await totalMb()).toBe(512);
+    const a0 = await availKb();
+    expect(a0).toBeLessThanOrEqual(512 * 1024);
+    await sb.process.exec({ name: "hog", command: "python3 -c 'import time; b = b\"x\" * (200 << 20); print(\"held\", flush=True); time.sleep(600)'" });
+    const t0 = Date.now();
+    while (!(await sb.process.logs("hog", "stdout")).includes("held") && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    const a1 = await availKb();
+    expect(a0 - a1).toBeGreaterThan(150 * 1024);
+    // CPU: the sandbox's quota (0.25 CPU at 512 MB) as whole CPUs
+    const cpus = Number((await sh(sb, "grep -c ^processor /proc/cpuinfo")).trim());
+    const online = (await sh(sb, "cat /sys/devices/system/cpu/online")).trim();
+    console.log(`inside a 512 MB sandbox: free -m total ${await totalMb()} MB; MemAvailable ${a0} kB, ${a1} kB with 200 MB held; /proc/cpuinfo ${cpus} CPUs, online ${online}`);
+    expect(cpus).toBe(1);
+    expect(online).toBe("0");
+
+    // lxcfs dies: reads fail (never the host's numbers) until the server starts it again and binds it again
+    const pid = Number(readFileSync(`${lxcfsDir}.pid`, "utf8"));
+    process.kill(pid, "SIGKILL");
+    const t1 = Date.now();
+    let seen = "";
+    for (;;) {
+      const r = await sb.process.exec({ command: "cat /proc/meminfo", waitForCompletion: true });
+      seen = r.stdout ?? "";
+      if (r.exitCode === 0) {
+        expect(Number(/MemTotal:\s+(\d+) kB/.exec(seen)![1])).toBe(512 * 1024);
+        break;
+      }
+      if (Date.now() - t1 > 20_000) throw new Error(`meminfo not back within 20 s: ${r.stderr}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`lxcfs killed: meminfo back in the sandbox after ${Date.now() - t1} ms`);
+    expect(Number(readFileSync(`${lxcfsDir}.pid`, "utf8"))).not.toBe(pid);
+
+    // through the checkpointed tier (bind mounts of lxcfs files in the CRIU images)
+    await parked("limits");
+    expect(await totalMb()).toBe(512);
+    expect((await sb.process.get("hog")).status).toBe("running");
+    await sb.delete();
+  }, 120_000);
 });

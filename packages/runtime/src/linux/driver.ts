@@ -38,6 +38,7 @@ import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
 import { DEFAULT_AGENT_INSTALL_DIR, installHostBinary } from "./host-files.js";
 import { mountInto, swapFileMount, unmountFrom } from "./live-mounts.js";
+import { Lxcfs } from "./lxcfs.js";
 import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
@@ -88,7 +89,15 @@ export interface LinuxDriverOptions {
    * user namespace and a network, unless HANGAR_USERNS_NETNS=0.
    */
   netnsInUserns?: boolean;
+  /**
+   * LXCFS (the sandbox's own /proc/meminfo, cpuinfo, ...): the daemon to use and supervise, or
+   * false for none. Default: the machine-wide one (/var/lib/hangar-lxcfs) when lxcfs is installed.
+   */
+  lxcfs?: Lxcfs | false;
 }
+
+/** How often the lxcfs daemon is checked (and started again, and bound again into sandboxes). */
+const LXCFS_CHECK_MS = 5_000;
 
 interface SandboxRecord {
   v: 1;
@@ -194,6 +203,11 @@ export class LinuxDriver implements SandboxDriver {
   private readonly pingRange: [number, number] = [0, 2147483647];
   /** Slots' netns are owned by a user namespace of the range, which containers join. */
   private readonly netnsInUserns: boolean;
+  private readonly lxcfs: Lxcfs | null;
+  /** pid of the lxcfs daemon new sandboxes bind (null: none answers; sandboxes see the host's /proc). */
+  private lxcfsPid: number | null = null;
+  private lxcfsTimer: NodeJS.Timeout | null = null;
+  private lxcfsBusy = false;
 
   constructor(opts: LinuxDriverOptions) {
     this.runDir = opts.runDir ?? "/run/hangar";
@@ -210,7 +224,9 @@ export class LinuxDriver implements SandboxDriver {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
     // (volumes are mounted on the host under <runDir>/volumes after the runtime's namespace is made)
-    const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`];
+    this.lxcfs = opts.lxcfs === false ? null : (opts.lxcfs ?? new Lxcfs({ logger: this.log }));
+    // (lxcfs mounts beneath its dir, maybe again later: shared like the volumes)
+    const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`, ...(this.lxcfs?.installed ? [this.lxcfs.dir] : [])];
     this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, shared, "crun");
     this.gvisor = opts.runsc === false ? null : new Crun(opts.runsc ?? "runsc", `${this.runDir}/runsc`, `${this.runDir}/ns`, shared, "runsc");
     const netOpts: NetworkOptions | null = opts.network === false ? null : { ...(opts.network ?? {}) };
@@ -314,6 +330,13 @@ export class LinuxDriver implements SandboxDriver {
     if (this.gvisor && findCommand(this.gvisor.binary)) await this.gvisor.setup(launcher);
     else this.gvisor = null;
     await this.images.init();
+    if (this.lxcfs) {
+      this.lxcfsPid = await this.lxcfs.ensure().catch((e: unknown) => {
+        this.log.warn({ err: e }, "lxcfs is unavailable: sandboxes see the host's /proc/meminfo");
+        return null;
+      });
+      this.lxcfsTimer ??= setInterval(() => void this.superviseLxcfs(), LXCFS_CHECK_MS).unref();
+    }
     await this.detectCheckpoint();
     const records = await this.readRecords();
     await this.network?.init(
@@ -572,6 +595,11 @@ export class LinuxDriver implements SandboxDriver {
     await fs.rm(`${B}/pid`, { force: true });
     const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot ? `${slot.sandboxIp}\t${rec.spec.name}\n` : `127.0.1.1\t${rec.spec.name}\n`}`;
     const resolv = (this.network?.nameservers ?? []).map((n) => `nameserver ${n}\n`).join("");
+    // gVisor has its own /proc (its sentry reports the sandbox's memory)
+    const procBinds = this.lxcfs && this.lxcfsPid !== null && rec.runtimeClass !== "gvisor" ? this.lxcfs.binds() : [];
+    // which daemon's files it binds (the supervisor binds a new daemon's again)
+    if (procBinds.length) await fs.writeFile(`${B}/lxcfs`, String(this.lxcfsPid));
+    else await fs.rm(`${B}/lxcfs`, { force: true });
     const config = buildConfig({
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
@@ -595,6 +623,7 @@ export class LinuxDriver implements SandboxDriver {
       gvisor: rec.runtimeClass === "gvisor",
       ...(await this.caDir(rec)),
       ...(rec.spec.mounts?.length ? { binds: rec.spec.mounts } : {}),
+      ...(procBinds.length ? { procBinds } : {}),
     });
     await Promise.all([
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
@@ -1502,7 +1531,45 @@ export class LinuxDriver implements SandboxDriver {
     await fs.rm(this.recordFile(id), { force: true });
   }
 
+  // ---- LXCFS supervision
+
+  /** Checks the lxcfs daemon; starts it again when it died or hangs, then binds its files again into the running sandboxes that bound another daemon's. */
+  private async superviseLxcfs(): Promise<void> {
+    if (!this.lxcfs || this.lxcfsBusy) return;
+    this.lxcfsBusy = true;
+    try {
+      const pid = (await this.lxcfs.alive()) ? await this.lxcfs.pid() : await this.lxcfs.ensure();
+      if (pid === null) return;
+      this.lxcfsPid = pid;
+      for (const [id, l] of this.live) {
+        if (l.rec.checkpoint || l.rec.runtimeClass === "gvisor") continue;
+        const bound = await fs.readFile(`${this.bundle(id)}/lxcfs`, "utf8").catch(() => null);
+        if (bound === null || bound === String(pid)) continue;
+        await this.serialize(id, () => this.rebindLxcfs(id, pid)).catch((e: unknown) => this.log.warn({ err: e, id }, "binding lxcfs into a sandbox again failed"));
+      }
+    } catch (e) {
+      this.log.warn({ err: e }, "checking lxcfs failed");
+    } finally {
+      this.lxcfsBusy = false;
+    }
+  }
+
+  private async rebindLxcfs(id: string, daemon: number): Promise<void> {
+    const l = this.live.get(id);
+    const pid = l && !l.rec.checkpoint ? await this.initPid(id) : null;
+    if (pid === null || !this.lxcfs) return;
+    const B = this.bundle(id);
+    const config = JSON.parse(await fs.readFile(`${B}/config.json`, "utf8")) as { mounts: { destination: string; source: string }[] };
+    for (const m of config.mounts) {
+      if (m.source.startsWith(`${this.lxcfs.dir}/`)) await swapFileMount(pid, m.source, m.destination, { noexec: true });
+    }
+    await fs.writeFile(`${B}/lxcfs`, String(daemon));
+    this.log.info({ id, lxcfs: daemon }, "lxcfs bound into the sandbox again");
+  }
+
   async close(): Promise<void> {
+    if (this.lxcfsTimer) clearInterval(this.lxcfsTimer);
+    this.lxcfsTimer = null;
     for (const l of this.live.values()) await l.agent.close().catch(() => {});
     this.live.clear();
     await this.network?.close();
