@@ -241,4 +241,15 @@ describe("code inside a sandbox sees its own limits", () => {
     expect((await sb.process.get("hog")).status).toBe("running");
     await sb.delete();
   }, 120_000);
+
+  it.skipIf(!existsSync("/usr/bin/runsc"))("under gVisor, its kernel shows the sandbox's memory itself", async () => {
+    const res = await api(h, "POST", "/v0/sandboxes", { metadata: { name: "limits-gvisor" }, spec: { runtime: { memory: 512, runtimeClass: "gvisor" } } });
+    expect(res.status).toBe(200);
+    const sb = await SandboxInstance.get("limits-gvisor");
+    const free = await sh(sb, "free -m");
+    const cpus = (await sh(sb, "grep -c ^processor /proc/cpuinfo")).trim();
+    console.log(`inside a 512 MB gVisor sandbox: ${free.split("\n")[1]}; /proc/cpuinfo ${cpus} CPUs`);
+    expect(Number(/Mem:\s+(\d+)/.exec(free)![1])).toBeLessThanOrEqual(512);
+    await sb.delete();
+  }, 60_000);
 });
