@@ -43,7 +43,11 @@ export class InSandboxApi {
     const p = this.servers.get(id);
     this.servers.delete(id);
     const s = await p;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    if (!s) return;
+    const closed = new Promise<void>((r) => s.close(() => r()));
+    // streams opened from inside (logs, watches) end with it
+    s.closeAllConnections();
+    await closed;
   }
 
   /** Stops serving every socket (the server stops; the next start serves them again). */

@@ -718,6 +718,9 @@ export class LinuxDriver implements SandboxDriver {
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
       // new processes: the agent installed now
       const next: SandboxRecord = { ...(live?.rec ?? rec), spec: { ...spec, id }, agentBinary: this.agentBinary };
+      // a new agent process: no upgrades in place yet
+      delete next.agentUpgrades;
+      delete next.agentUpgradedAt;
       await this.writeRecord(next);
       await this.syncEgress(rec, next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
@@ -793,6 +796,9 @@ export class LinuxDriver implements SandboxDriver {
       // the container died but its files are there: start it again
       await this.runtimeOf(rec).delete(id);
       const next: SandboxRecord = { ...rec, spec: { ...spec, id }, agentBinary: this.agentBinary };
+      // a new agent process: no upgrades in place yet
+      delete next.agentUpgrades;
+      delete next.agentUpgradedAt;
       await this.writeRecord(next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
     });
@@ -1015,6 +1021,9 @@ export class LinuxDriver implements SandboxDriver {
     await cg.removeCgroup(this.cgroupPath(id), this.hierarchies).catch(() => {});
     if (rec.slot !== null && this.network) await this.network.rebuild(this.network.slot(rec.slot));
     const next: SandboxRecord = { ...rec, agentBinary: this.agentBinary };
+    // a new agent process: no upgrades in place yet
+    delete next.agentUpgrades;
+    delete next.agentUpgradedAt;
     delete next.checkpoint;
     try {
       await this.mountSavedFiles(rec);
