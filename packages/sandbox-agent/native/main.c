@@ -558,10 +558,8 @@ int main(int argc, char **argv) {
 
   /* Many processes need many fds: raise the soft limit; children get the original back. */
   getrlimit(RLIMIT_NOFILE, &A.nofile_orig);
-  if (resume_fd >= 0 && state_load(resume_fd)) {
-    logmsg("upgrade: the previous agent's state is unreadable");
-    return 1;
-  }
+  /* (an unreadable part is logged, not fatal: as PID 1 an exit would end every process) */
+  if (resume_fd >= 0 && state_load(resume_fd)) logmsg("upgrade: part of the previous agent's state was unreadable");
   struct rlimit nl = A.nofile_orig;
   nl.rlim_cur = nl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &nl);
