@@ -24,6 +24,7 @@ declare -A DEB=(
   [buildah]=buildah
   [newuidmap]=uidmap
   [runc]=runc
+  [lxcfs]=lxcfs
 )
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   DEB[chromium]=chromium

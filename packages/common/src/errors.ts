@@ -26,6 +26,7 @@ export const ERRORS = {
   is_a_directory: { status: 400, title: "Is a directory" },
   process_name_in_use: { status: 400, title: "A running process already has this name" },
   invalid_archive: { status: 400, title: "Invalid archive", hint: "Upload a zip of regular files and directories with relative paths." },
+  unknown_agent_version: { status: 400, title: "Unknown sandbox agent version", hint: "Use \"latest\" (this node's build of the agent) or the version GET /health reports." },
   // 401 / 403
   unauthorized: { status: 401, title: "Authentication required", hint: "Send 'Authorization: Bearer <api key>' or 'x-blaxel-authorization: Bearer <api key>'." },
   invalid_token: { status: 401, title: "Invalid or expired token" },

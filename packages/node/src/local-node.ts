@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
 import type { NodeSandboxSpec, NodeSandboxState, SandboxNodePort } from "@hangar/control-plane";
-import { type LiveMountSpec, type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, type SnapshotCapture, runtimeNetworkOf } from "@hangar/runtime";
+import { type AgentBuild, type AgentState, type LiveMountSpec, type RuntimeSandboxSpec, type SandboxDriver, type SandboxHandle, type SnapshotCapture, runtimeNetworkOf } from "@hangar/runtime";
 
 /** What the node needs from per-sandbox services. */
 export interface SandboxServicesLike {
@@ -409,6 +409,31 @@ export class LocalNode<S extends SandboxServicesLike> extends EventEmitter<Local
         this.markActivity(id, current);
       },
     };
+  }
+
+  /** This node's agent build that `version` names; throws 400 unknown_agent_version (null: the driver cannot upgrade agents). */
+  agentBuild(version?: string): AgentBuild | null {
+    return this.driver.agentBuild?.(version) ?? null;
+  }
+
+  /** The agent build a sandbox runs and how often it was upgraded in place. */
+  async agentState(id: string): Promise<AgentState | null> {
+    return (await this.driver.agentState?.(id)) ?? null;
+  }
+
+  /**
+   * Replaces the agent of a sandbox with this node's build, its processes kept (woken first, held
+   * awake meanwhile; in the sandbox's operation chain, so no standby runs during it).
+   */
+  async upgradeAgent(id: string, version?: string): Promise<AgentState> {
+    const upgrade = this.driver.upgradeAgent?.bind(this.driver);
+    if (!upgrade) throw new HangarError("not_configured", `the ${this.driver.name} driver cannot upgrade agents in place`);
+    const lease = await this.acquire(id);
+    try {
+      return await this.serialize(id, () => upgrade(id, version));
+    } finally {
+      lease.release();
+    }
   }
 
   /** Brings a sandbox back to running (thaw or restore). */

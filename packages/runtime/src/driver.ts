@@ -186,6 +186,34 @@ export interface SandboxDriver {
    */
   createFrom?(spec: RuntimeSandboxSpec, dir: string, opts: { processes: boolean }): Promise<SandboxHandle>;
 
+  /**
+   * The build of the in-sandbox agent that `version` names ("latest" or empty: this node's build;
+   * else its version label or build id). 400 unknown_agent_version for anything else. Drivers
+   * without in-place agent upgrades leave these out.
+   */
+  agentBuild?(version?: string): AgentBuild;
+  /**
+   * Replaces the agent (PID 1) of a running sandbox with the build `version` names, in place: its
+   * processes keep running and stay attached (same agent instance). Returns the new state.
+   */
+  upgradeAgent?(id: string, version?: string): Promise<AgentState>;
+  /** The agent build a sandbox runs and how often it was upgraded in place. */
+  agentState?(id: string): Promise<AgentState | null>;
+
   /** Releases node-side resources (listeners) without touching running sandboxes. */
   close(): Promise<void>;
+}
+
+/** A build of the in-sandbox agent on this node. */
+export interface AgentBuild {
+  /** Version label, e.g. "0.1.0+3f9a0c1d2e4b5a69" (agent version + build id). */
+  version: string;
+  /** Build id: the first 16 hex digits of the binary's SHA-256. */
+  build: string;
+}
+
+export interface AgentState extends AgentBuild {
+  /** In-place upgrades since the sandbox's agent was started. */
+  upgrades: number;
+  upgradedAt?: string;
 }

@@ -38,7 +38,7 @@ enum {
   OP_WRITE = 0x15, OP_CLOSE = 0x16, OP_MKDIR = 0x17, OP_REMOVE = 0x18, OP_RENAME = 0x19,
   OP_CHMOD = 0x1a, OP_REALPATH = 0x1b,
   OP_WATCH = 0x20, OP_UNWATCH = 0x21,
-  OP_DETACH = 0x30,
+  OP_DETACH = 0x30, OP_UPGRADE = 0x31,
   MSG_HELLO = 0x40, MSG_OK = 0x41, MSG_ERR = 0x42,
   MSG_OUTPUT = 0x50, MSG_EXIT = 0x51, MSG_WATCH = 0x52,
 };
@@ -116,6 +116,9 @@ struct agent {
   /* relay */
   int api_port;
   const char *api_sock;
+  /* upgrade: the binary to exec once the UPGRADE reply is flushed; how often this agent was replaced */
+  char *upgrade_path;
+  uint32_t upgrades;
 };
 extern struct agent A;
 
@@ -166,6 +169,9 @@ void proc_requeue(struct fq *q);
 void proc_timers(void);
 int64_t proc_next_deadline(void);
 void proc_signal_all(int sig);
+bool proc_starting(void);
+void proc_save(struct frame **f, bool keep);
+int proc_load(struct rd *r);
 
 /* fs.c */
 void fs_op(uint8_t type, uint32_t id, struct rd *r);
@@ -177,6 +183,8 @@ void watch_event(void);
 void watch_update(void);
 void watch_suspend(void);
 void watch_resume(void);
+void watch_save(struct frame **f);
+int watch_load(struct rd *r);
 
 /* relay.c */
 void relay_init(void);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -80,7 +81,7 @@ void defer_free(void *p) {
 }
 
 /* True when events (output, exits, watch) may flow to the host. */
-bool delivering(void) { return A.conn.fd >= 0 && !A.paused && !A.closing; }
+bool delivering(void) { return A.conn.fd >= 0 && !A.paused && !A.closing && !A.upgrade_path; }
 
 /* Queues f for the host, or drops it when no host is connected. */
 void send_frame(struct frame *f) {
@@ -113,6 +114,9 @@ static void info_payload(struct frame **f) {
   fput_cstr(f, AGENT_VERSION);
   fput_u64(f, A.instance);
 }
+
+static int saved_argc;
+static char **saved_argv;
 
 /* ---- host connection ---- */
 
@@ -208,6 +212,16 @@ static void handle_request(uint8_t type, uint32_t id, const uint8_t *p, uint32_t
   case OP_WATCH: case OP_UNWATCH:
     watch_op(type, id, &r);
     break;
+  case OP_UPGRADE: {
+    static char path[PATH_MAX];
+    int e = rd_path(&r, path);
+    if (e) return reply_err(id, e, "upgrade: malformed request", NULL);
+    if (access(path, X_OK)) return reply_err(id, errno, "upgrade", path);
+    free(A.upgrade_path);
+    A.upgrade_path = strdup(path);
+    reply_empty(id);
+    break;
+  }
   case OP_DETACH: {
     uint32_t ms = rd_u32(&r);
     reply_empty(id);
@@ -224,7 +238,7 @@ static void handle_request(uint8_t type, uint32_t id, const uint8_t *p, uint32_t
 static int parse_frames(void) {
   size_t off = 0;
   int rc = 0;
-  while (A.inlen - off >= HDR && !A.closing) {
+  while (A.inlen - off >= HDR && !A.closing && !A.upgrade_path) {
     uint8_t *h = A.in + off;
     uint32_t plen = get32(h);
     if (plen > MAX_PAYLOAD) {
@@ -256,7 +270,7 @@ static int parse_frames(void) {
 
 static void conn_read(void) {
   for (int round = 0; round < 16 && A.conn.fd >= 0; round++) {
-    if (A.closing || A.sendq.bytes >= SENDQ_STOP_READ) return;
+    if (A.closing || A.upgrade_path || A.sendq.bytes >= SENDQ_STOP_READ) return;
     ssize_t n = read(A.conn.fd, A.in + A.inlen, A.incap - A.inlen);
     if (n == 0) {
       conn_down();
@@ -310,9 +324,99 @@ static void conn_flush(void) {
     return;
   }
   uint32_t ev = 0;
-  if (!A.closing && A.sendq.bytes < SENDQ_STOP_READ) ev |= EPOLLIN;
+  if (!A.closing && !A.upgrade_path && A.sendq.bytes < SENDQ_STOP_READ) ev |= EPOLLIN;
   if (A.sendq.head) ev |= EPOLLOUT;
   ev_set(&A.conn, ev);
+}
+
+/* ---- upgrade: replace this binary, keeping processes, their pipes and buffered output ---- */
+
+#define STATE_MAGIC 0x50554148u /* "HAUP" */
+#define STATE_VERSION 1u
+
+/* The agent's state for the next binary: identity, counters, processes (their fds made to
+ * survive exec), watches. */
+static struct frame *state_save(bool keep) {
+  struct frame *f = frame_new(0, 0, 0, 4096);
+  fput_u32(&f, STATE_MAGIC);
+  fput_u32(&f, STATE_VERSION);
+  fput_u64(&f, A.instance);
+  fput_cstr(&f, A.token);
+  fput_u32(&f, A.upgrades);
+  fput_u64(&f, A.nofile_orig.rlim_cur);
+  fput_u64(&f, A.nofile_orig.rlim_max);
+  proc_save(&f, keep);
+  watch_save(&f);
+  return f;
+}
+
+/* Execs A.upgrade_path with the state in an inherited memfd (argv + "--resume FD"). Called once
+ * the UPGRADE reply is flushed and no spawn is half-way; on failure the agent carries on. */
+static void upgrade_exec(void) {
+  char *path = A.upgrade_path;
+  A.upgrade_path = NULL;
+  if (A.conn.fd >= 0) conn_down();
+  struct frame *f = state_save(true);
+  int mfd = memfd_create("hangar-agent-state", 0);
+  size_t len = f->len - HDR, off = 0;
+  while (mfd >= 0 && off < len) {
+    ssize_t w = write(mfd, f->d + HDR + off, len - off);
+    if (w <= 0) break;
+    off += w;
+  }
+  free(f);
+  if (mfd >= 0 && off == len && lseek(mfd, 0, SEEK_SET) == 0) {
+    char fdarg[16];
+    snprintf(fdarg, sizeof fdarg, "%d", mfd);
+    char **argv = calloc(saved_argc + 3, sizeof *argv);
+    int n = 0;
+    for (int i = 0; argv && i < saved_argc; i++) {
+      if (!strcmp(saved_argv[i], "--resume")) {
+        i++;
+        continue;
+      }
+      argv[n++] = saved_argv[i];
+    }
+    if (argv) {
+      argv[n++] = "--resume";
+      argv[n++] = fdarg;
+      argv[n] = NULL;
+      execve(path, argv, environ);
+    }
+    logmsg("upgrade: execve %s: %s; this agent carries on", path, strerror(errno));
+    free(argv);
+  } else {
+    logmsg("upgrade: saving the state failed: %s; this agent carries on", strerror(errno));
+  }
+  if (mfd >= 0) close(mfd);
+  free(state_save(false)); /* process fds close-on-exec again */
+  free(path);
+}
+
+/* Takes over the state of the agent this binary replaced. */
+static int state_load(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) || st.st_size <= 0) return -1;
+  uint8_t *buf = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (buf == MAP_FAILED) return -1;
+  struct rd r = { buf, buf + st.st_size, false };
+  int rc = -1;
+  if (rd_u32(&r) == STATE_MAGIC && rd_u32(&r) == STATE_VERSION) {
+    A.instance = rd_u64(&r);
+    uint32_t tl;
+    const uint8_t *tok = rd_bytes(&r, &tl);
+    if (tok && tl < sizeof A.token) {
+      memcpy(A.token, tok, tl);
+      A.token[tl] = 0;
+    }
+    A.upgrades = rd_u32(&r) + 1;
+    A.nofile_orig.rlim_cur = rd_u64(&r);
+    A.nofile_orig.rlim_max = rd_u64(&r);
+    if (!r.bad && proc_load(&r) == 0 && watch_load(&r) == 0) rc = 0;
+  }
+  munmap(buf, st.st_size);
+  close(fd);
+  return rc;
 }
 
 /* ---- signals and shutdown ---- */
@@ -371,7 +475,7 @@ static void noop_handler(int sig) { (void)sig; }
 
 static void usage(void) {
   dprintf(2, "usage: hangar-agent --socket PATH [--chroot DIR] [--workdir DIR] [--api-port N --api-socket PATH]"
-             " [--stop-timeout MS] [--die-with-parent]\n");
+             " [--stop-timeout MS] [--die-with-parent] [--resume FD]\n");
   exit(2);
 }
 
@@ -407,6 +511,9 @@ static void ensure_stdio(void) {
 int main(int argc, char **argv) {
   const char *root = NULL, *workdir = NULL;
   bool die_with_parent = false;
+  int resume_fd = -1;
+  saved_argc = argc;
+  saved_argv = argv;
   pid_t parent = getppid();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -421,6 +528,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--api-port")) A.api_port = atoi(v);
     else if (!strcmp(a, "--api-socket")) A.api_sock = v;
     else if (!strcmp(a, "--stop-timeout")) A.stop_ms = atoi(v);
+    else if (!strcmp(a, "--resume")) resume_fd = atoi(v);
     else usage();
     i++;
   }
@@ -432,7 +540,7 @@ int main(int argc, char **argv) {
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
-  take_token();
+  if (resume_fd < 0) take_token();
   ensure_stdio();
   A.pid1 = getpid() == 1;
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -440,6 +548,8 @@ int main(int argc, char **argv) {
   if (getrandom(&A.instance, sizeof A.instance, GRND_NONBLOCK) != sizeof A.instance)
     A.instance = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
 
+  /* (a resumed agent is already in its root) */
+  if (resume_fd >= 0) root = workdir = NULL;
   if (root && (chroot(root) || chdir("/"))) {
     logmsg("chroot %s: %s", root, strerror(errno));
     return 1;
@@ -448,6 +558,8 @@ int main(int argc, char **argv) {
 
   /* Many processes need many fds: raise the soft limit; children get the original back. */
   getrlimit(RLIMIT_NOFILE, &A.nofile_orig);
+  /* (an unreadable part is logged, not fatal: as PID 1 an exit would end every process) */
+  if (resume_fd >= 0 && state_load(resume_fd)) logmsg("upgrade: part of the previous agent's state was unreadable");
   struct rlimit nl = A.nofile_orig;
   nl.rlim_cur = nl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &nl);
@@ -478,6 +590,11 @@ int main(int argc, char **argv) {
   A.incap = IN_BUF;
   if (!A.in) return 1;
   relay_init();
+  if (resume_fd >= 0) {
+    /* children that exited meanwhile wait as zombies; pipes and output carry on */
+    proc_reap();
+    logmsg("upgraded in place (%u so far), version %s", A.upgrades, AGENT_VERSION);
+  }
 
   A.now = now_ms();
   A.next_connect = A.now;
@@ -527,6 +644,7 @@ int main(int argc, char **argv) {
     proc_pump();
     watch_update();
     if (A.conn.fd >= 0) conn_flush();
+    if (A.upgrade_path && !A.sendq.head && !proc_starting()) upgrade_exec();
     if (A.pump_more && A.sendq.bytes < SENDQ_HIGH) A.again = true;
     for (size_t i = 0; i < graves; i++) free(graveyard[i]);
     graves = 0;

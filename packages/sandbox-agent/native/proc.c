@@ -774,3 +774,128 @@ void proc_signal_all(int sig) {
     if (kill(-p->pid, sig) && errno == ESRCH) kill(p->pid, sig);
   }
 }
+
+/* ---- upgrade handover (see upgrade.c) ---- */
+
+/* True while a spawn awaits its exec result (the upgrade waits for it). */
+bool proc_starting(void) {
+  for (struct proc *p = A.procs; p; p = p->next)
+    if (p->starting) return true;
+  return false;
+}
+
+static void keep_fd(struct frame **f, int fd, bool keep) {
+  fput_u32(f, (uint32_t)fd);
+  if (fd >= 0) fcntl(fd, F_SETFD, keep ? 0 : FD_CLOEXEC);
+}
+
+/* Writes the process table, buffered output and pending stdin for the next binary, and makes
+ * the process fds survive its exec (keep) — or close-on-exec again (after a failed exec). */
+void proc_save(struct frame **f, bool keep) {
+  uint32_t n = 0;
+  for (struct proc *p = A.procs; p; p = p->next) n++;
+  fput_u32(f, A.next_proc_id);
+  fput_u32(f, n);
+  for (struct proc *p = A.procs; p; p = p->next) {
+    fput_u32(f, p->id);
+    fput_u32(f, (uint32_t)p->pid);
+    fput_u8(f, (p->exited ? 1 : 0) | (p->pty ? 2 : 0) | (p->exit_ready ? 4 : 0) | (p->exit_sent ? 8 : 0) |
+                   (p->in_close ? 16 : 0) | (p->exit_deadline ? 32 : 0) | (p->failed ? 64 : 0));
+    fput_u32(f, (uint32_t)p->status);
+    keep_fd(f, p->out.fd, keep);
+    keep_fd(f, p->err.fd, keep);
+    keep_fd(f, p->in.fd, keep);
+    fput_u64(f, p->dropped);
+    fput_u8(f, p->drop_stream);
+    uint32_t nf = 0;
+    for (struct frame *b = p->buf.head; b; b = b->next) nf++;
+    fput_u32(f, nf);
+    for (struct frame *b = p->buf.head; b; b = b->next) {
+      fput_u8(f, b->d[5]);
+      fput_str(f, b->d + HDR, frame_plen(b));
+    }
+    uint32_t nq = 0;
+    for (struct inreq *q = p->inq; q; q = q->next) nq++;
+    fput_u32(f, nq);
+    for (struct inreq *q = p->inq; q; q = q->next) fput_str(f, q->d + q->off, q->len - q->off);
+    fput_str(f, p->tag, p->taglen);
+  }
+}
+
+/* Rebuilds the process table written by proc_save (in the new binary). */
+int proc_load(struct rd *r) {
+  A.next_proc_id = rd_u32(r);
+  uint32_t n = rd_u32(r);
+  for (uint32_t i = 0; i < n && !r->bad; i++) {
+    uint32_t id = rd_u32(r), pid = rd_u32(r);
+    uint8_t fl = rd_u8(r);
+    uint32_t status = rd_u32(r);
+    int out = (int)rd_u32(r), err = (int)rd_u32(r), in = (int)rd_u32(r);
+    uint64_t dropped = rd_u64(r);
+    uint8_t drop_stream = rd_u8(r);
+    struct proc tmp = { 0 };
+    uint32_t nf = rd_u32(r);
+    for (uint32_t j = 0; j < nf && !r->bad; j++) {
+      uint8_t stream = rd_u8(r);
+      uint32_t len;
+      const uint8_t *d = rd_bytes(r, &len);
+      if (!d || len > OUT_CHUNK) return -1;
+      struct frame *b = frame_new(MSG_OUTPUT, stream, id, len);
+      fput(&b, d, len);
+      fq_push(&tmp.buf, b);
+      tmp.buf.bytes += len;
+    }
+    uint32_t nq = rd_u32(r);
+    for (uint32_t j = 0; j < nq && !r->bad; j++) {
+      uint32_t len;
+      const uint8_t *d = rd_bytes(r, &len);
+      struct inreq *q = d ? malloc(sizeof *q + len) : NULL;
+      if (!q) return -1;
+      /* no request waits for these bytes any more (gen 0 never matches a connection) */
+      *q = (struct inreq){ .len = len };
+      memcpy(q->d, d, len);
+      if (tmp.inq_tail) tmp.inq_tail->next = q;
+      else tmp.inq = q;
+      tmp.inq_tail = q;
+      tmp.inq_bytes += len;
+    }
+    uint32_t taglen;
+    const uint8_t *tag = rd_bytes(r, &taglen);
+    if (r->bad || !tag || taglen > TAG_MAX) return -1;
+    struct proc *p = calloc(1, sizeof *p + taglen);
+    if (!p) return -1;
+    *p = tmp;
+    p->id = id;
+    p->pid = (pid_t)pid;
+    p->exited = fl & 1;
+    p->pty = fl & 2;
+    p->exit_ready = fl & 4;
+    p->exit_sent = fl & 8;
+    p->in_close = fl & 16;
+    p->failed = fl & 64;
+    p->status = (int)status;
+    p->dropped = dropped;
+    p->drop_stream = drop_stream;
+    p->out = (struct evh){ out, K_OUT, 0, p };
+    p->err = (struct evh){ err, K_ERR, 0, p };
+    p->in = (struct evh){ in, K_IN, 0, p };
+    p->errp = (struct evh){ -1, K_ERRP, 0, p };
+    int fds[] = { out, err, in };
+    for (int k = 0; k < 3; k++)
+      if (fds[k] >= 0) fcntl(fds[k], F_SETFD, FD_CLOEXEC);
+    if (fl & 32) {
+      p->exit_deadline = now_ms() + PTY_EXIT_GRACE_MS;
+      A.pty_waits++;
+    }
+    p->taglen = taglen;
+    memcpy(p->tag, tag, taglen);
+    A.total_buf += p->buf.bytes;
+    p->prev = A.procs_tail;
+    if (A.procs_tail) A.procs_tail->next = p;
+    else A.procs = p;
+    A.procs_tail = p;
+    imap_put(&A.by_id, p->id, p);
+    if (!p->exited) imap_put(&A.by_pid, (uint32_t)p->pid, p);
+  }
+  return r->bad ? -1 : 0;
+}

@@ -352,3 +352,45 @@ void watch_op(uint8_t type, uint32_t rid, struct rd *r) {
   fput_u32(&f, w->id);
   send_frame(f);
 }
+
+/* ---- upgrade handover (see upgrade.c) ---- */
+
+/* Writes every watch (id, recursive, path) for the next binary. */
+void watch_save(struct frame **f) {
+  fput_u32(f, next_wid);
+  fput_u32(f, watches.n);
+  for (uint32_t i = 0; i < watches.cap; i++) {
+    struct watch *w = watches.t[i].k ? watches.t[i].v : NULL;
+    if (!w) continue;
+    fput_u32(f, w->id);
+    fput_u8(f, w->recursive);
+    fput_cstr(f, w->root);
+  }
+}
+
+/* Takes the watches back by path; the kernel watches are added again on the next connection. */
+int watch_load(struct rd *r) {
+  static char path[PATH_MAX];
+  next_wid = rd_u32(r);
+  uint32_t n = rd_u32(r);
+  for (uint32_t i = 0; i < n && !r->bad; i++) {
+    uint32_t id = rd_u32(r);
+    uint8_t rec = rd_u8(r);
+    if (rd_path(r, path) || r->bad) return -1;
+    struct stat st;
+    bool is_file = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+    struct watch *w = calloc(1, sizeof *w);
+    if (!w || !(w->root = strdup(path))) return -1;
+    w->id = id;
+    w->is_file = is_file;
+    w->recursive = rec && !is_file;
+    if (is_file) {
+      char *slash = strrchr(w->root, '/');
+      w->fname = slash + 1;
+      w->dir = slash == w->root ? strdup("/") : strndup(w->root, slash - w->root);
+    }
+    imap_put(&watches, w->id, w);
+  }
+  suspended = true;
+  return r->bad ? -1 : 0;
+}

@@ -591,6 +591,25 @@ export class AgentSocketClient extends EventEmitter implements AgentClient {
    * Asks the agent to drop this connection (and its relayed connections) and stay away until it
    * gets SIGUSR1 or quietMs pass. Resolves once the connection is closed.
    */
+  async upgrade(path: string, timeoutMs = 10_000): Promise<AgentInfo> {
+    const c = this.active;
+    const before = c?.info?.instance;
+    await this.pathRequest(Op.UPGRADE, path, 0, () => {}, this.empty);
+    // the agent drops this connection before its exec; the new binary connects again
+    if (c && c.state !== "closed") {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        c.socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const info = await this.waitConnected(timeoutMs);
+    if (before && info.instance !== before) throw new Error("a different agent connected after the upgrade");
+    return info;
+  }
+
   async detach(quietMs = 10_000): Promise<void> {
     const c = this.active;
     await this.request((id) => new FrameWriter(Op.DETACH, id, 4).u32(quietMs).done(), this.empty);

@@ -39,6 +39,7 @@ export const Op = {
   WATCH: 0x20,
   UNWATCH: 0x21,
   DETACH: 0x30,
+  UPGRADE: 0x31,
 } as const;
 
 export const Msg = {

@@ -152,6 +152,12 @@ export interface AgentClient extends EventEmitter {
    * quietMs (default 10 s) pass (before a checkpoint). Resolves once the connection is closed.
    */
   detach(quietMs?: number): Promise<void>;
+  /**
+   * Asks the agent to replace itself with the binary at `path` (inside the sandbox), keeping its
+   * processes, their pipes and buffered output. Resolves once the replaced agent is connected
+   * again (same instance); rejects if the agent refused or did not come back within timeoutMs.
+   */
+  upgrade(path: string, timeoutMs?: number): Promise<AgentInfo>;
   /** One empty round trip to the agent. */
   ping(): Promise<void>;
   /** Stops listening and drops the connection. */

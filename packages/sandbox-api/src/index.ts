@@ -3,6 +3,6 @@
 
 export { createSandboxApi, SANDBOX_API_VERSION, type SandboxApi, type SandboxApiOptions } from "./app.js";
 export { SandboxServices, type SandboxServicesEvents } from "./services.js";
-export { DEFAULT_LIMITS, type SandboxImage, type SandboxLimits, type SandboxServicesOptions } from "./types.js";
+export { DEFAULT_LIMITS, type SandboxImage, type SandboxLimits, type SandboxServicesOptions, type AgentUpgradePort, type UpgradeStatus } from "./types.js";
 export type { ExecRequest, ProcessResponse, ProcessStatus } from "./managers/process-manager.js";
 export { TOOLS as MCP_TOOLS } from "./mcp/tools.js";

@@ -19,7 +19,7 @@ import { TerminalService } from "./services/terminal-service.js";
 import { UploadManager } from "./services/upload-manager.js";
 import { UserDirectory } from "./services/user-directory.js";
 import { WatchService } from "./services/watch-service.js";
-import { DEFAULT_LIMITS, type DriveMountPort, type SandboxImage, type SandboxLimits, type SandboxServicesOptions } from "./types.js";
+import { DEFAULT_LIMITS, type AgentUpgradePort, type DriveMountPort, type SandboxImage, type SandboxLimits, type SandboxServicesOptions } from "./types.js";
 
 export interface SandboxServicesEvents {
   /** A request started or a stream delivered data: the sandbox is in use. */
@@ -50,6 +50,8 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
   readonly codegen: CodegenService;
   /** Drive mounts, when the node offers them. */
   readonly drives: DriveMountPort | undefined;
+  /** In-place agent upgrades, when the node offers them. */
+  readonly agentUpgrade: AgentUpgradePort | undefined;
 
   /** Monotonic count of API requests (and stream activity); the standby manager can poll it. */
   activityCount = 0;
@@ -106,6 +108,7 @@ export class SandboxServices extends EventEmitter<SandboxServicesEvents> {
     this.uploads = new UploadManager(this.agent, this.files);
     this.terminals = new TerminalService(this.agent, this.router, this.image, env);
     this.drives = opts.drives;
+    this.agentUpgrade = opts.agentUpgrade;
     this.network = new NetworkService(this.agent, this.logger, this.limits.portPollMs, opts.checkCallback);
     this.codegen = new CodegenService(this.files, new CodeIndex(this.agent), env, this.logger);
 

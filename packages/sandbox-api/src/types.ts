@@ -35,6 +35,26 @@ export interface SandboxServicesOptions {
   checkCallback?: (url: URL) => Promise<void>;
   /** Drive mounts of this sandbox (GET|POST /drives/mount); absent: 503 not_configured. */
   drives?: DriveMountPort;
+  /** In-place upgrades of the sandbox's agent (POST /upgrade, /health); absent: 503 not_configured. */
+  agentUpgrade?: AgentUpgradePort;
+}
+
+/** Blaxel's UpgradeStatus (GET /health lastUpgrade). */
+export interface UpgradeStatus {
+  status: "idle" | "running" | "completed" | "failed";
+  /** none, starting, replace, completed. */
+  step: string;
+  version: string;
+  error?: string;
+  lastAttempt?: string;
+  binaryPath?: string;
+}
+
+/** What POST /upgrade and /health need (implemented by the server over the node). */
+export interface AgentUpgradePort {
+  /** Checks `version` (throws a 4xx HangarError for an unknown one); returns what starts the upgrade. */
+  begin(version: string | undefined): () => void;
+  status(): Promise<{ version: string; upgradeCount: number; lastUpgrade: UpgradeStatus }>;
 }
 
 /** What /drives/mount needs (implemented by @hangar/storage's DriveMounts). */

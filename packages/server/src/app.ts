@@ -38,6 +38,8 @@ import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { createDriver, createImageStore } from "./driver.js";
 import { startEgress } from "./egress.js";
 import { installProblemHandling, installValidation } from "./http.js";
+import { InSandboxApi } from "./in-sandbox-api.js";
+import { AgentUpgrades } from "./agent-upgrades.js";
 import { VERSION } from "./version.js";
 
 export interface Hangar {
@@ -82,6 +84,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     logger.warn("HANGAR_RUNTIME_CLASS=gvisor but runsc is not installed (Debian package runsc): creating a sandbox will fail with 503 until it is");
   }
   const sandboxApi = createSandboxApi({ logger });
+  // the host end of each sandbox's localhost:8080 relay (set once the node exists)
+  let inSandbox: InSandboxApi | null = null;
+  let agentUpgrades: AgentUpgrades | null = null;
   const checkCallback = hostCallbackGuard(config.sandboxCidr ?? DEFAULT_SANDBOX_CIDR);
   // volumes (ext4 images on loop devices, mounted under the run dir) and drives (directories)
   const storage =
@@ -102,10 +107,16 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     standby: { idleMs: config.standbyIdleMs, connectionIdleMs: config.connectionIdleMs, checkpointAfterMs: config.checkpointAfterMs, memoryLowBytes: config.memoryLowBytes },
     ...(egress ? { egress: egress.proxy } : {}),
     // zero data retention: a destroyed sandbox's process logs go with it
-    removeData: (id) => rm(join(config.dataDir, "logs", id), { recursive: true, force: true }),
+    removeData: async (id) => {
+      await inSandbox?.close(id);
+      agentUpgrades?.forget(id);
+      await rm(join(config.dataDir, "logs", id), { recursive: true, force: true });
+    },
     ...(storage ? { storage: nodeStorage(storage) } : {}),
-    createServices: (handle, spec) =>
-      new SandboxServices({
+    createServices: (handle, spec) => {
+      inSandbox?.open(spec.id);
+      const agentUpgrade = agentUpgrades?.port(spec.id);
+      return new SandboxServices({
         id: spec.id,
         name: spec.name,
         agent: handle.agent,
@@ -115,8 +126,14 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
         logger: logger.child({ sandbox: spec.name }),
         checkCallback,
         ...(storage ? { drives: new DriveMounts(storage, node, { id: spec.id, workspace: spec.workspace }) } : {}),
-      }),
+        ...(agentUpgrade ? { agentUpgrade } : {}),
+      });
+    },
   });
+  agentUpgrades = new AgentUpgrades(node, logger.child({ component: "agent-upgrades" }));
+  if (driver instanceof LinuxDriver) {
+    inSandbox = new InSandboxApi({ node, api: sandboxApi, agentDir: (id) => driver.agentDir(id), rootUid: (id) => driver.sandboxRootUid(id), logger: logger.child({ component: "in-sandbox-api" }) });
+  }
 
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
@@ -387,6 +404,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       previewPorts?.stop();
       await front.close();
       await mcpBridges.close();
+      await inSandbox?.closeAll();
       await app.close().catch(() => undefined);
       await modelGateway?.close();
       await accountant.close();

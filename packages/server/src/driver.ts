@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import type { Logger } from "@hangar/common";
 import { existsSync, realpathSync } from "node:fs";
-import { LinuxDriver, LocalImageStore, type SandboxDriver, unmountTree } from "@hangar/runtime";
+import { LinuxDriver, LocalImageStore, Lxcfs, type SandboxDriver, unmountTree } from "@hangar/runtime";
 import { BuildahBuilder } from "@hangar/builds";
 import { openSqliteStore } from "@hangar/store";
 import type { HangarConfig } from "./config.js";
@@ -35,6 +35,10 @@ export async function createDriver(
           ...(config.networkTable ? { table: config.networkTable } : {}),
         },
         ...(egress ? { egress } : {}),
+        // another build of the agent than the installed package's (new sandboxes and POST /upgrade use it)
+        ...(process.env.HANGAR_AGENT_BINARY ? { agentBinary: process.env.HANGAR_AGENT_BINARY } : {}),
+        // the sandbox's own /proc/meminfo and CPU view: off, or a daemon of its own at another mount point
+        ...(process.env.HANGAR_LXCFS === "0" ? { lxcfs: false as const } : process.env.HANGAR_LXCFS_DIR ? { lxcfs: new Lxcfs({ dir: process.env.HANGAR_LXCFS_DIR, logger: logger.child({ component: "lxcfs" }) }) } : {}),
       });
     default:
       throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; use "linux"`);

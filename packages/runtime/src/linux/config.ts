@@ -62,6 +62,8 @@ export interface SandboxConfigInput {
   agentBinary: string;
   /** Host dir bind-mounted read-only at /.hangar/run (holds agent.sock). */
   agentRunDir: string;
+  /** [host file, sandbox path] bound read-only over /proc and /sys files (LXCFS's). */
+  procBinds?: [string, string][];
   /** Host files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf. */
   etcDir: string;
   /** Network namespace file the sandbox joins. */
@@ -151,6 +153,9 @@ export function buildConfig(c: SandboxConfigInput): object {
       ? [{ destination: TRUST_STORE, type: "bind", source: `${c.caDir}/bundle.crt`, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }]
       : []),
     ...(c.binds ?? []).map((b) => ({ destination: b.destination, type: "bind", source: b.source, options: ["bind", b.readOnly ? "ro" : "rw", "nosuid", "nodev"] })),
+    // the sandbox's own memory and CPU view (LXCFS) over /proc and /sys files; private (CRIU
+    // cannot restore them as peers of the daemon's shared mount)
+    ...(c.procBinds ?? []).map(([source, destination]) => ({ destination, type: "bind", source, options: ["bind", "ro", "nosuid", "nodev", "noexec", "private"] })),
   ];
   const linux: Record<string, unknown> = {
     namespaces,

@@ -5,6 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { promises as fs, existsSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { availableParallelism, constants as osConstants } from "node:os";
 import { HangarError, randomToken, silentLogger, type Logger } from "@hangar/common";
@@ -21,6 +22,8 @@ import type {
   SandboxRunState,
   SandboxStats,
   SnapshotCapture,
+  AgentBuild,
+  AgentState,
 } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
@@ -30,11 +33,12 @@ import { Crun, mountTable } from "./crun.js";
 import { SandboxNetwork, type NetSlot, type NetworkOptions } from "./network.js";
 import { IdmappedLowers, DEFAULT_USERNS, type UserNsRange } from "./userns.js";
 import { defaultAgentListen, type AgentListen } from "./agent.js";
-import { agentBinaryPath } from "@hangar/sandbox-agent";
+import { AGENT_VERSION, agentBinaryPath } from "@hangar/sandbox-agent";
 import { run, runRaw, sleep } from "./proc.js";
 import { ensureLauncher } from "./launcher.js";
 import { DEFAULT_AGENT_INSTALL_DIR, installHostBinary } from "./host-files.js";
-import { mountInto, unmountFrom } from "./live-mounts.js";
+import { mountInto, swapFileMount, unmountFrom } from "./live-mounts.js";
+import { Lxcfs } from "./lxcfs.js";
 import { detectCriu, dumpArgs, restoreArgs, netHookEnv, criuLogErrors, dirBytes, NET_HOOK, type CriuTools } from "./criu.js";
 
 export interface LinuxDriverOptions {
@@ -85,7 +89,15 @@ export interface LinuxDriverOptions {
    * user namespace and a network, unless HANGAR_USERNS_NETNS=0.
    */
   netnsInUserns?: boolean;
+  /**
+   * LXCFS (the sandbox's own /proc/meminfo, cpuinfo, ...): the daemon to use and supervise, or
+   * false for none. Default: the machine-wide one (/var/lib/hangar-lxcfs) when lxcfs is installed.
+   */
+  lxcfs?: Lxcfs | false;
 }
+
+/** How often the lxcfs daemon is checked (and started again, and bound again into sandboxes). */
+const LXCFS_CHECK_MS = 5_000;
 
 interface SandboxRecord {
   v: 1;
@@ -110,6 +122,9 @@ interface SandboxRecord {
   checkpoint?: CheckpointInfo;
   /** Mounts made into the running sandbox (drives); re-applied after a restart or a restore. */
   liveMounts?: LiveMountSpec[];
+  /** In-place upgrades of its agent (upgradeAgent) since it was started, and when the last was. */
+  agentUpgrades?: number;
+  agentUpgradedAt?: string;
 }
 
 interface CheckpointInfo {
@@ -188,6 +203,11 @@ export class LinuxDriver implements SandboxDriver {
   private readonly pingRange: [number, number] = [0, 2147483647];
   /** Slots' netns are owned by a user namespace of the range, which containers join. */
   private readonly netnsInUserns: boolean;
+  private readonly lxcfs: Lxcfs | null;
+  /** pid of the lxcfs daemon new sandboxes bind (null: none answers; sandboxes see the host's /proc). */
+  private lxcfsPid: number | null = null;
+  private lxcfsTimer: NodeJS.Timeout | null = null;
+  private lxcfsBusy = false;
 
   constructor(opts: LinuxDriverOptions) {
     this.runDir = opts.runDir ?? "/run/hangar";
@@ -204,7 +224,9 @@ export class LinuxDriver implements SandboxDriver {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
     // (volumes are mounted on the host under <runDir>/volumes after the runtime's namespace is made)
-    const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`];
+    this.lxcfs = opts.lxcfs === false ? null : (opts.lxcfs ?? new Lxcfs({ logger: this.log }));
+    // (lxcfs mounts beneath its dir, maybe again later: shared like the volumes)
+    const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`, ...(this.lxcfs?.installed ? [this.lxcfs.dir] : [])];
     this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, shared, "crun");
     this.gvisor = opts.runsc === false ? null : new Crun(opts.runsc ?? "runsc", `${this.runDir}/runsc`, `${this.runDir}/ns`, shared, "runsc");
     const netOpts: NetworkOptions | null = opts.network === false ? null : { ...(opts.network ?? {}) };
@@ -308,6 +330,13 @@ export class LinuxDriver implements SandboxDriver {
     if (this.gvisor && findCommand(this.gvisor.binary)) await this.gvisor.setup(launcher);
     else this.gvisor = null;
     await this.images.init();
+    if (this.lxcfs) {
+      this.lxcfsPid = await this.lxcfs.ensure().catch((e: unknown) => {
+        this.log.warn({ err: e }, "lxcfs is unavailable: sandboxes see the host's /proc/meminfo");
+        return null;
+      });
+      this.lxcfsTimer ??= setInterval(() => void this.superviseLxcfs(), LXCFS_CHECK_MS).unref();
+    }
     await this.detectCheckpoint();
     const records = await this.readRecords();
     await this.network?.init(
@@ -566,6 +595,11 @@ export class LinuxDriver implements SandboxDriver {
     await fs.rm(`${B}/pid`, { force: true });
     const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot ? `${slot.sandboxIp}\t${rec.spec.name}\n` : `127.0.1.1\t${rec.spec.name}\n`}`;
     const resolv = (this.network?.nameservers ?? []).map((n) => `nameserver ${n}\n`).join("");
+    // gVisor has its own /proc (its sentry reports the sandbox's memory)
+    const procBinds = this.lxcfs && this.lxcfsPid !== null && rec.runtimeClass !== "gvisor" ? this.lxcfs.binds() : [];
+    // which daemon's files it binds (the supervisor binds a new daemon's again)
+    if (procBinds.length) await fs.writeFile(`${B}/lxcfs`, String(this.lxcfsPid));
+    else await fs.rm(`${B}/lxcfs`, { force: true });
     const config = buildConfig({
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
@@ -589,6 +623,7 @@ export class LinuxDriver implements SandboxDriver {
       gvisor: rec.runtimeClass === "gvisor",
       ...(await this.caDir(rec)),
       ...(rec.spec.mounts?.length ? { binds: rec.spec.mounts } : {}),
+      ...(procBinds.length ? { procBinds } : {}),
     });
     await Promise.all([
       fs.writeFile(`${B}/etc/hostname`, `${rec.spec.name}\n`),
@@ -683,6 +718,9 @@ export class LinuxDriver implements SandboxDriver {
       if (!mounts.has(`${this.bundle(id)}/rw`)) throw new HangarError("sandbox_unavailable", `sandbox ${id} lost its files`);
       // new processes: the agent installed now
       const next: SandboxRecord = { ...(live?.rec ?? rec), spec: { ...spec, id }, agentBinary: this.agentBinary };
+      // a new agent process: no upgrades in place yet
+      delete next.agentUpgrades;
+      delete next.agentUpgradedAt;
       await this.writeRecord(next);
       await this.syncEgress(rec, next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
@@ -758,6 +796,9 @@ export class LinuxDriver implements SandboxDriver {
       // the container died but its files are there: start it again
       await this.runtimeOf(rec).delete(id);
       const next: SandboxRecord = { ...rec, spec: { ...spec, id }, agentBinary: this.agentBinary };
+      // a new agent process: no upgrades in place yet
+      delete next.agentUpgrades;
+      delete next.agentUpgradedAt;
       await this.writeRecord(next);
       return (await this.start(next, mounts.has(`${this.bundle(id)}/rootfs`) ? "none" : "overlay")).handle;
     });
@@ -980,6 +1021,9 @@ export class LinuxDriver implements SandboxDriver {
     await cg.removeCgroup(this.cgroupPath(id), this.hierarchies).catch(() => {});
     if (rec.slot !== null && this.network) await this.network.rebuild(this.network.slot(rec.slot));
     const next: SandboxRecord = { ...rec, agentBinary: this.agentBinary };
+    // a new agent process: no upgrades in place yet
+    delete next.agentUpgrades;
+    delete next.agentUpgradedAt;
     delete next.checkpoint;
     try {
       await this.mountSavedFiles(rec);
@@ -1381,6 +1425,65 @@ export class LinuxDriver implements SandboxDriver {
     return cg.readStats(this.cgroupPath(id));
   }
 
+  // ---- agent upgrades in place
+
+  agentBuild(version?: string): AgentBuild {
+    const build = basename(dirname(this.agentBinary || this.agentSource));
+    const label = `${AGENT_VERSION}+${build}`;
+    const v = (version ?? "").trim().replace(/^v(?=\d)/, "");
+    if (v === "" || v === "latest" || v === label || v === build || v === AGENT_VERSION) return { version: label, build };
+    throw new HangarError("unknown_agent_version", `agent version '${version}' is not on this node: it has '${label}' ("latest")`);
+  }
+
+  async agentState(id: string): Promise<AgentState | null> {
+    const rec = this.live.get(id)?.rec ?? (await this.readRecord(id));
+    if (!rec) return null;
+    const build = basename(dirname(rec.agentBinary ?? this.agentSource));
+    return { version: `${AGENT_VERSION}+${build}`, build, upgrades: rec.agentUpgrades ?? 0, ...(rec.agentUpgradedAt ? { upgradedAt: rec.agentUpgradedAt } : {}) };
+  }
+
+  /**
+   * Binds this node's agent build over /.hangar/bin/hangar-agent in the running sandbox (and in its
+   * config.json, which a restore mounts from), then has the agent exec it with its state handed over.
+   */
+  upgradeAgent(id: string, version?: string): Promise<AgentState> {
+    return this.serialize(id, async () => {
+      await this.preflight();
+      this.agentBuild(version);
+      const target = this.agentBinary;
+      const live = this.live.get(id);
+      if (!live || live.rec.checkpoint) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      if (live.rec.runtimeClass === "gvisor") throw new HangarError("not_configured", "upgrading the agent in place needs a crun sandbox (gVisor binds the agent's directory)");
+      const pid = await this.initPid(id);
+      if (pid === null) throw new HangarError("sandbox_unavailable", `sandbox ${id} is not running`);
+      const from = live.rec.agentBinary ?? this.agentSource;
+      if (from !== target) {
+        await swapFileMount(pid, target, AGENT_PATH);
+        await this.setAgentBind(id, target);
+        live.rec = { ...live.rec, agentBinary: target };
+        await this.writeRecord(live.rec);
+      }
+      await live.agent.upgrade(AGENT_PATH, this.connectTimeoutMs);
+      // the exec happened when init now runs the target file (a failed exec leaves the old one)
+      const [exe, want] = await Promise.all([fs.stat(`/proc/${pid}/exe`), fs.stat(target)]);
+      if (exe.ino !== want.ino || exe.dev !== want.dev) throw new HangarError("runtime_failed", `the agent of sandbox ${id} did not start the new build (see its log)`);
+      const next: SandboxRecord = { ...live.rec, agentUpgrades: (live.rec.agentUpgrades ?? 0) + 1, agentUpgradedAt: new Date().toISOString() };
+      await this.writeRecord(next);
+      live.rec = next;
+      this.log.info({ id, build: basename(dirname(target)), upgrades: next.agentUpgrades }, "sandbox agent upgraded in place");
+      return (await this.agentState(id))!;
+    });
+  }
+
+  /** Points the agent bind of a sandbox's config.json (what a restore mounts) at `binary`. */
+  private async setAgentBind(id: string, binary: string): Promise<void> {
+    const file = `${this.bundle(id)}/config.json`;
+    const config = JSON.parse(await fs.readFile(file, "utf8")) as { mounts: { destination: string; source: string }[] };
+    for (const m of config.mounts) if (m.destination === AGENT_PATH) m.source = binary;
+    await fs.writeFile(`${file}.tmp`, JSON.stringify(config), { mode: 0o600 });
+    await fs.rename(`${file}.tmp`, file);
+  }
+
   destroy(id: string): Promise<void> {
     if (!ID_RE.test(id)) return Promise.reject(new HangarError("validation_failed", `bad runtime id ${JSON.stringify(id)}`));
     return this.serialize(id, async () => {
@@ -1437,7 +1540,45 @@ export class LinuxDriver implements SandboxDriver {
     await fs.rm(this.recordFile(id), { force: true });
   }
 
+  // ---- LXCFS supervision
+
+  /** Checks the lxcfs daemon; starts it again when it died or hangs, then binds its files again into the running sandboxes that bound another daemon's. */
+  private async superviseLxcfs(): Promise<void> {
+    if (!this.lxcfs || this.lxcfsBusy) return;
+    this.lxcfsBusy = true;
+    try {
+      const pid = (await this.lxcfs.alive()) ? await this.lxcfs.pid() : await this.lxcfs.ensure();
+      if (pid === null) return;
+      this.lxcfsPid = pid;
+      for (const [id, l] of this.live) {
+        if (l.rec.checkpoint || l.rec.runtimeClass === "gvisor") continue;
+        const bound = await fs.readFile(`${this.bundle(id)}/lxcfs`, "utf8").catch(() => null);
+        if (bound === null || bound === String(pid)) continue;
+        await this.serialize(id, () => this.rebindLxcfs(id, pid)).catch((e: unknown) => this.log.warn({ err: e, id }, "binding lxcfs into a sandbox again failed"));
+      }
+    } catch (e) {
+      this.log.warn({ err: e }, "checking lxcfs failed");
+    } finally {
+      this.lxcfsBusy = false;
+    }
+  }
+
+  private async rebindLxcfs(id: string, daemon: number): Promise<void> {
+    const l = this.live.get(id);
+    const pid = l && !l.rec.checkpoint ? await this.initPid(id) : null;
+    if (pid === null || !this.lxcfs) return;
+    const B = this.bundle(id);
+    const config = JSON.parse(await fs.readFile(`${B}/config.json`, "utf8")) as { mounts: { destination: string; source: string }[] };
+    for (const m of config.mounts) {
+      if (m.source.startsWith(`${this.lxcfs.dir}/`)) await swapFileMount(pid, m.source, m.destination, { noexec: true });
+    }
+    await fs.writeFile(`${B}/lxcfs`, String(daemon));
+    this.log.info({ id, lxcfs: daemon }, "lxcfs bound into the sandbox again");
+  }
+
   async close(): Promise<void> {
+    if (this.lxcfsTimer) clearInterval(this.lxcfsTimer);
+    this.lxcfsTimer = null;
     for (const l of this.live.values()) await l.agent.close().catch(() => {});
     this.live.clear();
     await this.network?.close();

@@ -94,6 +94,29 @@ enter($pid, $nr_setns, $nr_fchdir);
 if (syscall($nr_umount2, $dst, 0x2 | 0x8) != 0) { exit 3 if $!{EINVAL} || $!{ENOENT}; die "E umount $dst: $!\n"; }
 `;
 
+const SWAP_PL = String.raw`
+use strict;
+${ENTER_PL}
+my ($pid, $src, $dst, $nr_setns, $nr_fchdir, $nr_umount2, $noexec) = @ARGV;
+# a clone of the host file (OPEN_TREE_CLONE 1 | O_CLOEXEC), read-only, nosuid, nodev (noexec)
+my $empty = "";
+my $tree = syscall(428, -100, $src, 1 | 0x80000);
+die "E open_tree $src: $!\n" if $tree < 0;
+# (and private: MS_PRIVATE, never a peer of the source's mount)
+my $attr = pack("QQQQ", 0x1 | 0x2 | 0x4 | ($noexec ? 0x8 : 0), 0, 0x40000, 0);
+syscall(442, $tree, $empty, 0x1000, $attr, length($attr)) == 0 or die "E mount_setattr $src: $!\n";
+enter($pid, $nr_setns, $nr_fchdir);
+# the old file's bind goes (detached: a running binary still maps it); EINVAL: none was there
+syscall($nr_umount2, $dst, 0x2 | 0x8) == 0 or $!{EINVAL} or die "E umount $dst: $!\n";
+# the file beneath, resolved inside the sandbox's root without symlinks
+# (O_PATH|O_CLOEXEC|O_NOFOLLOW; RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
+my $how = pack("QQQ", 0x200000 | 0x80000 | 0x20000, 0, 0x10 | 0x04 | 0x02);
+my $t = syscall(437, -100, $dst, $how, length($how));
+die "E $dst in the sandbox: $!\n" if $t < 0;
+# MOVE_MOUNT_F_EMPTY_PATH 0x4 | MOVE_MOUNT_T_EMPTY_PATH 0x40
+syscall(429, $tree, $empty, $t, $empty, 0x4 | 0x40) == 0 or die "E move_mount $dst: $!\n";
+`;
+
 function fail(what: string, stderr: string): never {
   const line = stderr.trim().split("\n").pop() ?? "";
   if (line.startsWith("X ")) throw new HangarError("invalid_path", line.slice(2));
@@ -112,4 +135,14 @@ export async function unmountFrom(pid: number, destination: string): Promise<boo
   if (r.code === 3) return false;
   if (r.code !== 0) fail(`unmounting ${destination}`, r.stderr);
   return true;
+}
+
+/**
+ * Replaces the file bound at `destination` inside the sandbox whose init is `pid` with a read-only
+ * bind of the host file `source` (the agent binary of an upgrade): the old bind is detached, so
+ * exactly one mount stays there, as a fresh start with `source` in its config would have.
+ */
+export async function swapFileMount(pid: number, source: string, destination: string, opts: { noexec?: boolean } = {}): Promise<void> {
+  const r = await runRaw("perl", ["-e", SWAP_PL, String(pid), source, destination, String(ARCH.setns), String(ARCH.fchdir), String(ARCH.umount2), opts.noexec ? "1" : "0"], { timeoutMs: 10_000 });
+  if (r.code !== 0) fail(`replacing ${destination}`, r.stderr);
 }
