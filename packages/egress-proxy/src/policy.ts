@@ -8,6 +8,8 @@ export interface RoutingRule {
   destinations: string[];
   headers?: Record<string, string>;
   body?: Record<string, unknown>;
+  /** Hangar's: query parameters added to matching requests' URLs (an API key sent in the query). */
+  query?: Record<string, string>;
   secrets?: Record<string, string>;
 }
 
@@ -28,6 +30,7 @@ export interface CompiledRule {
   index: number;
   headers: [string, string][];
   body: [string, unknown][];
+  query: [string, string][];
   secrets: Map<string, string>;
 }
 
@@ -136,7 +139,8 @@ export class EgressPolicy {
       if (!match) return [];
       const secrets = new Map(Object.entries(record(r.secrets)).map(([k, v]) => [k, String(v)] as [string, string]));
       const headers = Object.entries(record(r.headers)).map(([k, v]) => [k.toLowerCase(), String(v)] as [string, string]);
-      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), secrets } }];
+      const query = Object.entries(record(r.query)).map(([k, v]) => [k, String(v)] as [string, string]);
+      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), query, secrets } }];
     });
     this.secretValues = [...new Set(this.rules.flatMap((r) => [...r.rule.secrets.values()]).filter((v) => v.length > 0))];
   }

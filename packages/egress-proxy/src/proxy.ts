@@ -26,6 +26,7 @@ import {
   forwardableHeaders,
   type HeaderMap,
   injectHeaders,
+  injectQuery,
   needsBodyRewrite,
   redactionNeedles,
   Redactor,
@@ -515,7 +516,7 @@ export class EgressProxy {
     let up: UpstreamResponse;
     try {
       await this.upstream.resolve(target.host);
-      up = await this.upstream.request(sb.id, { ...target, path: path || "/", method, headers: headers as Record<string, string | string[]>, body, signal: abort.signal });
+      up = await this.upstream.request(sb.id, { ...target, path: injectQuery(path || "/", d.rules), method, headers: headers as Record<string, string | string[]>, body, signal: abort.signal });
     } catch (e) {
       this.log.info({ sandbox: sb.id, host: target.host, err: (e as Error).message, requestId }, "egress request failed");
       this.sendError(res, e instanceof HangarError ? e : new HangarError("upstream_unreachable", `${target.host}:${target.port} could not be reached (${errCode(e)})`), requestId);
@@ -590,7 +591,7 @@ export class EgressProxy {
       this.rawError(socket, e, requestId);
       return;
     }
-    const lines = [`${req.method} ${path} HTTP/1.1`, `host: ${target.port === (target.scheme === "https" ? 443 : 80) ? target.host : `${target.host}:${target.port}`}`, "connection: upgrade", `upgrade: ${req.headers.upgrade ?? "websocket"}`];
+    const lines = [`${req.method} ${injectQuery(path, d.rules)} HTTP/1.1`, `host: ${target.port === (target.scheme === "https" ? 443 : 80) ? target.host : `${target.host}:${target.port}`}`, "connection: upgrade", `upgrade: ${req.headers.upgrade ?? "websocket"}`];
     for (const [k, v] of Object.entries(headers)) for (const x of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${x}`);
     up.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length) up.write(head);

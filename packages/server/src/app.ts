@@ -26,6 +26,7 @@ import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type 
 import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath } from "@hangar/mcp-bridge";
+import { codeModeBundlePath } from "@hangar/code-mode";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
@@ -492,6 +493,11 @@ const MCP_BRIDGE_PATH = "/tmp/.hangar/mcp-bridge.cjs";
 let bridgeBytes: Promise<Buffer> | null = null;
 const mcpBridgeBundle = () => (bridgeBytes ??= readFile(bridgeBundlePath()));
 
+/** Where a code-mode function's replica gets Hangar's code-mode server (one bundled file, written at start). */
+const CODE_MODE_PATH = "/tmp/.hangar/code-mode.cjs";
+let codeModeBytes: Promise<Buffer> | null = null;
+const codeModeBundle = () => (codeModeBytes ??= readFile(codeModeBundlePath()));
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -502,6 +508,11 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     lastActivity: (id) => node.lastActivity(id),
     async startApp(id, opts) {
       const live = node.get(id);
+      if (opts?.codeMode) {
+        // image blaxel/code-mode: the base image's node runs Hangar's code-mode MCP server on $PORT
+        await live.services.files.writeFile(CODE_MODE_PATH, await codeModeBundle());
+        return void (await live.services.processes.exec({ name: "app", command: `exec node ${CODE_MODE_PATH}`, restartOnFailure: true, maxRestarts: -1 }));
+      }
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
