@@ -221,10 +221,12 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // open connections (a workload's keep-alive ones too) are cut first: close() waits for them
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.udp?.close();
     for (const s of this.sockets) s.destroy();
     for (const e of this.byId.values()) for (const r of e.relays) r.close();
+    await closed;
     await this.upstream.close();
   }
 
