@@ -192,6 +192,8 @@ describe("exposing an API in code mode", () => {
     expect(sandboxes).toContain("ttl-idle");
     expect(sandboxes).not.toContain(HEADER_KEY);
     expect(sandboxes).not.toContain(QUERY_KEY);
+    // the function's record shows the secret env empty
+    expect(await (await api(h, "GET", "/v0/functions/petstore")).text()).not.toContain(QUERY_KEY);
     expect(h.output()).not.toContain(HEADER_KEY);
     expect(h.output()).not.toContain(QUERY_KEY);
   });
