@@ -208,6 +208,16 @@ describe("exposing an API in code mode", () => {
     expect(JSON.parse(text(good))).toEqual({ result: 200 });
   });
 
+  it("makes the execute sandbox again when it is gone (deleted, or expired after 10 idle minutes)", { timeout: 90_000 }, async () => {
+    const list = (await (await api(h, "GET", "/v0/sandboxes")).json()) as { data: Array<{ metadata: { name: string } }> };
+    const name = list.data.map((s) => s.metadata.name).find((n) => n.startsWith("petstore-exec-"))!;
+    expect((await api(h, "DELETE", `/v0/sandboxes/${name}`)).status).toBe(200);
+    const again = (await tool("execute").call({ code: `async () => (await fetch("https://${HOST}/v1/pets")).status` })) as Result;
+    expect(again.isError, text(again)).toBeFalsy();
+    expect(JSON.parse(text(again))).toEqual({ result: 200 });
+    expect((await api(h, "GET", `/v0/sandboxes/${name}`)).status).toBe(200);
+  });
+
   it("stops a search that never returns at its time limit, and the next search works", { timeout: 60_000 }, async () => {
     for (const code of ["async (spec) => { while (true) {} }", "async (spec) => { for (;;) await null; }", "(spec) => new Promise(() => {})"]) {
       const t0 = performance.now();

@@ -146,12 +146,15 @@ async function ensureSandbox(): Promise<void> {
   }
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const sb = (await call(`${apiUrl}/sandboxes/${sandboxName}`, "GET")) as { status?: string };
+    const sb = (await call(`${apiUrl}/sandboxes/${sandboxName}`, "GET").catch((e) => {
+      if (e instanceof ApiError && e.status === 404) return { status: "GONE" };
+      throw e;
+    })) as { status?: string };
     if (sb.status === "DEPLOYED") return;
-    if (sb.status === "FAILED" || sb.status === "TERMINATED" || sb.status === "DELETING") {
-      // gone or going: wait for the name to be free, then make it again
+    if (sb.status === "GONE" || sb.status === "FAILED" || sb.status === "TERMINATED" || sb.status === "DELETING") {
+      // gone or going (being deleted, expired): once the name is free, make it again
       if (Date.now() > deadline) throw new Error(`the execute sandbox is ${sb.status}`);
-      await new Promise((r) => setTimeout(r, 500));
+      if (sb.status !== "GONE") await new Promise((r) => setTimeout(r, 300));
       await call(`${apiUrl}/sandboxes`, "POST", body).catch(() => undefined);
       continue;
     }
@@ -184,8 +187,8 @@ async function execute(code: string): Promise<ToolResult> {
       await ready;
       return await runInSandbox(code);
     } catch (e) {
-      // the sandbox went away (ttl-idle): make a new one, once
-      if (attempt === 0 && e instanceof ApiError && (e.status === 404 || e.status === 410)) {
+      // the sandbox went away or is going (ttl-idle, deleted): make a new one, once
+      if (attempt === 0 && e instanceof ApiError && (e.status === 404 || e.status === 410 || e.status === 503)) {
         ready = null;
         continue;
       }
