@@ -13,7 +13,7 @@ import { FakeInternet } from "@hangar/egress-proxy/testing";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, api, startHangar, useSdkAgainst } from "./harness.js";
+import { type RunningHangar, api, startHangar, useSdkAgainst, zipFiles } from "./harness.js";
 
 const HEADER_KEY = "pk-live-7f3a9c2e1b";
 const QUERY_KEY = "qk-live-55d0e4a8c1";
@@ -255,6 +255,46 @@ describe("exposing an API in code mode", () => {
     const out = await li.find((t) => t.metadata.name === "execute")!.call({ code: `async () => (await fetch("https://${HOST}/v1/pets?limit=1")).status` });
     expect(JSON.stringify(out)).toContain("200");
     expect(JSON.stringify(out)).not.toContain(HEADER_KEY);
+  });
+
+  it("reads OPENAPI_REFERENCE from a file of the deployed zip (YAML)", { timeout: 240_000 }, async () => {
+    const yaml = [
+      "openapi: 3.0.3",
+      "info:",
+      "  title: Pet Store (from the zip)",
+      '  version: "1"',
+      "servers:",
+      `  - url: https://${HOST}/v1`,
+      "paths:",
+      "  /pets:",
+      "    get:",
+      "      responses:",
+      '        "200":',
+      "          description: pets",
+      "          content:",
+      "            application/json:",
+      "              schema:",
+      "                type: array",
+      "                items:",
+      '                  $ref: "#/components/schemas/Pet"',
+      "components:",
+      "  schemas:",
+      "    Pet:",
+      "      type: object",
+      "      properties:",
+      "        name:",
+      "          type: string",
+      "",
+    ].join("\n");
+    const res = await api(h, "PUT", "/v0/functions/petfiles?upload=true", { metadata: { name: "petfiles" }, spec: { runtime: { image: "blaxel/code-mode:latest", memory: 512, envs: [{ name: "OPENAPI_REFERENCE", value: "specs/openapi.yaml" }] } } });
+    expect(res.status).toBe(200);
+    const up = await fetch(res.headers.get("x-blaxel-upload-url")!, { method: "PUT", headers: { "content-type": "application/zip" }, body: zipFiles({ "specs/openapi.yaml": yaml }) });
+    expect(up.status).toBe(200);
+    await deployed("petfiles", 220_000);
+    const { getTool } = await import("@blaxel/core");
+    const search = ((await getTool("petfiles")) as Tool[]).find((t) => t.name === "search")!;
+    const r = (await search.call({ code: `async (spec) => [spec.info.title, spec.paths["/pets"].get.responses["200"].content["application/json"].schema.items.properties.name.type]` })) as Result;
+    expect(JSON.parse(text(r))).toEqual(["Pet Store (from the zip)", "string"]);
   });
 
   it("fails the deployment with the reason when OPENAPI_REFERENCE cannot be read", { timeout: 60_000 }, async () => {

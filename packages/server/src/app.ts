@@ -21,7 +21,7 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
-import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
+import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, isCodeModeImage, workloadRoutes } from "@hangar/workloads";
 import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
 import { Accountant, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
@@ -443,7 +443,11 @@ function createBuilds(
       sandboxes: sandboxTarget,
       // agents and functions: the built image becomes a new revision
       agents: workloadTarget(workloads, "agents"),
-      functions: workloadTarget(workloads, "functions"),
+      functions: {
+        ...workloadTarget(workloads, "functions"),
+        // a code-mode function's upload is its files (e.g. the OpenAPI document), run by code mode
+        planOptions: async (b) => ({ codeMode: isCodeModeImage(String(((await store.workloads.get(b.workspaceId, "functions", b.resourceName))?.spec as { runtime?: { image?: string } } | undefined)?.runtime?.image ?? "")) }),
+      },
       // jobs: the built image becomes the job's new revision
       jobs: {
         building: (b) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "BUILDING", "building the image from source"),
@@ -515,6 +519,8 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
       }
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
+      // an image built from a code-mode function's files runs code mode
+      if (cmd.includes(CODE_MODE_PATH)) await live.services.files.writeFile(CODE_MODE_PATH, await codeModeBundle());
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
       if (!opts?.mcpStdio) return void (await startApp(live, cmd, true));
       // a stdio MCP server: Hangar's bridge (run by the image's node) serves it on $PORT

@@ -395,8 +395,8 @@ export class WorkloadService {
         // the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL set by the node) as its workspace
         ...(this.opts.keys ? { BL_API_KEY: key } : {}),
         // the MCP bridge of a stdio function prefixes its session ids with it (sessions stay on their replica)
-        // (and code mode names its execute sandbox after it)
-        ...(rev.runtime.transport === "stdio" || isCodeModeImage(rev.image) ? { HANGAR_REPLICA_ID: replica.id } : {}),
+        // (and code mode, also built from a function's files, names its execute sandbox after it)
+        ...(w.kind === "functions" ? { HANGAR_REPLICA_ID: replica.id } : {}),
       },
       ports: [port],
       platform: true,
