@@ -114,6 +114,7 @@ describe("exposing an API in code mode", () => {
               { name: "AUTH_QUERYKEY", value: QUERY_KEY, secret: true },
               // a short time limit for agent-written searches, so the test does not wait long
               { name: "CODE_MODE_SEARCH_TIMEOUT_MS", value: "2000" },
+              { name: "CODE_MODE_EXECUTE_TIMEOUT_S", value: "4" },
             ],
           },
         },
@@ -198,10 +199,14 @@ describe("exposing an API in code mode", () => {
     expect(h.output()).not.toContain(QUERY_KEY);
   });
 
-  it("returns a script that throws as a tool error, and the next call works", { timeout: 60_000 }, async () => {
+  it("returns a script that throws as a tool error, stops one that never ends, and the next call works", { timeout: 60_000 }, async () => {
     const bad = (await tool("execute").call({ code: `async () => { console.log("before"); throw new Error("boom-4711"); }` })) as Result;
     expect(bad.isError).toBe(true);
     expect(text(bad)).toMatch(/boom-4711[\s\S]*before/);
+    // a script that never ends is stopped at the time limit
+    const hang = (await tool("execute").call({ code: `async () => { console.log("started"); for (;;) {} }` })) as Result;
+    expect(hang.isError).toBe(true);
+    expect(text(hang)).toMatch(/did not finish within 4 s/);
     // statements (not a function) run as an async function body
     const good = (await tool("execute").call({ code: `const r = await fetch("https://${HOST}/v1/pets"); return r.status;` })) as Result;
     expect(good.isError, text(good)).toBeFalsy();
