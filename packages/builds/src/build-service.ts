@@ -25,6 +25,8 @@ export interface BuildTarget {
   deploy(build: BuildRecord, image: BuildOutput): Promise<void>;
   /** The build failed: the resource says so and keeps what it ran before. */
   failed(build: BuildRecord, message: string): Promise<void>;
+  /** How to plan the build (a code-mode function's files); default: detected. */
+  planOptions?(build: BuildRecord): Promise<{ codeMode?: boolean }>;
 }
 
 export interface BuildServiceOptions {
@@ -289,7 +291,7 @@ export class BuildService {
     await fs.rm(context, { recursive: true, force: true });
     await fs.cp(source, context, { recursive: true });
     try {
-      const plan = await planBuild(context);
+      const plan = await planBuild(context, (await this.opts.targets[build.resourceType]?.planOptions?.(build)) ?? {});
       log(plan.summary, SEVERITY.info);
       const prepared = prepareDockerfile(plan.dockerfile, plan.buildArgs);
       for (const n of prepared.notes) log(n, SEVERITY.info);

@@ -297,6 +297,15 @@ describe("planBuild", () => {
     expect((err as Error).message).toMatch(/^blaxel\.toml: .+ \(line 1, column \d+\)$/);
   });
 
+  it("copies a code-mode function's files to /app and runs code mode (its own Dockerfile still wins)", async () => {
+    const plan = await planBuild(await context({ "openapi.yaml": "openapi: 3.0.0\n", "package.json": pkg({ start: "x" }) }), { codeMode: true });
+    expect(plan.kind).toBe("code-mode");
+    expect(plan.dockerfile).toContain("COPY . .");
+    expect(plan.dockerfile).not.toContain("npm");
+    expect(plan.dockerfile).toContain('CMD ["node","/tmp/.hangar/code-mode.cjs"]');
+    expect((await planBuild(await context({ Dockerfile: "FROM x\n" }), { codeMode: true })).kind).toBe("dockerfile");
+  });
+
   it("uses the base image it is given", async () => {
     const plan = await planBuild(await context({ "index.js": "" }), { baseImage: "registry.local/base:1" });
     commonShape(plan.dockerfile, "registry.local/base:1");

@@ -9,7 +9,7 @@ import { HangarError } from "@hangar/common";
 
 export interface BuildPlan {
   /** "dockerfile" when the context has one (it is used as is), else the detected kind. */
-  kind: "dockerfile" | "node" | "python" | "go" | "entrypoint";
+  kind: "dockerfile" | "node" | "python" | "go" | "entrypoint" | "code-mode";
   /** The Dockerfile to build (the user's, or generated). */
   dockerfile: string;
   /** Path of the Dockerfile relative to the context ("Dockerfile" or ".hangar.Dockerfile", which the caller writes). */
@@ -37,7 +37,14 @@ interface Steps {
   does: string[];
 }
 
-export async function planBuild(contextDir: string, opts: { baseImage?: string } = {}): Promise<BuildPlan> {
+/** What runs Hangar's code-mode server in a replica (the file is written there when the app starts). */
+export const CODE_MODE_COMMAND = ["node", "/tmp/.hangar/code-mode.cjs"];
+
+/**
+ * `codeMode`: the source is the files of a code-mode function (blaxel/code-mode), e.g. its OpenAPI
+ * document: without a Dockerfile of its own they are copied to /app and the image runs code mode.
+ */
+export async function planBuild(contextDir: string, opts: { baseImage?: string; codeMode?: boolean } = {}): Promise<BuildPlan> {
   const has = (rel: string) => isFile(join(contextDir, rel));
   const read = (rel: string) => readSmall(contextDir, rel);
   const toml = (await has("blaxel.toml")) ? parseTomlFile("blaxel.toml", await read("blaxel.toml")) : {};
@@ -67,6 +74,8 @@ export async function planBuild(contextDir: string, opts: { baseImage?: string }
     buildArgs,
     summary: `${label}: ${[...steps.does, kind === "entrypoint" ? cmd[2] : cmd.join(" ")].join(", then ")}`,
   });
+
+  if (opts.codeMode) return generated("code-mode", "code-mode function", { pre: [], post: [], does: ["files copied to /app"] }, CODE_MODE_COMMAND);
 
   const pkg = (await has("package.json")) ? parsePackageJson(await read("package.json")) : undefined;
   const node = async (): Promise<Steps> => {

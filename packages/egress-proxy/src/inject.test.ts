@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
-import { bodyKind, forwardableHeaders, injectHeaders, needsBodyRewrite, redactionNeedles, Redactor, rewriteBody } from "./inject.js";
+import { bodyKind, forwardableHeaders, injectHeaders, injectQuery, needsBodyRewrite, redactionNeedles, Redactor, rewriteBody } from "./inject.js";
 import { EgressPolicy } from "./policy.js";
 import { DOCS_EXAMPLE } from "./testing/fixtures.js";
 
@@ -24,6 +24,16 @@ describe("header injection", () => {
     const h2 = { "x-key": "{{SECRET:stripe-key}}" };
     injectHeaders(h2, stripe);
     expect(h2["x-key"]).toBe("sk-live-abc123...");
+  });
+});
+
+describe("query injection", () => {
+  it("adds the rule's query parameters with secrets resolved, keeping what the sandbox sent", () => {
+    const rules = EgressPolicy.from({ proxy: { routing: [{ destinations: ["api.x.com"], query: { api_key: "{{SECRET:k}}" }, secrets: { k: "s3cr3t&=" } }] } })!.decide("api.x.com").rules;
+    expect(injectQuery("/pets", rules)).toBe("/pets?api_key=s3cr3t%26%3D");
+    expect(injectQuery("/pets?limit=2", rules)).toBe("/pets?limit=2&api_key=s3cr3t%26%3D");
+    expect(injectQuery("/pets?api_key=mine", rules)).toBe("/pets?api_key=mine");
+    expect(injectQuery("/pets?limit=2", stripe)).toBe("/pets?limit=2");
   });
 });
 

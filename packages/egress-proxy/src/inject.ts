@@ -89,6 +89,25 @@ export function injectHeaders(headers: HeaderMap, rules: CompiledRule[]): boolea
   return used;
 }
 
+/**
+ * The request target with the rules' query parameters added where the sandbox sent none (secrets
+ * resolved). Returns it unchanged when no rule adds any.
+ */
+export function injectQuery(path: string, rules: CompiledRule[]): string {
+  if (!rules.some((r) => r.query.length > 0)) return path;
+  const q = path.indexOf("?");
+  const params = new URLSearchParams(q < 0 ? "" : path.slice(q + 1));
+  let added = false;
+  for (const rule of rules) {
+    for (const [name, value] of rule.query) {
+      if (params.has(name)) continue;
+      params.append(name, resolveSecrets(value, rule.secrets));
+      added = true;
+    }
+  }
+  return added ? `${q < 0 ? path : path.slice(0, q)}?${params.toString()}` : path;
+}
+
 /** Methods whose bodies get the rules' body fields. */
 export const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 

@@ -8,6 +8,8 @@ export interface RoutingRule {
   destinations: string[];
   headers?: Record<string, string>;
   body?: Record<string, unknown>;
+  /** Hangar's: query parameters added to matching requests' URLs (an API key sent in the query). */
+  query?: Record<string, string>;
   secrets?: Record<string, string>;
   /** Hangar: the proxy answers requests to these destinations itself with this error (a credential Hangar could not get). */
   fail?: string;
@@ -30,6 +32,7 @@ export interface CompiledRule {
   index: number;
   headers: [string, string][];
   body: [string, unknown][];
+  query: [string, string][];
   secrets: Map<string, string>;
   fail?: string;
 }
@@ -139,7 +142,8 @@ export class EgressPolicy {
       if (!match) return [];
       const secrets = new Map(Object.entries(record(r.secrets)).map(([k, v]) => [k, String(v)] as [string, string]));
       const headers = Object.entries(record(r.headers)).map(([k, v]) => [k.toLowerCase(), String(v)] as [string, string]);
-      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), secrets, ...(typeof r.fail === "string" && r.fail ? { fail: r.fail } : {}) } }];
+      const query = Object.entries(record(r.query)).map(([k, v]) => [k, String(v)] as [string, string]);
+      return [{ match, rule: { index, headers, body: Object.entries(record(r.body)), query, secrets, ...(typeof r.fail === "string" && r.fail ? { fail: r.fail } : {}) } }];
     });
     this.secretValues = [...new Set(this.rules.flatMap((r) => [...r.rule.secrets.values()]).filter((v) => v.length > 0))];
   }

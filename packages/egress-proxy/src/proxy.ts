@@ -26,6 +26,7 @@ import {
   forwardableHeaders,
   type HeaderMap,
   injectHeaders,
+  injectQuery,
   needsBodyRewrite,
   redactionNeedles,
   Redactor,
@@ -223,12 +224,12 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
-    // open connections (sandboxes' keep-alive ones) are cut rather than waited for
+    // open connections (sandboxes' keep-alive ones) are cut first: close() waits for them
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    for (const s of this.sockets) s.destroy();
-    await closed;
     this.udp?.close();
+    for (const s of this.sockets) s.destroy();
     for (const e of this.byId.values()) for (const r of e.relays) r.close();
+    await closed;
     await this.upstream.close();
   }
 
@@ -525,7 +526,7 @@ export class EgressProxy {
     let up: UpstreamResponse;
     try {
       await this.upstream.resolve(target.host);
-      up = await this.upstream.request(sb.id, { ...target, path: path || "/", method, headers: headers as Record<string, string | string[]>, body, signal: abort.signal });
+      up = await this.upstream.request(sb.id, { ...target, path: injectQuery(path || "/", d.rules), method, headers: headers as Record<string, string | string[]>, body, signal: abort.signal });
     } catch (e) {
       this.log.info({ sandbox: sb.id, host: target.host, err: (e as Error).message, requestId }, "egress request failed");
       this.sendError(res, e instanceof HangarError ? e : new HangarError("upstream_unreachable", `${target.host}:${target.port} could not be reached (${errCode(e)})`), requestId);
@@ -600,7 +601,7 @@ export class EgressProxy {
       this.rawError(socket, e, requestId);
       return;
     }
-    const lines = [`${req.method} ${path} HTTP/1.1`, `host: ${target.port === (target.scheme === "https" ? 443 : 80) ? target.host : `${target.host}:${target.port}`}`, "connection: upgrade", `upgrade: ${req.headers.upgrade ?? "websocket"}`];
+    const lines = [`${req.method} ${injectQuery(path, d.rules)} HTTP/1.1`, `host: ${target.port === (target.scheme === "https" ? 443 : 80) ? target.host : `${target.host}:${target.port}`}`, "connection: upgrade", `upgrade: ${req.headers.upgrade ?? "websocket"}`];
     for (const [k, v] of Object.entries(headers)) for (const x of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${x}`);
     up.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length) up.write(head);

@@ -21,11 +21,12 @@ import {
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
 import { Edge, EdgeUrls, FrontDoor, PreviewPortListeners, previewPortOf } from "@hangar/edge";
-import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
+import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, isCodeModeImage, workloadRoutes } from "@hangar/workloads";
 import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
 import { Accountant, ConnectionTokens, FunctionConnections, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath, builtinServerBundlePath } from "@hangar/mcp-bridge";
+import { codeModeBundlePath } from "@hangar/code-mode";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
@@ -469,7 +470,11 @@ function createBuilds(
       sandboxes: sandboxTarget,
       // agents and functions: the built image becomes a new revision
       agents: workloadTarget(workloads, "agents"),
-      functions: workloadTarget(workloads, "functions"),
+      functions: {
+        ...workloadTarget(workloads, "functions"),
+        // a code-mode function's upload is its files (e.g. the OpenAPI document), run by code mode
+        planOptions: async (b) => ({ codeMode: isCodeModeImage(String(((await store.workloads.get(b.workspaceId, "functions", b.resourceName))?.spec as { runtime?: { image?: string } } | undefined)?.runtime?.image ?? "")) }),
+      },
       // jobs: the built image becomes the job's new revision
       jobs: {
         building: (b) => jobs.setBuildStatus(b.workspaceId, b.resourceName, "BUILDING", "building the image from source"),
@@ -519,6 +524,11 @@ const MCP_BRIDGE_PATH = "/tmp/.hangar/mcp-bridge.cjs";
 let bridgeBytes: Promise<Buffer> | null = null;
 const mcpBridgeBundle = () => (bridgeBytes ??= readFile(bridgeBundlePath()));
 
+/** Where a code-mode function's replica gets Hangar's code-mode server (one bundled file, written at start). */
+const CODE_MODE_PATH = "/tmp/.hangar/code-mode.cjs";
+let codeModeBytes: Promise<Buffer> | null = null;
+const codeModeBundle = () => (codeModeBytes ??= readFile(codeModeBundlePath()));
+
 /** Replicas of agents run as node sandboxes with the image's command as process "app". */
 function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
   return {
@@ -541,8 +551,15 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
         await live.services.processes.exec({ name: "app", command: `exec node ${path}`, restartOnFailure: true, maxRestarts: -1 });
         return;
       }
+      if (opts?.codeMode) {
+        // image blaxel/code-mode: the base image's node runs Hangar's code-mode MCP server on $PORT
+        await live.services.files.writeFile(CODE_MODE_PATH, await codeModeBundle());
+        return void (await live.services.processes.exec({ name: "app", command: `exec node ${CODE_MODE_PATH}`, restartOnFailure: true, maxRestarts: -1 }));
+      }
       const cmd = live.handle.image.command;
       if (!cmd?.length) throw new HangarError("validation_failed", "the image names no command (CMD or ENTRYPOINT) to run the agent's server");
+      // an image built from a code-mode function's files runs code mode
+      if (cmd.includes(CODE_MODE_PATH)) await live.services.files.writeFile(CODE_MODE_PATH, await codeModeBundle());
       // a crash restarts it in place (the replica is replaced, its sandbox kept)
       if (!opts?.mcpStdio) return void (await startApp(live, cmd, true));
       // a stdio MCP server: Hangar's bridge (run by the image's node) serves it on $PORT

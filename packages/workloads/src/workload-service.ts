@@ -9,7 +9,7 @@ import type { NodeSandboxSpec } from "@hangar/control-plane";
 import type { ListQuery, Page, ReplicaRecord, RevisionRecord, SecretBox, Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import { StoreConflictError } from "@hangar/store";
 import { type CallbackTarget, newCallbackSecret } from "./callbacks.js";
-import { type RevisionSpec, type WorkloadRuntime, type WorkloadSpecDoc, appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
+import { CODE_MODE_BASE_IMAGE, type RevisionSpec, type WorkloadRuntime, type WorkloadSpecDoc, appPort, isCodeModeImage, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
 
 /** What the workloads plane needs from the node that runs replicas. */
 export interface ReplicaPort {
@@ -22,8 +22,9 @@ export interface ReplicaPort {
   /**
    * Starts the image's command as process "app" in the replica; throws when the image names none.
    * `mcpStdio`: the command speaks MCP on stdio, so Hangar's MCP bridge runs it and serves it on the port.
+   * `codeMode`: the replica runs Hangar's code-mode MCP server (image blaxel/code-mode) instead.
    */
-  startApp(id: string, opts?: { mcpStdio?: boolean; builtin?: string }): Promise<void>;
+  startApp(id: string, opts?: AppOptions): Promise<void>;
   /** Replaces a running replica's egress policy (spec.network, secrets revealed): new access tokens of its connections. */
   setNetwork?(id: string, network: Record<string, unknown> | null): Promise<void>;
   /** Last time the replica was used (ms since the epoch), null when not on this node. */
@@ -49,6 +50,18 @@ export interface ConnectionPort {
 
 /** The image Hangar's built-in MCP servers run on (it has node). */
 export const BUILTIN_MCP_IMAGE = "blaxel/base-image:latest";
+
+/** How a replica's app starts (see ReplicaPort.startApp). */
+export type AppOptions = { mcpStdio?: boolean; codeMode?: boolean; builtin?: string };
+
+/** How a revision's replicas start their app: a stdio MCP server behind the bridge, code mode, a built-in MCP server, or the image's command. */
+function appOptions(rev: RevisionRecord | null | undefined): AppOptions | undefined {
+  if (!rev) return undefined;
+  if (isCodeModeImage(rev.image)) return { codeMode: true };
+  if (rev.runtime.transport === "stdio") return { mcpStdio: true };
+  if (typeof rev.runtime.builtin === "string") return { builtin: rev.runtime.builtin };
+  return undefined;
+}
 
 /** API keys of workloads: what their SDK inside authenticates with (ApiKeyService). */
 export interface WorkloadKeyPort {
@@ -410,7 +423,8 @@ export class WorkloadService {
       id: replica.id,
       name: w.name,
       workspace: ws.name,
-      image: rev.image,
+      // code mode runs on the base image (its server is Hangar's bundle, written at start)
+      image: isCodeModeImage(rev.image) ? CODE_MODE_BASE_IMAGE : rev.image,
       memoryMb: Number(rev.runtime.memory),
       envs: {
         ...envs,
@@ -426,7 +440,8 @@ export class WorkloadService {
         // the SDK inside reaches Hangar (BL_API_URL, BL_RUN_URL set by the node) as its workspace
         ...(this.opts.keys ? { BL_API_KEY: key } : {}),
         // the MCP bridge of a stdio function prefixes its session ids with it (sessions stay on their replica)
-        ...(rev.runtime.transport === "stdio" ? { HANGAR_REPLICA_ID: replica.id } : {}),
+        // (and code mode, also built from a function's files, names its execute sandbox after it)
+        ...(w.kind === "functions" ? { HANGAR_REPLICA_ID: replica.id } : {}),
       },
       ports: [port],
       platform: true,
@@ -719,7 +734,7 @@ export class WorkloadService {
     const replicas = new Map((await this.store.workloads.listReplicas()).map((r) => [r.id, r]));
     for (const id of ids.filter((i) => replicas.has(i))) {
       const rev = await this.store.workloads.getRevision(replicas.get(id)!.revisionId);
-      await this.opts.replicas.startApp(id, rev ? appOptions(rev) : undefined).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
+      await this.opts.replicas.startApp(id, appOptions(rev)).catch((e) => this.log.warn({ err: e, replica: id }, "restarting a replica's app failed"));
     }
   }
 
@@ -753,7 +768,7 @@ export class WorkloadService {
       const rev = w.activeRevision ? await this.store.workloads.getRevision(w.activeRevision) : null;
       const c = spec.triggers?.find((t) => t.type === "http-async" && t.enabled !== false && t.configuration?.callbackUrl)?.configuration;
       const callback = c?.callbackUrl && c.callbackSecret ? { url: c.callbackUrl, secret: this.opts.secrets.open(c.callbackSecret) } : null;
-      const mcp = w.kind !== "functions" ? undefined : rev?.runtime.transport === "stdio" ? "bridged" : spec.runtime.transport === "websocket" ? "websocket" : "http-stream";
+      const mcp = w.kind !== "functions" ? undefined : rev?.runtime.transport === "stdio" ? "bridged" : spec.runtime.transport === "websocket" && !(rev && isCodeModeImage(rev.image)) ? "websocket" : "http-stream";
       const r = spec.revision;
       const canaryRev = rev && r?.canary && r.canary !== rev.id && (r.canaryPercent ?? 0) > 0 ? await this.store.workloads.getRevision(r.canary) : null;
       const canary = canaryRev && ready(canaryRev.id).length ? { revisionId: canaryRev.id, port: Number(canaryRev.runtime.port), replicas: ready(canaryRev.id), percent: r!.canaryPercent! } : null;
@@ -831,13 +846,6 @@ const CONNECTION_EVENT = "integration connection: ";
 function connectionsOf(rev: RevisionRecord): string[] {
   const c = rev.runtime.integrationConnections;
   return Array.isArray(c) ? (c as string[]) : [];
-}
-
-/** How a revision's app starts: a stdio server behind the bridge, or a built-in MCP server. */
-function appOptions(rev: RevisionRecord): { mcpStdio?: boolean; builtin?: string } | undefined {
-  if (rev.runtime.transport === "stdio") return { mcpStdio: true };
-  if (typeof rev.runtime.builtin === "string") return { builtin: rev.runtime.builtin };
-  return undefined;
 }
 
 function validLabels(raw: unknown): Record<string, string> {

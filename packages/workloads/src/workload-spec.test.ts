@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { appPort, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
+import { appPort, isCodeModeImage, normalizeWorkloadSpec, revisionKey } from "./workload-spec.js";
 
 describe("workload spec", () => {
   it("fills defaults and keys revisions on what runs, not on labels or triggers", () => {
@@ -32,6 +32,11 @@ describe("workload spec", () => {
     expect(stdio.runtime.transport).toBe("stdio");
     expect(revisionKey(ws.runtime)).toBe(revisionKey(http.runtime));
     expect(revisionKey(stdio.runtime)).not.toBe(revisionKey(http.runtime));
+  });
+
+  it("knows Blaxel's code-mode image by its names", () => {
+    for (const ref of ["blaxel/code-mode", "blaxel/code-mode:latest", "docker.io/blaxel/code-mode:latest", "docker://blaxel/code-mode"]) expect(isCodeModeImage(ref)).toBe(true);
+    for (const ref of ["blaxel/code-mode:v2", "blaxel/base-image:latest", "evil/blaxel/code-mode", undefined]) expect(isCodeModeImage(ref)).toBe(false);
   });
 });
 

@@ -119,6 +119,16 @@ function normalizeRevision(raw: unknown): RevisionSpec {
   return out;
 }
 
+/** What the image reference blaxel/code-mode runs on: the base image (Hangar's code-mode server is written into it at start). */
+export const CODE_MODE_BASE_IMAGE = "blaxel/base-image:latest";
+
+/** True for Blaxel's code-mode image (blaxel/code-mode[:latest], also with docker.io/ before it). */
+export function isCodeModeImage(image: string | undefined): boolean {
+  if (!image) return false;
+  const ref = image.trim().toLowerCase().replace(/^docker:\/\//, "").replace(/^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, "");
+  return ref === "blaxel/code-mode" || ref === "blaxel/code-mode:latest";
+}
+
 /** The port an agent's server listens on. */
 export function appPort(runtime: WorkloadRuntime): number {
   return runtime.ports?.[0]?.target ?? DEFAULT_APP_PORT;

@@ -166,6 +166,9 @@ describe("network spec", () => {
     expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], headers: { A: "a\r\nB: b" } }] } } })).toMatch(/without line breaks/);
     expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], secrets: { k: 1 } }] } } })).toMatch(/secrets.k: must be a string/);
     expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], body: ["a"] }] } } })).toMatch(/body: must be an object/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], query: "k=v" }] } } })).toMatch(/query: must be an object/);
+    expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], query: { k: "{{SECRET:missing}}" } }] } } })).toMatch(/query.k/);
+    expect(normalizeSpec({ network: { proxy: { routing: [{ destinations: ["x.com"], query: { api_key: "{{SECRET:k}}" }, secrets: { k: "v" } }] } } }).network).toBeTruthy();
     expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], secrets: { k: "a\0b" } }] } } })).toMatch(/secrets.k: must not contain NUL/);
     expect(bad({ network: { proxy: { routing: [{ destinations: ["x.com"], headers: { A: "Bearer {{SECRET:k}}" }, secrets: { k: "a\nX-Evil: 1" } }] } } })).toMatch(/secrets.k: is injected into header A/);
     // a multi-line secret is fine in a JSON body

@@ -179,10 +179,10 @@ export function normalizeNetwork(raw: unknown): Record<string, unknown> | undefi
   domainList(proxy.forbiddenDomains, "spec.network.proxy.forbiddenDomains");
   domainList(proxy.bypass, "spec.network.proxy.bypass");
   if (proxy.routing === undefined || proxy.routing === null) return raw;
-  if (!Array.isArray(proxy.routing)) fail("spec.network.proxy.routing", "must be an array of rules {destinations, headers?, body?, secrets?}");
+  if (!Array.isArray(proxy.routing)) fail("spec.network.proxy.routing", "must be an array of rules {destinations, headers?, body?, query?, secrets?}");
   proxy.routing.forEach((r, i) => {
     const f = `spec.network.proxy.routing[${i}]`;
-    if (!isObj(r)) fail(f, "must be an object {destinations, headers?, body?, secrets?}");
+    if (!isObj(r)) fail(f, "must be an object {destinations, headers?, body?, query?, secrets?}");
     if (!Array.isArray(r.destinations) || r.destinations.length === 0) fail(`${f}.destinations`, 'must list at least one domain (["*"] for every destination)');
     domainList(r.destinations, `${f}.destinations`);
     const secrets = new Set<string>();
@@ -212,6 +212,14 @@ export function normalizeNetwork(raw: unknown): Record<string, unknown> | undefi
     if (r.body !== undefined && r.body !== null) {
       if (!isObj(r.body)) fail(`${f}.body`, "must be an object of JSON field → value");
       placeholdersDefined(r.body, `${f}.body`, secrets);
+    }
+    // Hangar's: query parameters added to the request URL (an API key sent in the query)
+    if (r.query !== undefined && r.query !== null) {
+      if (!isObj(r.query)) fail(`${f}.query`, "must be an object of query parameter → value");
+      for (const [k, v] of Object.entries(r.query)) {
+        if (!k || typeof v !== "string" || /[\r\n\0]/.test(v)) fail(`${f}.query.${k}`, "must be a string without line breaks");
+        placeholdersDefined(v, `${f}.query.${k}`, secrets);
+      }
     }
   });
   return raw;

@@ -19,6 +19,8 @@ export interface InternetHostConfig {
   keyPem: string;
   /** Offer HTTP/2 over TLS (ALPN), else HTTP/1.1 only. */
   h2: boolean;
+  /** Documents served at these paths instead of the echo. */
+  files?: Record<string, { contentType: string; body: string }>;
 }
 
 export interface InternetConfig {
@@ -41,7 +43,7 @@ export interface RecordedRequest {
 const config = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as InternetConfig;
 const recorded: RecordedRequest[] = [];
 
-function handler(servedBy: string, scheme: "http" | "https") {
+function handler(servedBy: string, scheme: "http" | "https", files: InternetHostConfig["files"] = {}) {
   return (req: IncomingMessage | Http2ServerRequest, anyRes: ServerResponse | Http2ServerResponse) => {
     const res = anyRes as ServerResponse;
     const url = new URL(req.url ?? "/", "http://x");
@@ -68,7 +70,11 @@ function handler(servedBy: string, scheme: "http" | "https") {
         if (recorded.length > 1000) recorded.shift();
       }
       res.setHeader("x-served-by", servedBy);
-      if (url.pathname === "/ping") {
+      const file = files[url.pathname];
+      if (file) {
+        res.setHeader("content-type", file.contentType);
+        res.end(file.body);
+      } else if (url.pathname === "/ping") {
         res.setHeader("content-type", "text/plain");
         res.end("pong\n");
       } else if (url.pathname === "/bytes") {
@@ -127,8 +133,8 @@ function listen(server: { listen(port: number, host: string, cb: () => void): un
 for (const h of config.hosts) {
   const name = h.names[0]!;
   const tlsServer = h.h2
-    ? createSecureServer({ cert: h.certPem, key: h.keyPem, allowHTTP1: true }, handler(name, "https"))
-    : createHttps({ cert: h.certPem, key: h.keyPem }, handler(name, "https"));
+    ? createSecureServer({ cert: h.certPem, key: h.keyPem, allowHTTP1: true }, handler(name, "https", h.files))
+    : createHttps({ cert: h.certPem, key: h.keyPem }, handler(name, "https", h.files));
   tlsServer.on("secureConnection", (s: TLSSocket) => s.on("error", () => s.destroy()));
   // an upgrade (WebSocket-like): 101, then the bytes come back upper-cased
   tlsServer.on("upgrade", (req: IncomingMessage, socket: import("node:net").Socket) => {
@@ -138,7 +144,7 @@ for (const h of config.hosts) {
     socket.on("error", () => socket.destroy());
   });
   listen(tlsServer, 443, h.ip);
-  listen(createHttp(handler(name, "http")), 80, h.ip);
+  listen(createHttp(handler(name, "http", h.files)), 80, h.ip);
   // a raw TCP service: what a program that ignores the proxy opens
   listen(
     createNet((s) => {

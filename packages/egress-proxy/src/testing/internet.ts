@@ -18,6 +18,8 @@ export interface StandInHost {
   names: string[];
   /** Offer HTTP/1.1 only (default: HTTP/2 and HTTP/1.1). */
   h1only?: boolean;
+  /** Documents served as is at these paths (e.g. an OpenAPI document), instead of the echo. */
+  files?: Record<string, { contentType: string; body: string }>;
 }
 
 export interface FakeInternetOptions {
@@ -99,7 +101,7 @@ export class FakeInternet {
       controlIp: this.dns,
       hosts: this.opts.hosts.map((h, i) => {
         const leaf = this.ca.issue(h.names, 30);
-        return { names: h.names, ip: at(10 + i), certPem: leaf.certPem, keyPem: leaf.keyPem, h2: !h.h1only };
+        return { names: h.names, ip: at(10 + i), certPem: leaf.certPem, keyPem: leaf.keyPem, h2: !h.h1only, ...(h.files ? { files: h.files } : {}) };
       }),
     };
     const file = join(this.dir, "config.json");
