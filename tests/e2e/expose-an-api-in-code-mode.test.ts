@@ -237,6 +237,19 @@ describe("exposing an API in code mode", () => {
     // no process, require or network in a search
     const sandboxed = (await tool("search").call({ code: "async () => [typeof process, typeof require, typeof fetch]" })) as Result;
     expect(JSON.parse(text(sandboxed))).toEqual(["undefined", "undefined", "undefined"]);
+    // a search that escapes the VM context (a host function's constructor reaches the child's own
+    // require) runs as an unprivileged user: it cannot read the code-mode server's environment
+    const escape = `async () => {
+      const F = console.log.constructor.constructor;
+      const p = F("return process")();
+      const fs = F("return require")()("fs");
+      let env;
+      try { env = fs.readFileSync("/proc/" + p.ppid + "/environ", "utf8"); } catch (e) { env = e.code; }
+      return { uid: p.getuid(), env };
+    }`;
+    const escaped = JSON.parse(text((await tool("search").call({ code: escape })) as Result)) as { uid: number; env: string };
+    expect(escaped.uid).toBe(65534);
+    expect(escaped.env).toBe("EACCES");
     const ok = (await tool("search").call({ code: "async (spec) => Object.keys(spec.paths)" })) as Result;
     expect(JSON.parse(text(ok))).toEqual(["/pets", "/pets/{petId}"]);
   });

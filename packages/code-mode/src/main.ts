@@ -81,7 +81,10 @@ const clip = (s: string) => (s.length > RESULT_MAX ? `${s.slice(0, RESULT_MAX)}\
 /** Runs `code` against the document in a child node with an empty environment, killed at the time limit. */
 function search(code: string): Promise<ToolResult> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ["--max-old-space-size=512", "-e", SEARCH_CHILD], { env: {}, cwd: "/", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+    // as nobody when the server is root: agent code that escapes the VM context still cannot read
+    // this server's environment (/proc/<pid>/environ needs the same uid) or signal it
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const child = spawn(process.execPath, ["--max-old-space-size=512", "-e", SEARCH_CHILD], { env: {}, cwd: "/", stdio: ["ignore", "ignore", "pipe", "ipc"], ...asNobody });
     let settled = false;
     let stderr = "";
     const finish = (r: ToolResult) => {

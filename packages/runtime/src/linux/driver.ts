@@ -603,8 +603,9 @@ export class LinuxDriver implements SandboxDriver {
     const config = buildConfig({
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
-      // the sandbox API at localhost:8080 inside, as Blaxel's — unless the user's own server takes 8080
-      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, ...(rec.spec.ports.includes(SANDBOX_API_PORT) ? [] : ["--api-port", String(SANDBOX_API_PORT), "--api-socket", `${AGENT_RUN_DIR}/api.sock`])],
+      // the sandbox API at localhost:8080 inside, as Blaxel's — unless the user's own server takes 8080 or it
+      // is a workload's replica (agents, functions and job tasks have no sandbox API inside)
+      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, ...(rec.spec.ports.includes(SANDBOX_API_PORT) || rec.spec.platform ? [] : ["--api-port", String(SANDBOX_API_PORT), "--api-socket", `${AGENT_RUN_DIR}/api.sock`])],
       env: { ...env, HANGAR_AGENT_TOKEN: rec.agentToken },
       cwd: "/",
       agentBinary: rec.agentBinary ?? this.agentSource,
