@@ -347,7 +347,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   scheduler.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
-  const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
+  const front = new FrontDoor(server, (head, raw, current) => edge.decideSplice(head, raw, current), logger);
   // the platform endpoint: workloads' SDK reaches the API and the run plane at their gateway
   // (workloads only: a user's sandbox still reaches nothing of the host)
   const isWorkload = (id: string) => node.has(id) && node.get(id).spec.platform === true;
