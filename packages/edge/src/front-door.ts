@@ -340,21 +340,31 @@ class Connection {
     this.up.lease.touch();
     this.answered.push(route.done ?? (() => {}));
     this.framing.request(head.method === "HEAD", route.responseHead);
-    this.send(route.head);
     this.buf = this.buf.subarray(head.headLength);
     const te = head.headers.get("transfer-encoding")?.toLowerCase() ?? "";
+    let out = route.head;
     if (head.headers.has("upgrade") && /upgrade/i.test(head.headers.get("connection") ?? "")) this.mode = "tunnel";
     else if (te.includes("chunked")) {
       this.mode = "chunked";
       this.chunked = new ChunkedBody();
     } else {
       const len = Number(head.headers.get("content-length") ?? 0);
-      if (!Number.isSafeInteger(len) || len < 0) return this.handoff();
-      if (len > 0) {
+      if (!Number.isSafeInteger(len) || len < 0) {
+        this.send(out);
+        return this.handoff();
+      }
+      // the body bytes already read go with the head, in one write (one segment for a small request)
+      const n = Math.min(len, this.buf.length);
+      if (n > 0) {
+        out = Buffer.concat([out, this.buf.subarray(0, n)]);
+        this.buf = this.buf.subarray(n);
+      }
+      if (len > n) {
         this.mode = "body";
-        this.bodyLeft = len;
+        this.bodyLeft = len - n;
       }
     }
+    this.send(out);
     this.client.resume();
     return true;
   }

@@ -543,17 +543,24 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const live = node.get(id);
-        if (await canConnect(live.handle.address, port)) return;
-        const app = live.services.processes.find("app");
-        // dying before it ever listened is a failed deployment, not something to restart forever
-        if (app && (!app.running || app.restartCount > 0)) {
-          const tail = app.logs.tail();
-          throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
+      // the replica stays awake while its app starts (a short standby idle would park it mid-boot)
+      const lease = await node.acquire(id, "request");
+      try {
+        for (;;) {
+          lease.touch();
+          const live = node.get(id);
+          if (await canConnect(live.handle.address, port)) return;
+          const app = live.services.processes.find("app");
+          // dying before it ever listened is a failed deployment, not something to restart forever
+          if (app && (!app.running || app.restartCount > 0)) {
+            const tail = app.logs.tail();
+            throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
+          }
+          if (Date.now() > deadline) throw new HangarError("upstream_timeout", `nothing listened on port ${port} within ${Math.round(timeoutMs / 1000)} s`);
+          await new Promise((r) => setTimeout(r, 50));
         }
-        if (Date.now() > deadline) throw new HangarError("upstream_timeout", `nothing listened on port ${port} within ${Math.round(timeoutMs / 1000)} s`);
-        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        lease.release();
       }
     },
   };
