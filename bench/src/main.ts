@@ -215,28 +215,30 @@ async function benchSearch(h: RunningHangar): Promise<void> {
   rows.push({ measure: "text search, 10,000 files (API)", hangar: distCell(hangar), peer: `rg directly: ${distCell(rg)}`, ratio: `${(hangar.p50 / rg.p50).toFixed(1)}× rg`, target: "", met: null });
 }
 
-async function startApp(h: RunningHangar, name: string): Promise<{ host: string; ip: string }> {
+/** An app in a sandbox behind a public preview: the preview's port and Host header, the sandbox's IP. */
+async function startApp(h: RunningHangar, name: string): Promise<{ port: number; host: string; ip: string }> {
   await createSandbox(h, name, { ports: [{ target: 3000 }] });
   const app = readFileSync(join(REPO, "tests/e2e/fixtures.ts"), "utf8").split("String.raw`")[1]!.split("`;")[0]!;
   await ok(api(h, "PUT", `/run/default/sandboxes/${name}/filesystem/${encodeURIComponent("/app/server.js")}`, { content: app }), "write app");
   await ok(api(h, "POST", `/run/default/sandboxes/${name}/process`, { name: "web", command: "node /app/server.js 3000", waitForPorts: [3000] }), "start app");
   const p = (await (await ok(api(h, "POST", `/v0/sandboxes/${name}/previews`, { metadata: { name: "app" }, spec: { port: 3000, public: true } }), "preview")).json()) as { spec: { url: string } };
   const ip = (await exec(h, name, "hostname -I")).stdout.trim().split(/\s+/)[0]!;
-  return { host: new URL(p.spec.url).host, ip };
+  const u = new URL(p.spec.url);
+  return { port: Number(u.port || 80), host: u.host, ip };
 }
 
 async function benchResume(h: RunningHangar): Promise<void> {
   log("resume from standby → first byte, 200 cycles");
-  const { host } = await startApp(h, "bench-resume");
-  for (let i = 0; i < 20; i++) await timedGet(h.port, host, "/count");
+  const { port, host } = await startApp(h, "bench-resume");
+  for (let i = 0; i < 20; i++) await timedGet(port, host, "/count");
   const warmTtfb: number[] = [];
-  for (let i = 0; i < 200; i++) warmTtfb.push((await timedGet(h.port, host, "/count")).ttfb);
+  for (let i = 0; i < 200; i++) warmTtfb.push((await timedGet(port, host, "/count")).ttfb);
   const warm = dist(warmTtfb);
   const ttfb: number[] = [];
   let last = 0;
   for (let i = 0; i < 200; i++) {
     await ok(api(h, "POST", "/v0/sandboxes/bench-resume/standby"), "standby");
-    const r = await timedGet(h.port, host, "/count");
+    const r = await timedGet(port, host, "/count");
     ttfb.push(r.ttfb);
     const n = Number(r.body);
     if (!(n > last)) throw new Error(`the app's memory was not kept across standby (${n} after ${last})`);
@@ -259,10 +261,10 @@ async function benchProxy(h: RunningHangar): Promise<void> {
     return;
   }
   log("preview proxy throughput vs nginx, wrk -t2 -c32");
-  const { host, ip } = await startApp(h, "bench-proxy");
+  const { port, host, ip } = await startApp(h, "bench-proxy");
   await withNginx(`${ip}:3000`, async (nginxPort) => {
-    await wrk(`http://127.0.0.1:${h.port}/`, 2, { Host: host });
-    const viaHangar = await wrk(`http://127.0.0.1:${h.port}/`, 8, { Host: host });
+    await wrk(`http://127.0.0.1:${port}/`, 2, { Host: host });
+    const viaHangar = await wrk(`http://127.0.0.1:${port}/`, 8, { Host: host });
     const viaNginx = await wrk(`http://127.0.0.1:${nginxPort}/`, 8, { Host: "app.local" });
     const direct = await wrk(`http://${ip}:3000/`, 8, { Host: "app.local" });
     rows.push({

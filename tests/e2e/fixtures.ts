@@ -1,8 +1,9 @@
 // Programs the tests run inside sandboxes.
 
 /**
- * A small web app for Node 18 (the base image's): a page, an in-memory counter, a streamed
- * response and a WebSocket echo (hand-written handshake, so it needs no packages).
+ * A small web app for Node 18 (the base image's): a page (whose script is loaded by an absolute
+ * path, as most apps do), an in-memory counter, a streamed response and a WebSocket echo
+ * (hand-written handshake, so it needs no packages).
  */
 export const WEB_APP = String.raw`
 const http = require("http");
@@ -13,7 +14,10 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://x");
   if (url.pathname === "/") {
     res.writeHead(200, { "content-type": "text/html" });
-    res.end('<!doctype html><html><head><title>sandbox app</title></head><body><h1 id="msg">Hello from the sandbox on port ' + port + '</h1><script>document.getElementById("msg").dataset.js = "ran";</script></body></html>');
+    res.end('<!doctype html><html><head><title>sandbox app</title></head><body><h1 id="msg">Hello from the sandbox on port ' + port + '</h1><script>document.getElementById("msg").dataset.js = "ran";</script><script src="/static/app.js"></script></body></html>');
+  } else if (url.pathname === "/static/app.js") {
+    res.writeHead(200, { "content-type": "text/javascript" });
+    res.end('document.getElementById("msg").dataset.abs = "ran";');
   } else if (url.pathname === "/count") {
     count++;
     res.writeHead(200, { "content-type": "text/plain" });

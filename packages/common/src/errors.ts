@@ -57,6 +57,7 @@ export const ERRORS = {
   volume_in_use: { status: 409, title: "Volume is attached to a sandbox", hint: "Delete the sandbox that holds it first (state.attachedTo names it)." },
   mount_path_busy: { status: 409, title: "Something is already mounted at this path", hint: "Unmount it first, or choose another mountPath." },
   snapshot_already_exists: { status: 409, title: "Snapshot already exists" },
+  preview_ports_exhausted: { status: 409, title: "No preview port is free", hint: "Delete previews no longer needed, widen HANGAR_PREVIEW_PORTS, or serve previews by host name with HANGAR_PREVIEW_DOMAIN." },
   snapshot_not_ready: { status: 409, title: "Snapshot is not ready", hint: "Wait until its status is ready, or take a new one." },
   payload_too_large: { status: 413, title: "Request body too large" },
   archive_too_large: { status: 413, title: "Archive too large" },

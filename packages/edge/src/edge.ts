@@ -1,5 +1,5 @@
 // The edge: the run plane's front door. It finds what a request is for (a sandbox URL, a preview
-// host or path, a custom domain), authenticates it (API key or preview/session token), wakes the
+// port, host or path, a custom domain), authenticates it (API key or preview/session token), wakes the
 // sandbox and hands the request to the sandbox API or to a port inside the sandbox.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -8,7 +8,7 @@ import { HangarError, type Logger, asHangarError, pinMcpSession, sendProblem, si
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
 import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
 import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
-import { type RequestHead, type SpliceRoute, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
+import { type RequestHead, type SpliceRoute, previewPortOf, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
 import { type ProxyOptions, proxyHttp, proxyUpgrade } from "./proxy.js";
 import { API_PORTS, type EdgeUrls, workspaceCode } from "./urls.js";
 
@@ -91,6 +91,8 @@ type Route =
   | { kind: "sandbox-host"; code: string; name: string; rest: string }
   /** `alias`: the path form `/preview/{label}/…`, on the server's own (shared) origin. */
   | { kind: "preview"; label: string; rest: string; alias?: true }
+  /** Port mode: everything arriving on a preview's own host port. */
+  | { kind: "preview-port"; port: number; rest: string }
   | { kind: "domain"; host: string; rest: string }
   | { kind: "workload"; workspace: string; plural: string; name: string; rest: string }
   /** The stable invoke URL: a workload by its id. */
@@ -168,9 +170,12 @@ const SPLICE_DROP: ReadonlySet<string> = new Set(PREVIEW_CREDENTIALS);
 const SPLICE_DROP_WITH_KEY: ReadonlySet<string> = new Set([...PREVIEW_CREDENTIALS, "authorization"]);
 /**
  * The cookie a private preview opened with `?bl_preview_token=` sets, so the page's own links and
- * assets (which do not carry the query) are let in too. Never forwarded to the app.
+ * assets (which do not carry the query) are let in too. Never forwarded to the app (nor are its
+ * per-port variants). Browsers do not keep cookies apart by port, so a preview on a host port
+ * names its cookie after the port (`hangar_preview_token_<port>`).
  */
 const PREVIEW_COOKIE = "hangar_preview_token";
+const previewCookie = (r: { kind: string; port?: number }) => (r.kind === "preview-port" ? `${PREVIEW_COOKIE}_${r.port}` : PREVIEW_COOKIE);
 /** An Authorization header that carries a Hangar API key (never forwarded to an app). */
 const HANGAR_KEY = /^\s*bearer\s+hgr_/i;
 
@@ -253,7 +258,7 @@ export class Edge<S extends SandboxServicesLike> {
   /** What a host names for previews: a label under the preview domain, maybe a custom domain, or nothing. */
   private previewHost(host: string): { label: string } | "maybe-domain" | null {
     const { previewDomain } = this.opts.urls.config;
-    if (host.endsWith(`.${previewDomain}`)) {
+    if (previewDomain && host.endsWith(`.${previewDomain}`)) {
       const label = host.slice(0, -previewDomain.length - 1);
       if (/^[a-z0-9-]{1,80}$/.test(label)) return { label };
     }
@@ -263,6 +268,8 @@ export class Edge<S extends SandboxServicesLike> {
   /** Classifies a request: run-plane route, maybe a custom domain, or not the edge's. */
   private route(req: IncomingMessage): Route | "maybe-domain" | null {
     const url = req.url ?? "/";
+    const via = previewPortOf(req.socket);
+    if (via !== undefined) return { kind: "preview-port", port: via, rest: url };
     const host = hostOf(req);
     const { sandboxDomain } = this.opts.urls.config;
     const byHost = this.previewHost(host);
@@ -292,6 +299,14 @@ export class Edge<S extends SandboxServicesLike> {
     m = PREVIEW_PATH.exec(url);
     if (m) return { kind: "preview", label: m[1]!, rest: (m[2] || "/") + (m[3] ?? ""), alias: true };
     return byHost;
+  }
+
+  /** The preview a preview route names (null for other routes, or none). */
+  private previewOf(r: Route): Promise<PreviewRecord | null> {
+    if (r.kind === "preview") return this.opts.previews.byLabel(r.label);
+    if (r.kind === "preview-port") return this.opts.previews.byHostPort(r.port);
+    if (r.kind === "domain") return this.customDomainPreview(r.host);
+    return Promise.resolve(null);
   }
 
   private async customDomainPreview(host: string): Promise<PreviewRecord | null> {
@@ -366,11 +381,12 @@ export class Edge<S extends SandboxServicesLike> {
       return { lease: await this.liveSandbox(rec, kind), rest, drop };
     }
 
-    const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
+    const preview = await this.previewOf(r);
     const cookie = header(req, "cookie");
+    const cookieName = previewCookie(r);
     // Path aliases share one origin, where one preview's page could use another's cookie.
     const ownOrigin = !(r.kind === "preview" && r.alias);
-    const a = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"), ownOrigin ? cookie : undefined);
+    const a = await this.authorizePreview(preview, r.rest, header(req, "x-blaxel-preview-token"), header(req, "x-blaxel-authorization") ?? header(req, "authorization"), ownOrigin ? cookie : undefined, cookieName);
     const drop = HANGAR_KEY.test(header(req, "authorization") ?? "") ? [...PREVIEW_CREDENTIALS, "authorization"] : [...PREVIEW_CREDENTIALS];
     if (cookie !== undefined) {
       const kept = withoutCookie(cookie, PREVIEW_COOKIE);
@@ -379,7 +395,7 @@ export class Edge<S extends SandboxServicesLike> {
     }
     let setCookie: string | undefined;
     if (ownOrigin && a.queryToken !== undefined && !preview!.public && !API_PORTS.has(preview!.port)) {
-      setCookie = `${PREVIEW_COOKIE}=${encodeURIComponent(a.queryToken)}; Path=/; HttpOnly; SameSite=Lax`;
+      setCookie = `${cookieName}=${encodeURIComponent(a.queryToken)}; Path=/; HttpOnly; SameSite=Lax`;
     }
     return { lease: await this.liveSandbox(a.rec, kind), rest: a.rest, preview: preview!, drop, setCookie };
   }
@@ -395,12 +411,13 @@ export class Edge<S extends SandboxServicesLike> {
     tokenHeader: string | undefined,
     authorization: string | undefined,
     cookie: string | null | undefined,
+    cookieName = PREVIEW_COOKIE,
   ): Promise<{ rest: string; rec: SandboxRecord; queryToken?: string }> {
     if (!preview) throw new HangarError("preview_not_found", "no preview is published at this address");
     if (preview.expiresAt && Date.parse(preview.expiresAt) <= Date.now()) throw new HangarError("invalid_token", "this preview has expired");
     const { rest, value: queryToken } = takeQueryParam(target, "bl_preview_token");
     // The cookie opens app ports only: the sandbox API (sessions) is never driven by a cookie.
-    const token = tokenHeader ?? queryToken ?? (API_PORTS.has(preview.port) ? undefined : readCookie(cookie, PREVIEW_COOKIE));
+    const token = tokenHeader ?? queryToken ?? (API_PORTS.has(preview.port) ? undefined : readCookie(cookie, cookieName));
     if (!preview.public) {
       const ok = (token !== undefined && (await this.opts.previews.tokenOpens(preview, token))) || (await this.apiKeyReaches(authorization, preview.workspaceId));
       if (!ok) throw new HangarError("invalid_token", token ? "the preview token is wrong or has expired" : "this preview is private: send X-Blaxel-Preview-Token or ?bl_preview_token=");
@@ -417,10 +434,12 @@ export class Edge<S extends SandboxServicesLike> {
    */
   async decideSplice(head: RequestHead, raw: Buffer, current?: string): Promise<SpliceRoute | null> {
     if (head.method === "OPTIONS") return null;
-    if (this.opts.workloads && (head.target.startsWith("/run/") || head.target.startsWith("/api/v2/endpoints/"))) return this.spliceWorkload(head, raw, current);
+    const via = head.previewPort;
+    if (via === undefined && this.opts.workloads && (head.target.startsWith("/run/") || head.target.startsWith("/api/v2/endpoints/"))) return this.spliceWorkload(head, raw, current);
     const host = hostName(head.headers.get("host"));
-    const byHost = this.previewHost(host);
-    const preview = byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
+    const byHost = via !== undefined ? null : this.previewHost(host);
+    const preview =
+      via !== undefined ? await this.opts.previews.byHostPort(via) : byHost === null ? null : byHost === "maybe-domain" ? await this.customDomainPreview(host) : await this.opts.previews.byLabel(byHost.label);
     if (!preview || Object.keys(preview.requestHeaders).length || Object.keys(preview.responseHeaders).length) return null;
     let authorized: { rest: string; rec: SandboxRecord; queryToken?: string };
     try {
@@ -430,6 +449,7 @@ export class Edge<S extends SandboxServicesLike> {
         head.headers.get("x-blaxel-preview-token"),
         head.headers.get("x-blaxel-authorization") ?? head.headers.get("authorization"),
         head.headers.get("cookie"),
+        previewCookie({ kind: via !== undefined ? "preview-port" : "preview", port: via }),
       );
     } catch {
       return null;
@@ -500,7 +520,7 @@ export class Edge<S extends SandboxServicesLike> {
     // an agent answers its own preflights
     if (r.kind === "workload" || r.kind === "workload-id") return false;
     void (async () => {
-      const preview = r.kind === "preview" ? await this.opts.previews.byLabel(r.label) : await this.customDomainPreview(r.host);
+      const preview = await this.previewOf(r);
       if (!preview) return false;
       const cors = configuredCors(preview);
       if (Object.keys(cors).length) res.writeHead(204, cors);
@@ -522,7 +542,7 @@ export class Edge<S extends SandboxServicesLike> {
     const err = asHangarError(e);
     if ((r.kind === "workload" || r.kind === "workload-id") && !res.headersSent) for (const [k, v] of Object.entries(PLATFORM_SOURCE)) res.setHeader(k, v);
     if (!header(req, "origin") || res.headersSent) return sendProblem(res, err);
-    const lookup = preview ? Promise.resolve(preview) : r.kind === "preview" ? this.opts.previews.byLabel(r.label) : r.kind === "domain" ? this.customDomainPreview(r.host) : Promise.resolve(null);
+    const lookup = preview ? Promise.resolve(preview) : this.previewOf(r);
     lookup.then(
       (p) => {
         for (const [k, v] of Object.entries(errorCors(p))) res.setHeader(k, v);
@@ -538,7 +558,7 @@ export class Edge<S extends SandboxServicesLike> {
    */
   handle(req: IncomingMessage, res: ServerResponse, next: () => void): void {
     const models = this.opts.models;
-    if (models && req.url?.startsWith("/run/")) {
+    if (models && req.url?.startsWith("/run/") && previewPortOf(req.socket) === undefined) {
       const m = MODEL_PATH.exec(req.url);
       if (m) {
         let ws: string, name: string;

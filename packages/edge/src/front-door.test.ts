@@ -2,7 +2,7 @@ import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "@hangar/common";
-import { ChunkedBody, FrontDoor, ResponseFraming, type SpliceDecider, parseHead, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
+import { ChunkedBody, FrontDoor, ResponseFraming, type SpliceDecider, parseHead, previewPortOf, readCookie, rewriteHead, withoutCookie } from "./front-door.js";
 
 describe("request heads", () => {
   it("parses a head, waits for the rest, refuses what is not HTTP/1.x", () => {
@@ -32,6 +32,8 @@ describe("request heads", () => {
     expect(readCookie(undefined, "hpt")).toBeUndefined();
     expect(withoutCookie(" a=1; hpt=x; b=2", "hpt")).toBe("a=1; b=2");
     expect(withoutCookie("hpt=x", "hpt")).toBeUndefined();
+    // its per-port variants go too
+    expect(withoutCookie("hpt_20001=x; a=1; hptx=2", "hpt")).toBe("a=1; hptx=2");
     const raw = Buffer.from("GET / HTTP/1.1\r\nHost: h\r\nCookie: hpt=x; theme=dark\r\nCookie: hpt=y\r\n\r\n");
     const h = parseHead(raw);
     if (!h || h === "bad") throw new Error("unreachable");
@@ -228,5 +230,40 @@ describe("front door", () => {
     expect(leases).toEqual({ acquired: 1, released: 1 });
     const b = await exchange(port, ["NOT HTTP AT ALL\r\n\r\n"], /HTTP\/1.1 400/);
     b.sock.destroy();
+  });
+
+  it("serves preview ports: their requests carry the port on both paths, and a closed port stops accepting", async () => {
+    const up = await upstream();
+    const seen: Array<number | undefined> = [];
+    const http = createHttpServer((req, res) => res.end(`http ${req.url} via ${previewPortOf(req.socket)}`));
+    const decide: SpliceDecider = async (head, raw) => {
+      seen.push(head.previewPort);
+      return head.target !== "/fast"
+        ? null
+        : { key: "k", host: "127.0.0.1", port: up.port, head: rewriteHead(raw, head, head.target, new Set()), acquire: async () => ({ touch: () => {}, release: () => {} }), idleMs: 5_000 };
+    };
+    const fd = new FrontDoor(http, decide, silentLogger);
+    const main = await fd.listen(0, "127.0.0.1");
+    closers.push(() => fd.close());
+    closers.push(() => void http.closeAllConnections());
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, "127.0.0.1", r));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    await fd.openPort(port, "127.0.0.1");
+    expect(fd.openPorts()).toEqual([port]);
+    // a port something holds cannot be opened
+    await expect(fd.openPort(main, "127.0.0.1")).rejects.toThrow(/EADDRINUSE/);
+    const a = await exchange(port, ["GET /fast HTTP/1.1\r\nHost: x\r\n\r\n", "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"], /http \/slow via \d+/);
+    expect(a.text).toContain("up GET /fast 0");
+    expect(a.text).toContain(`http /slow via ${port}`);
+    a.sock.destroy();
+    const b = await exchange(main, ["GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"], /http \/slow via/);
+    expect(b.text).toContain("via undefined");
+    b.sock.destroy();
+    expect(seen).toEqual([port, port, undefined]);
+    fd.closePort(port);
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(exchange(port, ["GET / HTTP/1.1\r\n\r\n"], /x/)).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -5,6 +5,8 @@
 // no HTTP objects per request, which is what makes the preview proxy fast. At the first request
 // that needs anything else — another target, the control plane, an error answer, CORS headers, a
 // cookie — the connection is handed, at that request boundary, to the HTTP server.
+// Besides the server's own port, the front door listens on one host port per preview in port
+// mode: every request arriving there is for that preview.
 
 import { type Server, type Socket, connect, createServer } from "node:net";
 import type { Server as HttpServer } from "node:http";
@@ -21,6 +23,16 @@ export interface RequestHead {
   headers: Map<string, string>;
   /** Bytes of the head (request line and headers, up to and including the blank line). */
   headLength: number;
+  /** The preview port the connection arrived on (port mode), if it came through one. */
+  previewPort?: number;
+}
+
+/** Connections accepted on a preview port, with that port. */
+const viaPreviewPort = new WeakMap<object, number>();
+
+/** The preview port a socket was accepted on, if any (the HTTP path reads it off req.socket). */
+export function previewPortOf(socket: object | null | undefined): number | undefined {
+  return socket ? viaPreviewPort.get(socket) : undefined;
 }
 
 /** Where one request goes when it stays on the fast path. */
@@ -87,12 +99,13 @@ export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop
   return Buffer.from(`${out.join("\r\n")}\r\n\r\n`, "latin1");
 }
 
-/** A Cookie header's value without the named cookie (undefined when nothing is left). */
+/** A Cookie header's value without the named cookie and its `<name>_…` variants (undefined when nothing is left). */
 export function withoutCookie(value: string, name: string): string | undefined {
+  const dropped = (n: string) => n === name || n.startsWith(`${name}_`);
   const kept = value
     .split(";")
     .map((c) => c.trim())
-    .filter((c) => c && c.slice(0, c.indexOf("=") < 0 ? c.length : c.indexOf("=")).trim() !== name);
+    .filter((c) => c && !dropped(c.slice(0, c.indexOf("=") < 0 ? c.length : c.indexOf("=")).trim()));
   return kept.length ? kept.join("; ") : undefined;
 }
 
@@ -262,11 +275,13 @@ class Connection {
   private readonly answered: Array<() => void> = [];
   private readonly framing = new ResponseFraming(() => this.answered.shift()?.());
   private readonly onData = (chunk: Buffer) => this.feed(chunk);
+  private readonly previewPort: number | undefined;
 
   constructor(
     private readonly door: FrontDoor,
     private readonly client: Socket,
   ) {
+    this.previewPort = viaPreviewPort.get(client);
     this.idle = setTimeout(() => client.destroy(), HEAD_TIMEOUT_MS);
     client.on("data", this.onData);
     client.on("error", () => this.close());
@@ -320,6 +335,7 @@ class Connection {
     const head = parseHead(this.buf);
     if (head === null) return false; // wait for the rest of the head
     if (head === "bad") return this.handoff();
+    if (this.previewPort !== undefined) head.previewPort = this.previewPort;
     this.client.pause();
     const route = await this.door.decide(head, this.buf, this.up?.key).catch((e: unknown) => {
       this.door.log.warn({ err: e }, "front door: routing failed; the HTTP server takes the request");
@@ -468,17 +484,55 @@ class Connection {
 export class FrontDoor {
   readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Listeners of preview ports (port mode), by port. */
+  private readonly portServers = new Map<number, Server>();
 
   constructor(
     readonly http: HttpServer,
     readonly decide: SpliceDecider,
     readonly log: Logger,
   ) {
-    this.server = createServer({ noDelay: true }, (sock) => {
-      this.sockets.add(sock);
-      sock.once("close", () => this.sockets.delete(sock));
-      new Connection(this, sock);
+    this.server = createServer({ noDelay: true }, (sock) => this.accept(sock));
+  }
+
+  private accept(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.once("close", () => this.sockets.delete(sock));
+    new Connection(this, sock);
+  }
+
+  /** Starts serving a preview port; rejects when it cannot be bound (EADDRINUSE…). */
+  openPort(port: number, host: string): Promise<void> {
+    if (this.portServers.has(port)) return Promise.resolve();
+    const srv = createServer({ noDelay: true }, (sock) => {
+      viaPreviewPort.set(sock, port);
+      this.accept(sock);
     });
+    this.portServers.set(port, srv);
+    return new Promise((resolve, reject) => {
+      srv.once("error", (e) => {
+        if (this.portServers.get(port) === srv) this.portServers.delete(port);
+        reject(e);
+      });
+      srv.listen(port, host, () => {
+        srv.removeAllListeners("error");
+        srv.on("error", (e) => this.log.warn({ err: e, port }, "preview port listener failed"));
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting on a preview port (requests on connections still open find no preview: 404). */
+  closePort(port: number): void {
+    const srv = this.portServers.get(port);
+    if (!srv) return;
+    this.portServers.delete(port);
+    srv.close();
+  }
+
+  /** The preview ports served now. */
+  openPorts(): number[] {
+    return [...this.portServers.keys()];
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -496,6 +550,7 @@ export class FrontDoor {
    * get `graceMs` to finish and are then cut.
    */
   close(graceMs = 2_000): Promise<void> {
+    for (const port of this.openPorts()) this.closePort(port);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.http.closeIdleConnections();
     const timer = setTimeout(() => {

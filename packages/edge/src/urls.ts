@@ -1,11 +1,13 @@
-// How sandboxes and previews are addressed: path-based under the server's own URL by default,
-// host-based under configured domains (and *.localhost, which browsers resolve without DNS).
+// How sandboxes and previews are addressed: sandboxes path-based under the server's own URL by
+// default, host-based under a configured domain. Previews of app ports: by default a port of their
+// own on the host of the server's URL (any client reaches it, no DNS needed, the app at the root of
+// its origin); host names under HANGAR_PREVIEW_DOMAIN when it is set. Sessions are path-based.
 
 import type { PreviewRecord } from "@hangar/store";
 
 export interface EdgeUrlConfig {
-  /** Domain previews are served under as <label>.<previewDomain> (default "preview.localhost"). */
-  previewDomain: string;
+  /** Host-name mode: previews are served as <label>.<previewDomain>. Unset: port mode. */
+  previewDomain?: string | undefined;
   /** When set, sandboxes are also served as sbx-<name>-<workspace code>.<sandboxDomain>. */
   sandboxDomain?: string | undefined;
 }
@@ -37,15 +39,19 @@ export class EdgeUrls {
   }
 
   /**
-   * spec.url of a preview. Sessions (API ports) are path-based, so any HTTP client reaches them;
-   * app previews are host-based, so a browser sees the app at the root of its own origin.
+   * spec.url of a preview. App previews get an origin of their own, so the app is at its root:
+   * its host port on the server's host (port mode), or its host name under the preview domain.
+   * Sessions (443) are path-based, so any HTTP client reaches them.
    */
   previewUrl(base: URL, p: PreviewRecord): string {
     if (p.customDomain) return `${base.protocol}//${p.customDomain}${portSuffix(base)}`;
-    if (API_PORTS.has(p.port) && this.config.previewDomain.endsWith("localhost")) return `${base.origin}${previewPathPrefix(p.label)}`;
+    const domain = this.config.previewDomain;
+    if (!domain) return p.hostPort ? `${base.protocol}//${base.hostname}:${p.hostPort}` : `${base.origin}${previewPathPrefix(p.label)}`;
+    if (API_PORTS.has(p.port) && domain.endsWith("localhost")) return `${base.origin}${previewPathPrefix(p.label)}`;
     return this.previewHostUrl(base, p.label);
   }
 
+  /** Host-name mode only. */
   previewHostUrl(base: URL, label: string): string {
     return `${base.protocol}//${label}.${this.config.previewDomain}${portSuffix(base)}`;
   }

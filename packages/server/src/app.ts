@@ -20,7 +20,7 @@ import {
   controlPlanePlugin,
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
-import { Edge, EdgeUrls, FrontDoor } from "@hangar/edge";
+import { Edge, EdgeUrls, FrontDoor, PreviewPortListeners, previewPortOf } from "@hangar/edge";
 import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, workloadRoutes } from "@hangar/workloads";
 import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
 import { LocalNode } from "@hangar/node";
@@ -122,7 +122,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
   const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions, ...(storage ? { checkVolumes: (ws, v, name) => storage.checkVolumes(ws, v, name) } : {}) });
-  const previews = new PreviewService(store, secrets);
+  // port mode (no preview domain): each app preview is served on a host port of its own
+  const previewPorts = config.previewDomain ? undefined : new PreviewPortListeners({ host: config.host, range: config.previewPorts, listPorts: () => store.previews.listHostPorts(), logger });
+  const previews = new PreviewService(store, secrets, previewPorts);
   // the model gateway: connections, models, policies; its run plane caches forget on every change
   let modelGateway: ModelGateway | null = null;
   const gateway = new GatewayService({ store, secrets, placement: parsePlacement(config.nodeLocation, config.nodeFlavors), onChange: () => modelGateway?.invalidate() });
@@ -203,7 +205,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     // The edge sees every request first; what it does not route goes to Fastify.
     serverFactory: (handler) => {
       const handle = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
-        runPlaneJobs(req);
+        if (previewPortOf(req.socket) === undefined) runPlaneJobs(req);
         edge.handle(req, res, () => handler(req, res));
       };
       server = createServer(handle);
@@ -348,6 +350,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
   const front = new FrontDoor(server, (head, raw, current) => edge.decideSplice(head, raw, current), logger);
+  previewPorts?.attach(front);
   // the platform endpoint: workloads' SDK reaches the API and the run plane at their gateway
   // (workloads only: a user's sandbox still reaches nothing of the host)
   const isWorkload = (id: string) => node.has(id) && node.get(id).spec.platform === true;
@@ -366,7 +369,9 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     createdAdminKey: boot.createdKey,
     adminKeyFile: boot.keyFile,
     async listen() {
-      return front.listen(config.port, config.host);
+      const port = await front.listen(config.port, config.host);
+      await previewPorts?.start();
+      return port;
     },
     async close() {
       await reaper.stop();
@@ -376,6 +381,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
       snapshots.stop();
       await jobs.close();
       await builds?.close();
+      previewPorts?.stop();
       await front.close();
       await mcpBridges.close();
       await app.close().catch(() => undefined);

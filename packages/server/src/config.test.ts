@@ -35,4 +35,13 @@ describe("configuration", () => {
     expect(() => parseRegions("EU_1")).toThrow(/"EU_1" is not a region name/);
     expect(() => parseRegions("a-1,a-1")).toThrow(/names a region twice/);
   });
+
+  it("serves previews on a port each by default, from HANGAR_PREVIEW_PORTS, and by host name under HANGAR_PREVIEW_DOMAIN", () => {
+    const c = loadConfig({}, {});
+    expect(c.previewDomain).toBeUndefined();
+    expect(c.previewPorts).toEqual({ first: 20_000, last: 20_999 });
+    expect(loadConfig({}, { HANGAR_PREVIEW_PORTS: "30000 - 30009" }).previewPorts).toEqual({ first: 30_000, last: 30_009 });
+    expect(loadConfig({}, { HANGAR_PREVIEW_DOMAIN: "Preview.Example.com." }).previewDomain).toBe("preview.example.com");
+    for (const bad of ["20000", "0-10", "2000-1000", "1-70000", "a-b"]) expect(() => loadConfig({}, { HANGAR_PREVIEW_PORTS: bad })).toThrow(/invalid HANGAR_PREVIEW_PORTS/);
+  });
 });

@@ -5,6 +5,10 @@ import { homedir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
 import { DEFAULT_REGION } from "@hangar/control-plane";
+import { parsePortRange } from "@hangar/edge";
+
+/** Host ports previews are served on by default (below Linux's ephemeral range). */
+export const DEFAULT_PREVIEW_PORTS = "20000-20999";
 
 export interface HangarConfig {
   port: number;
@@ -24,8 +28,10 @@ export interface HangarConfig {
   regions: string[];
   /** Directories local image imports (oci:, oci-archive:, docker-archive:) may come from. */
   importDirs: string[];
-  /** Previews are served as <label>.<previewDomain> (default preview.localhost, which browsers resolve). */
-  previewDomain: string;
+  /** Host-name mode: previews are served as <label>.<previewDomain> (HANGAR_PREVIEW_DOMAIN). Unset: port mode. */
+  previewDomain: string | undefined;
+  /** Port mode: the host ports previews are served on, one each (HANGAR_PREVIEW_PORTS, default 20000-20999). */
+  previewPorts: { first: number; last: number };
   /** When set, sandboxes are also served as sbx-<name>-<ws>.<sandboxDomain>. */
   sandboxDomain: string | undefined;
   /** Idle time before a sandbox goes to standby, in ms (HANGAR_STANDBY_IDLE, e.g. "15s"). */
@@ -94,7 +100,8 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     runtime: pick(flags.runtime, "HANGAR_RUNTIME") ?? "linux",
     runtimeClass: parseRuntimeClass(pick(flags.runtimeClass, "HANGAR_RUNTIME_CLASS") ?? "default"),
     regions: parseRegions(pick(flags.regions, "HANGAR_REGIONS") ?? DEFAULT_REGION),
-    previewDomain: (pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN") ?? "preview.localhost").toLowerCase(),
+    previewDomain: pick(flags.previewDomain, "HANGAR_PREVIEW_DOMAIN")?.toLowerCase().replace(/^\.+|\.+$/g, ""),
+    previewPorts: parsePortRange(pick(flags.previewPorts, "HANGAR_PREVIEW_PORTS") ?? DEFAULT_PREVIEW_PORTS),
     sandboxDomain: pick(flags.sandboxDomain, "HANGAR_SANDBOX_DOMAIN")?.toLowerCase(),
     standbyIdleMs: parseDuration(pick(flags.standbyIdleMs, "HANGAR_STANDBY_IDLE") ?? "15s", "HANGAR_STANDBY_IDLE"),
     connectionIdleMs: parseDuration(pick(flags.connectionIdleMs, "HANGAR_STANDBY_CONNECTION_IDLE") ?? "15m", "HANGAR_STANDBY_CONNECTION_IDLE"),

@@ -72,6 +72,8 @@ export interface PreviewTable {
   expires_at: string | null;
   created_at: string;
   updated_at: string;
+  /** Host port of an app preview in port mode (unique). */
+  host_port: number | null;
 }
 
 export interface PreviewTokenTable {

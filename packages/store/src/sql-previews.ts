@@ -3,6 +3,7 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { CustomDomainTable, Database, PreviewTable } from "./schema.js";
 import { mapConflict } from "./sql-util.js";
+import { StoreConflictError } from "./store.js";
 import type { CustomDomainRecord, CustomDomainRepo, PreviewRecord, PreviewRepo, PreviewTokenRecord } from "./store.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -23,6 +24,7 @@ function toPreview(r: Selectable<PreviewTable>): PreviewRecord {
     expiresAt: r.expires_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    hostPort: r.host_port ?? null,
   };
 }
 
@@ -48,6 +50,7 @@ export class SqlPreviewRepo implements PreviewRepo {
           expires_at: rec.expiresAt,
           created_at: rec.createdAt,
           updated_at: rec.updatedAt,
+          host_port: rec.hostPort ?? null,
         })
         .execute(),
     );
@@ -91,6 +94,7 @@ export class SqlPreviewRepo implements PreviewRepo {
     if (patch.responseHeaders !== undefined) v.response_headers = JSON.stringify(patch.responseHeaders);
     if (patch.expiresAt !== undefined) v.expires_at = patch.expiresAt;
     if (patch.updatedAt !== undefined) v.updated_at = patch.updatedAt;
+    if (patch.hostPort !== undefined) v.host_port = patch.hostPort;
     if (Object.keys(v).length) await mapConflict(this.db.updateTable("previews").set(v).where("id", "=", id).execute());
     return this.one((q) => q.where("id", "=", id));
   }
@@ -110,6 +114,39 @@ export class SqlPreviewRepo implements PreviewRepo {
 
   async listExpired(before: string): Promise<PreviewRecord[]> {
     return (await this.base().where("expires_at", "is not", null).where("expires_at", "<=", before).execute()).map(toPreview);
+  }
+
+  getByHostPort(port: number): Promise<PreviewRecord | null> {
+    return this.one((q) => q.where("host_port", "=", port));
+  }
+
+  async listHostPorts(): Promise<number[]> {
+    const rows = await this.db.selectFrom("previews").select("host_port").where("host_port", "is not", null).orderBy("host_port").execute();
+    return rows.map((r) => r.host_port!);
+  }
+
+  async claimHostPort(id: string, first: number, last: number, skip: ReadonlySet<number> = new Set()): Promise<number | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const used = new Set(
+        (await this.db.selectFrom("previews").select("host_port").where("host_port", ">=", first).where("host_port", "<=", last).execute()).map((r) => r.host_port!),
+      );
+      // after the highest port in use first (a freed port is not handed out again at once), then from the bottom
+      const top = used.size ? Math.max(...used) : first - 1;
+      let port: number | null = null;
+      for (let i = 1; i <= last - first + 1 && port === null; i++) {
+        const p = first + ((top - first + i) % (last - first + 1));
+        if (!used.has(p) && !skip.has(p)) port = p;
+      }
+      if (port === null) return null;
+      try {
+        await mapConflict(this.db.updateTable("previews").set({ host_port: port }).where("id", "=", id).execute());
+        return port;
+      } catch (e) {
+        if (!(e instanceof StoreConflictError)) throw e;
+        // another process took it meanwhile: look again
+      }
+    }
+    return null;
   }
 
   async insertToken(rec: PreviewTokenRecord, hash: string): Promise<PreviewTokenRecord> {

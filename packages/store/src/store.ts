@@ -68,6 +68,8 @@ export interface PreviewRecord {
   expiresAt: string | null;
   createdAt: string;
   updatedAt: string;
+  /** The host port it is served on (port mode, app ports): unique in the store. */
+  hostPort?: number | null;
 }
 
 export interface PreviewTokenRecord {
@@ -188,6 +190,14 @@ export interface PreviewRepo {
   listTokens(previewId: string): Promise<PreviewTokenRecord[]>;
   findTokenByHash(hash: string): Promise<PreviewTokenRecord | null>;
   deleteToken(previewId: string, name: string): Promise<boolean>;
+  getByHostPort(port: number): Promise<PreviewRecord | null>;
+  /** Every host port held by a preview. */
+  listHostPorts(): Promise<number[]>;
+  /**
+   * Gives a preview the lowest host port of [first, last] no other preview holds (and not in
+   * `skip`); the unique index settles races between processes. Null when none is left.
+   */
+  claimHostPort(id: string, first: number, last: number, skip?: ReadonlySet<number>): Promise<number | null>;
 }
 
 export interface CustomDomainRepo {

@@ -13,8 +13,8 @@ export const IMAGE_DIR = process.env.HANGAR_IMAGE_DIR ?? "/var/cache/hangar/imag
 
 /**
  * What a test server owns on the host, distinct from every other server on the machine (tests in
- * parallel, a developer's own `hangar serve`): run dir, cgroup parent, netns/veth prefix, nft table
- * and address range. Slots are claimed with lock files naming the owning test process.
+ * parallel, a developer's own `hangar serve`): run dir, cgroup parent, netns/veth prefix, nft table,
+ * address range and preview ports. Slots are claimed with lock files naming the owning test process.
  */
 export interface HostInstance {
   slot: number;
@@ -60,6 +60,8 @@ export function claimInstance(): HostInstance {
         HANGAR_NETWORK_PREFIX: `e${slot}`,
         HANGAR_NETWORK_TABLE: `hangar_e${slot}`,
         HANGAR_SANDBOX_CIDR: `10.${160 + slot}.0.0/16`,
+        // preview ports of its own (a server's default range is 20000-20999)
+        HANGAR_PREVIEW_PORTS: `${21_000 + slot * 100}-${21_000 + slot * 100 + 99}`,
       },
     };
   }

@@ -1,5 +1,6 @@
 // Previews: a port of a sandbox published on its own URL, public or behind tokens. Sessions are
 // previews of port 443, which serve the sandbox API itself. Custom domains route by Host header.
+// In port mode every other preview holds a port of the host, allocated in the store.
 
 import { HangarError, TtlCache, describeNameProblem, parseDuration, randomId, randomToken, sha256Hex } from "@hangar/common";
 import {
@@ -18,6 +19,19 @@ import type { SandboxSpecDoc } from "../sandboxes/sandbox-spec.js";
 export const API_PREVIEW_PORTS = new Set([443, 8080]);
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+
+/** Port mode: each preview of an app port is served on its own host port, from [first, last]. */
+export interface PreviewHostPorts {
+  first: number;
+  last: number;
+  /** Starts serving the port on this server; rejects when it cannot be bound. */
+  open(port: number): Promise<void>;
+  /** Stops serving the port. */
+  close(port: number): void;
+}
+
+/** Ports a failed bind may skip before allocation gives up (the rest of the host holds them). */
+const MAX_BIND_FAILURES = 64;
 
 export interface PreviewInput {
   metadata?: { name?: unknown; displayName?: unknown };
@@ -65,20 +79,61 @@ export class PreviewService {
   /** Lookups of the data plane's hot path, kept a second and dropped on every change made here. */
   private readonly byLabelCache = new TtlCache<string, PreviewRecord | null>(1_000);
   private readonly tokenCache = new TtlCache<string, PreviewTokenRecord | null>(1_000);
+  private readonly byHostPortCache = new TtlCache<number, PreviewRecord | null>(1_000);
 
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretBox,
+    /** Set in port mode (no HANGAR_PREVIEW_DOMAIN). */
+    private readonly hostPorts?: PreviewHostPorts,
   ) {}
 
   private changed(): void {
     this.byLabelCache.clear();
     this.tokenCache.clear();
+    this.byHostPortCache.clear();
   }
 
   /** The preview served under a DNS label (cached for a second). */
   async byLabel(label: string): Promise<PreviewRecord | null> {
     return this.byLabelCache.getOrLoad(label, () => this.store.previews.getByLabel(label));
+  }
+
+  /** The preview served on a host port (cached for a second). */
+  async byHostPort(port: number): Promise<PreviewRecord | null> {
+    return this.byHostPortCache.getOrLoad(port, () => this.store.previews.getByHostPort(port));
+  }
+
+  /** Port mode: every preview but sessions (443, the sandbox API on a path URL) holds a host port. */
+  private needsHostPort(port: number): boolean {
+    return !!this.hostPorts && port !== 443;
+  }
+
+  /**
+   * Gives a preview a host port: claimed in the store (unique), then bound here; a port something
+   * else on the host holds is skipped. preview_ports_exhausted when the range has none left.
+   */
+  private async assignHostPort(p: PreviewRecord): Promise<PreviewRecord> {
+    const hp = this.hostPorts!;
+    const skip = new Set<number>();
+    while (skip.size < MAX_BIND_FAILURES) {
+      const port = await this.store.previews.claimHostPort(p.id, hp.first, hp.last, skip);
+      if (port === null) break;
+      try {
+        await hp.open(port);
+        this.changed();
+        return { ...p, hostPort: port };
+      } catch {
+        skip.add(port);
+      }
+    }
+    await this.store.previews.update(p.id, { hostPort: null });
+    throw new HangarError("preview_ports_exhausted", `no preview port is free in ${hp.first}-${hp.last}${skip.size ? ` (${skip.size} of them are held by other programs on this host)` : ""}`);
+  }
+
+  /** A preview made before port mode (or in host-name mode) gets its host port when it is next read. */
+  private async withHostPort(p: PreviewRecord): Promise<PreviewRecord> {
+    return this.needsHostPort(p.port) && !p.hostPort ? this.assignHostPort(p) : p;
   }
 
   private normalize(ws: WorkspaceRecord, sbx: SandboxRecord, input: PreviewInput, existing?: PreviewRecord) {
@@ -147,10 +202,19 @@ export class PreviewService {
     await this.checkDomain(ws, n.customDomain);
     const now = new Date().toISOString();
     this.changed();
+    let rec: PreviewRecord;
     try {
-      return await this.store.previews.insert({ id: `pv_${randomId(16)}`, workspaceId: ws.id, sandboxId: sbx.id, name, ...n, createdAt: now, updatedAt: now });
+      rec = await this.store.previews.insert({ id: `pv_${randomId(16)}`, workspaceId: ws.id, sandboxId: sbx.id, name, ...n, createdAt: now, updatedAt: now });
     } catch (e) {
       if (e instanceof StoreConflictError) throw new HangarError("already_exists", `preview '${name}', its prefix or its custom domain is already in use`);
+      throw e;
+    }
+    if (!this.needsHostPort(rec.port)) return rec;
+    try {
+      return await this.assignHostPort(rec);
+    } catch (e) {
+      await this.store.previews.delete(rec.id);
+      this.changed();
       throw e;
     }
   }
@@ -158,30 +222,38 @@ export class PreviewService {
   async get(sbx: SandboxRecord, name: string): Promise<PreviewRecord> {
     const p = await this.store.previews.get(sbx.id, name);
     if (!p) throw new HangarError("preview_not_found", `preview '${name}' not found on sandbox '${sbx.name}'`);
-    return p;
+    return this.withHostPort(p);
   }
 
-  list(sbx: SandboxRecord): Promise<PreviewRecord[]> {
-    return this.store.previews.list(sbx.id);
+  async list(sbx: SandboxRecord): Promise<PreviewRecord[]> {
+    const out: PreviewRecord[] = [];
+    for (const p of await this.store.previews.list(sbx.id)) out.push(await this.withHostPort(p));
+    return out;
   }
 
   async update(ws: WorkspaceRecord, sbx: SandboxRecord, name: string, input: PreviewInput): Promise<PreviewRecord> {
     const cur = await this.get(sbx, name);
     const n = this.normalize(ws, sbx, input, cur);
     await this.checkDomain(ws, n.customDomain);
+    // a port changed to or from a session's drops or takes a host port
+    const hostPort = !this.hostPorts ? undefined : this.needsHostPort(n.port) ? (cur.hostPort ?? (await this.assignHostPort(cur)).hostPort) : null;
     this.changed();
+    let rec: PreviewRecord;
     try {
-      return (await this.store.previews.update(cur.id, { ...n, updatedAt: new Date().toISOString() }))!;
+      rec = (await this.store.previews.update(cur.id, { ...n, ...(hostPort !== undefined ? { hostPort } : {}), updatedAt: new Date().toISOString() }))!;
     } catch (e) {
       if (e instanceof StoreConflictError) throw new HangarError("already_exists", "the preview's prefix or custom domain is already in use");
       throw e;
     }
+    if (cur.hostPort && !hostPort) this.hostPorts?.close(cur.hostPort);
+    return rec;
   }
 
   async delete(sbx: SandboxRecord, name: string): Promise<PreviewRecord> {
     const cur = await this.get(sbx, name);
     this.changed();
     await this.store.previews.delete(cur.id);
+    if (cur.hostPort) this.hostPorts?.close(cur.hostPort);
     return cur;
   }
 

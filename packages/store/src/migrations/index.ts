@@ -9,6 +9,7 @@ import * as m007 from "./007-volumes.js";
 import * as m008 from "./008-snapshots.js";
 import * as m010 from "./010-replacements.js";
 import * as m011 from "./011-async-calls.js";
+import * as m013 from "./013-preview-ports.js";
 
 /** Every schema migration, in order. Names sort lexicographically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   "008-snapshots": m008,
   "010-replacements": m010,
   "011-async-calls": m011,
+  "013-preview-ports": m013,
 };
