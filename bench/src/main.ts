@@ -16,7 +16,7 @@ import { type Dist, type Row, dist, fmt, has, run, timeEach } from "./stats.js";
 import { benchEgress } from "./egress.js";
 import { benchBuild } from "./build.js";
 import { benchAgent } from "./agent.js";
-import { benchMcp } from "./mcp.js";
+import { benchMcp, benchMcpRunPlane } from "./mcp.js";
 import { benchGateway } from "./gateway.js";
 import { benchStorage } from "./storage.js";
 import { benchFork } from "./fork.js";
@@ -421,6 +421,8 @@ async function main(): Promise<void> {
   }
   // the stdio MCP bridge, on loopback (no server needed)
   await section("mcp", () => benchMcp({ rows, log }));
+  // functions on the run plane: their own server (replicas park after 1 s idle)
+  await section("mcp", () => benchMcpRunPlane({ rows, log }));
   // the egress proxy needs a server pointed at a stand-in internet: its own
   await section("egress", () => benchEgress({ rows, notes, log }));
   const cols = ["measure", "hangar", "peer", "ratio", "target", "met"] as const;

@@ -4,7 +4,7 @@
 // Streamable HTTP function and as a legacy WebSocket function, each reached by clients of the
 // other transport through the run plane's bridging.
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,7 +37,10 @@ afterAll(async () => {
   await h?.dispose();
 });
 
-/** One MCP server, three transports (MCP_MODE): stdio (default), Streamable HTTP on /mcp, WebSocket on /. */
+/**
+ * One MCP server, four transports (MCP_MODE): stdio (default), Streamable HTTP on /mcp (stateless),
+ * Streamable HTTP with sessions of its own (the MCP TS SDK's stateful server), WebSocket on /.
+ */
 const SERVER = `
 const http = require("http");
 const { McpServer } = require("@modelcontextprotocol/sdk/server/mcp.js");
@@ -47,7 +50,10 @@ function server() {
   const s = new McpServer({ name: "counter", version: "1.0.0" });
   let count = 0;
   const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
-  s.tool("add", "Adds n to this session's counter", { n: z.number() }, async ({ n }) => text((count += n)));
+  s.tool("add", "Adds n to this session's counter", { n: z.number() }, async ({ n }) => {
+    console.error("counter: add " + n);
+    return text((count += n));
+  });
   s.tool("whoami", "Which server process this is", {}, async () => text(me));
   s.tool("crash", "Exits mid-call", {}, async () => process.exit(3));
   s.tool("slow", "Reports progress three times", {}, async (_a, extra) => {
@@ -76,6 +82,29 @@ if (mode === "stdio") {
     res.on("close", () => { t.close(); s.close(); });
     await s.connect(t);
     await t.handleRequest(req, res, JSON.parse(body));
+  }).listen(Number(process.env.PORT), process.env.HOST);
+} else if (mode === "stateful") {
+  // sessions kept in this process (Mcp-Session-Id), as the SDK's stateful example does
+  const { StreamableHTTPServerTransport } = require("@modelcontextprotocol/sdk/server/streamableHttp.js");
+  const { isInitializeRequest } = require("@modelcontextprotocol/sdk/types.js");
+  const { randomUUID } = require("crypto");
+  const sessions = {};
+  http.createServer(async (req, res) => {
+    if (!req.url.startsWith("/mcp")) { res.statusCode = 404; return res.end(); }
+    let body;
+    if (req.method === "POST") { let b = ""; for await (const c of req) b += c; body = JSON.parse(b); }
+    const sid = req.headers["mcp-session-id"];
+    let t = sid ? sessions[sid] : undefined;
+    if (!sid && body && isInitializeRequest(body)) {
+      t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => { sessions[id] = t; } });
+      t.onclose = () => { if (t.sessionId) delete sessions[t.sessionId]; };
+      await server().connect(t);
+    }
+    if (!t) {
+      res.writeHead(400, { "content-type": "application/json" });
+      return res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message: "Bad Request: No valid session ID provided" }, id: null }));
+    }
+    await t.handleRequest(req, res, body);
   }).listen(Number(process.env.PORT), process.env.HOST);
 } else {
   // a legacy WebSocket MCP server (as @blaxel/core's BlaxelMcpServerTransport): one JSON message per frame
@@ -220,6 +249,20 @@ describe("serving a stdio MCP server", () => {
     const tools = await hangar("run", "function", "counter", "--tools");
     expect((JSON.parse(tools.stdout) as Array<{ name: string }>).map((t) => t.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
     await expect(hangar("run", "function", "counter", "--tool", "add", "--args", "nope")).rejects.toMatchObject({ stderr: expect.stringMatching(/--args: not JSON/) });
+
+    // the function's output (its server's stderr), followed while tools are called
+    const follow = spawn(process.execPath, [CLI, "--url", h.url, "--api-key", h.apiKey, "logs", "function", "counter", "-f"], { env: { ...process.env, HANGAR_CONFIG: join(tmpdir(), "hangar-e2e-none.json") } });
+    let followed = "";
+    follow.stdout.on("data", (d: Buffer) => (followed += d.toString()));
+    try {
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(follow.exitCode).toBeNull();
+      await hangar("run", "function", "counter", "--tool", "add", "--args", '{"n":41}');
+      for (let i = 0; i < 100 && !followed.includes("counter: add 41"); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(followed).toMatch(/\S+\/\S+ stderr: counter: add 41/);
+    } finally {
+      follow.kill();
+    }
   });
 
   it("parks an idle stdio function and wakes it, bridge and all, on the next call", { timeout: 120_000 }, async () => {
@@ -248,4 +291,73 @@ describe("serving a stdio MCP server", () => {
       expect(JSON.stringify(await tools.find((t) => t.name === "add")!.invoke({ n: 3 }))).toContain('"3"');
     }
   });
+
+  it("lists and calls tools with @blaxel/llamaindex: a bridged stdio function, a Streamable HTTP function and a sandbox's MCP server", { timeout: 90_000 }, async () => {
+    const { blTools } = (await import("@blaxel/llamaindex")) as unknown as { blTools: (names: string[]) => Promise<LlamaTool[]> };
+    for (const fn of ["counter", "counter-http"]) {
+      const tools = await blTools([fn]);
+      expect(tools.map((t) => t.metadata.name).sort()).toEqual(["add", "crash", "slow", "whoami"]);
+      expect(text(await tools.find((t) => t.metadata.name === "add")!.call({ n: 6 }))).toBe("6");
+    }
+    // blTools(["sandbox/<name>"]): the sandbox API's own MCP server, as tools
+    const { SandboxInstance } = await import("@blaxel/core");
+    await SandboxInstance.create({ name: "tools-box", memory: 256 });
+    const tools = await blTools(["sandbox/tools-box"]);
+    expect(tools.map((t) => t.metadata.name)).toEqual(expect.arrayContaining(["processExecute", "fsReadFile", "fsWriteFile"]));
+    await tools.find((t) => t.metadata.name === "fsWriteFile")!.call({ path: "/tmp/from-tools.txt", content: "written by a tool" });
+    const run = await tools.find((t) => t.metadata.name === "processExecute")!.call({ command: "cat /tmp/from-tools.txt" });
+    expect(JSON.stringify(run)).toContain("written by a tool");
+    await api(h, "DELETE", "/v0/sandboxes/tools-box");
+  });
+
+  // last: it restarts the server
+  it("keeps each session of a function's own Streamable HTTP server on the replica that issued it, across a server restart", { timeout: 180_000 }, async () => {
+    const res = await api(h, "PUT", "/v0/functions/counter-sessions", { metadata: { name: "counter-sessions" }, spec: { runtime: { image, memory: 512, transport: "http-stream", minScale: 2, envs: [{ name: "MCP_MODE", value: "stateful" }] } } });
+    expect(res.status).toBe(200);
+    const fnUrl = (await deployed("counter-sessions", 120_000)).metadata.url;
+    // sessions until both replicas hold some (a session's open event stream keeps its replica busier)
+    const clients: Array<{ c: Client; t: StreamableHTTPClientTransport; replica: string }> = [];
+    for (let i = 0; i < 8 && new Set(clients.map((x) => x.replica)).size < 2; i++) {
+      const c = new Client({ name: "e2e", version: "1" });
+      const t = new StreamableHTTPClientTransport(new URL(`${fnUrl}/mcp`), { requestInit: { headers: auth() } });
+      await c.connect(t);
+      // the id the client holds names the replica; the server's own id follows it
+      expect(t.sessionId).toMatch(/^[a-z0-9]{12}\.[0-9a-f-]{36}$/);
+      clients.push({ c, t, replica: text(await c.callTool({ name: "whoami", arguments: {} })) });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(new Set(clients.map((x) => x.replica)).size).toBe(2);
+    expect(new Set(clients.map((x) => x.t.sessionId!.split(".")[0])).size).toBe(2);
+    // every call of a session reaches the server process that holds its counter
+    for (let round = 1; round <= 4; round++) {
+      const got = await Promise.all(clients.map(async (x) => [text(await x.c.callTool({ name: "add", arguments: { n: 1 } })), text(await x.c.callTool({ name: "whoami", arguments: {} })), x.replica]));
+      for (const [count, who, replica] of got) {
+        expect(count).toBe(String(round));
+        expect(who).toBe(replica);
+      }
+    }
+    // progress of a call on the function's own SSE stream comes through as it is sent
+    const seen: number[] = [];
+    expect(text(await clients[0]!.c.callTool({ name: "slow", arguments: {} }, undefined, { onprogress: (p) => seen.push(p.progress) }))).toBe("done");
+    expect(seen).toEqual([1, 2, 3]);
+
+    // a session whose replica is gone: 404, so the client starts a new session
+    const gone = await fetch(`${fnUrl}/mcp`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": "zzzzzzzzzzzz.0d0c7c2e-0000-4000-8000-000000000000" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get("x-blaxel-source")).toBe("platform");
+    expect(((await gone.json()) as { type: string }).type).toMatch(/mcp_session_not_found/);
+
+    // the routing is in the session id, not in the server's memory: sessions go on after a kill -9
+    await h.kill9();
+    h = await h.restart();
+    for (const x of clients) expect(text(await x.c.callTool({ name: "add", arguments: { n: 1 } }))).toBe("5");
+    await Promise.all(clients.map((x) => x.c.close().catch(() => undefined)));
+  });
 });
+
+/** What @blaxel/llamaindex's blTools gives: llamaindex FunctionTools. */
+type LlamaTool = { metadata: { name: string }; call: (input: unknown) => Promise<unknown> };

@@ -47,6 +47,7 @@ export const ERRORS = {
   volume_template_not_found: { status: 404, title: "Volume template not found" },
   drive_not_found: { status: 404, title: "Drive not found" },
   snapshot_not_found: { status: 404, title: "Snapshot not found" },
+  mcp_session_not_found: { status: 404, title: "MCP session not found", hint: "The replica that held the session is gone: initialize a new session." },
   // 405 / 409 / 413 / 415 / 422 / 429
   method_not_allowed: { status: 405, title: "Method not allowed" },
   already_exists: { status: 409, title: "Resource already exists" },

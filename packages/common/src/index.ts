@@ -5,3 +5,4 @@ export * from "./duration.js";
 export * from "./http.js";
 export * from "./validation.js";
 export * from "./ttl-cache.js";
+export * from "./mcp-session.js";

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { HangarError, type Logger, asHangarError, sendProblem, silentLogger, writingKeepalive } from "@hangar/common";
+import { HangarError, type Logger, asHangarError, pinMcpSession, sendProblem, silentLogger, unpinMcpSession, writingKeepalive } from "@hangar/common";
 import type { AuthService, PreviewService, SandboxService } from "@hangar/control-plane";
 import type { Lease, LiveSandbox, LocalNode, SandboxServicesLike } from "@hangar/node";
 import type { PreviewRecord, SandboxRecord, Store, WorkspaceRecord } from "@hangar/store";
@@ -110,7 +110,7 @@ interface Target<S> {
   /** A Set-Cookie that keeps a private preview opened by a query token open for the page's assets. */
   setCookie?: string;
   /** For workloads: the port the app listens on, and what to call when the request ends. */
-  app?: Pick<WorkloadPick, "port" | "done" | "enqueueAsync" | "mcp"> & { scope?: string };
+  app?: Pick<WorkloadPick, "replicaId" | "port" | "done" | "enqueueAsync" | "mcp"> & { scope?: string };
 }
 
 /**
@@ -154,6 +154,10 @@ const PLATFORM_SOURCE = { "x-blaxel-source": "platform" };
 /** A function's Streamable HTTP endpoint, and where WebSocket MCP clients connect (its root, or /mcp). */
 const MCP_PATH = /^\/mcp\/?(\?|$)/;
 const MCP_WS_PATH = /^\/(mcp\/?)?(\?|$)/;
+/** A response head's Mcp-Session-Id line (the value in group 2). */
+const MCP_SESSION_LINE = /(\r\nmcp-session-id:[ \t]*)([^\r]*)/i;
+/** A response head with a Streamable HTTP function's session id pinned to its replica (see @hangar/common mcp-session). */
+const pinResponseHead = (replicaId: string) => (head: string) => head.replace(MCP_SESSION_LINE, (_all, name: string, id: string) => `${name}${pinMcpSession(replicaId, id.trim())}`);
 const hostPort = (host: string, port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
 const PREVIEW_PATH = /^\/preview\/([a-z0-9-]{1,80})(\/[^?]*)?(\?.*)?$/;
 const PORT_PATH = /^\/port\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
@@ -347,7 +351,7 @@ export class Edge<S extends SandboxServicesLike> {
         // Hangar's own credentials never reach the app
         const drop = ["x-blaxel-authorization", "x-blaxel-workspace", ...(HANGAR_KEY.test(header(req, "authorization") ?? "") ? ["authorization"] : [])];
         const mcp = pick.mcp ? { mcp: pick.mcp, scope: r.kind === "workload" ? `${r.workspace}/${r.plural}/${r.name}` : `id/${r.id}` } : {};
-        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { port: pick.port, done: pick.done, ...(pick.enqueueAsync ? { enqueueAsync: pick.enqueueAsync } : {}), ...mcp } };
+        return { lease, rest: r.rest, drop, setCookie: pick.setCookie, app: { replicaId: pick.replicaId, port: pick.port, done: pick.done, ...(pick.enqueueAsync ? { enqueueAsync: pick.enqueueAsync } : {}), ...mcp } };
       } catch (e) {
         pick.done();
         throw e;
@@ -485,15 +489,18 @@ export class Edge<S extends SandboxServicesLike> {
       pick.done();
       return null;
     }
+    // a Streamable HTTP function's own sessions: the client holds `<replica>.<id>`, the server `<id>`
+    const ownSessions = pick.mcp === "http-stream" && MCP_PATH.test(r.rest);
     return {
       key: `${pick.replicaId}:${pick.port}`,
       host: this.opts.node.get(pick.replicaId).handle.address,
       port: pick.port,
-      head: rewriteHead(raw, head, r.rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP),
+      head: rewriteHead(raw, head, r.rest, HANGAR_KEY.test(head.headers.get("authorization") ?? "") ? SPLICE_DROP_WITH_KEY : SPLICE_DROP, undefined, ownSessions && session ? { "mcp-session-id": unpinMcpSession(session) } : undefined),
       acquire: () => this.opts.node.acquire(pick.replicaId, "connection"),
       idleMs: this.opts.runIdleMs ?? RUN_IDLE_MS,
       done: pick.done,
       errorHeaders: "x-blaxel-source: platform\r\n",
+      ...(ownSessions ? { responseHead: pinResponseHead(pick.replicaId) } : {}),
     };
   }
 
@@ -610,7 +617,18 @@ export class Edge<S extends SandboxServicesLike> {
         const target = { scope: t.app.scope ?? "", upstream: `ws://${hostPort(live.handle.address, t.app.port)}/` };
         return void this.opts.mcp.http(req, res, target).catch((e) => this.log.warn({ err: e }, "bridging an MCP request failed"));
       }
-      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS });
+      // a Streamable HTTP function's own sessions: the client holds `<replica>.<id>`, the server `<id>`
+      const ownSessions = t.app.mcp === "http-stream" && MCP_PATH.test(t.rest);
+      const sid = req.headers["mcp-session-id"];
+      if (ownSessions && typeof sid === "string") req.headers["mcp-session-id"] = unpinMcpSession(sid);
+      const replicaId = t.app.replicaId;
+      const pinResponse = ownSessions
+        ? (h: Record<string, string | string[] | undefined>) => {
+            const id = h["mcp-session-id"];
+            if (typeof id === "string") h["mcp-session-id"] = pinMcpSession(replicaId, id);
+          }
+        : undefined;
+      proxyHttp(req, res, { host: live.handle.address, port: t.app.port, path: t.rest }, { dropHeaders: t.drop, errorHeaders: PLATFORM_SOURCE, platformHeaders: PLATFORM_SOURCE, setCookie: t.setCookie, idleTimeoutMs: this.opts.runIdleMs ?? RUN_IDLE_MS, ...(pinResponse ? { rewriteResponseHeaders: pinResponse } : {}) });
       return;
     }
     if (p && !servesApi(p, live.spec.ports)) {

@@ -75,6 +75,31 @@ describe("response framing", () => {
     expect(f.owed).toBe(-1);
     expect(() => new ResponseFraming().scan(Buffer.from("garbage\r\n\r\n"))).toThrow(/HTTP/);
   });
+
+  it("rewrites the heads of the responses asked for, wherever the stream is split, and forwards the rest as it comes", () => {
+    const a = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    const b = "HTTP/1.1 200 OK\r\nMcp-Session-Id: s1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+    const c = "HTTP/1.1 202 Accepted\r\nmcp-session-id: s2\r\nContent-Length: 0\r\n\r\n";
+    const stream = Buffer.from(a + b + c);
+    const pin = (h: string) => h.replace(/\r\nmcp-session-id: */i, "$&r1.");
+    const expected = a + b.replace("s1", "r1.s1") + c.replace("s2", "r1.s2");
+    for (let cut = 1; cut < stream.length; cut++) {
+      for (let cut2 = cut; cut2 < stream.length; cut2 += 11) {
+        const f = new ResponseFraming();
+        f.request(false);
+        f.request(false, pin);
+        f.request(false, pin);
+        const out = [f.scan(stream.subarray(0, cut)), f.scan(stream.subarray(cut, cut2)), f.scan(stream.subarray(cut2))];
+        expect(Buffer.concat(out).toString("latin1")).toBe(expected);
+        expect(f.owed).toBe(0);
+      }
+    }
+    // without rewrites, the chunk itself goes on
+    const f = new ResponseFraming();
+    f.request(false);
+    const chunk = Buffer.from(a);
+    expect(f.scan(chunk)).toBe(chunk);
+  });
 });
 
 describe("front door", () => {

@@ -50,6 +50,8 @@ export interface SpliceRoute {
   done?: () => void;
   /** Header lines ("name: value\r\n") on the front door's own error answers. */
   errorHeaders?: string;
+  /** Rewrites the head of this request's response (held until complete, then forwarded rewritten). */
+  responseHead?: (head: string) => string;
 }
 
 /** Decides a request: stays on the fast path (a route) or goes to the HTTP server (null). */
@@ -75,14 +77,18 @@ export function parseHead(buf: Buffer): RequestHead | null | "bad" {
   return { method: m[1]!, target: m[2]!, version: m[3]!, headers, headLength: end + 4 };
 }
 
-/** Rebuilds a request head with another target and without some headers. */
-export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop: ReadonlySet<string>, dropCookie?: string): Buffer {
+/** Rebuilds a request head with another target, without some headers and with others' values replaced (lowercase names). */
+export function rewriteHead(raw: Buffer, head: RequestHead, target: string, drop: ReadonlySet<string>, dropCookie?: string, replace?: Readonly<Record<string, string>>): Buffer {
   const lines = raw.subarray(0, head.headLength - 4).toString("latin1").split("\r\n");
   const out = [`${head.method} ${target} ${head.version}`];
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(":");
     const name = line.slice(0, colon).trim().toLowerCase();
     if (drop.has(name)) continue;
+    if (replace?.[name] !== undefined) {
+      out.push(`${line.slice(0, colon)}: ${replace[name]}`);
+      continue;
+    }
     if (dropCookie && name === "cookie") {
       const rest = withoutCookie(line.slice(colon + 1), dropCookie);
       if (rest) out.push(`Cookie: ${rest}`);
@@ -146,19 +152,26 @@ export class ChunkedBody {
 /**
  * Tracks where responses end in an upstream's byte stream, so a connection leaves the fast path
  * only after the responses to the requests already forwarded have reached the client (pipelining).
+ * A request may ask for its response head rewritten: that head is held until complete.
  */
 export class ResponseFraming {
   /** Requests forwarded and not yet answered in full (true for HEAD: no body follows). */
   readonly waiting: boolean[] = [];
+  /** Per waiting request, how its response head is rewritten (undefined: forwarded as it comes). */
+  private readonly rewrites: Array<((head: string) => string) | undefined> = [];
   private state: "head" | "body" | "chunked" | "tunnel" | "close" = "head";
   private left = 0;
   private chunked: ChunkedBody | null = null;
+  /** The start of a head not complete yet, kept to parse it. */
   private pending: Buffer | null = null;
+  /** Whether `pending` was already forwarded (false: it is held for a rewrite). */
+  private pendingSent = true;
 
   constructor(private readonly onFinish: () => void = () => {}) {}
 
-  request(isHead: boolean): void {
+  request(isHead: boolean, rewriteHead?: (head: string) => string): void {
     this.waiting.push(isHead);
+    this.rewrites.push(rewriteHead);
   }
 
   /** True between responses (nothing of the next one has arrived). */
@@ -171,12 +184,22 @@ export class ResponseFraming {
     return this.state === "tunnel" || this.state === "close" ? -1 : this.waiting.length;
   }
 
-  scan(chunk: Buffer): void {
+  /** Follows a chunk of the upstream's bytes; returns what to forward to the client now. */
+  scan(chunk: Buffer): Buffer {
     const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    /** Bytes of `buf` before this index were forwarded (or replaced by `out`). */
+    let sent = this.pending && this.pendingSent ? this.pending.length : 0;
+    let out: Buffer[] | null = null;
     this.pending = null;
+    this.pendingSent = true;
     let i = 0;
+    const forward = (): Buffer => {
+      if (!out) return sent === 0 && buf === chunk ? chunk : buf.subarray(sent);
+      out.push(buf.subarray(sent));
+      return Buffer.concat(out);
+    };
     while (i < buf.length) {
-      if (this.state === "tunnel" || this.state === "close") return;
+      if (this.state === "tunnel" || this.state === "close") return forward();
       if (this.state === "body") {
         const n = Math.min(this.left, buf.length - i);
         i += n;
@@ -189,12 +212,23 @@ export class ResponseFraming {
         continue;
       }
       const end = buf.indexOf("\r\n\r\n", i);
+      const rewrite = this.waiting.length ? this.rewrites[0] : undefined;
       if (end < 0) {
         this.pending = buf.subarray(i);
         if (this.pending.length > MAX_HEAD) throw new Error("response head too large");
-        return;
+        if (!rewrite) return forward();
+        // held until the head is complete
+        this.pendingSent = false;
+        const before = buf.subarray(sent, i);
+        sent = buf.length;
+        return out ? Buffer.concat([...out, before]) : before;
       }
       const head = buf.toString("latin1", i, end);
+      if (rewrite) {
+        out ??= [];
+        out.push(buf.subarray(sent, i), Buffer.from(`${rewrite(head)}\r\n\r\n`, "latin1"));
+        sent = end + 4;
+      }
       i = end + 4;
       const status = Number(head.slice(9, 12));
       if (!/^HTTP\/1\.[01] \d{3}/.test(head)) throw new Error("not an HTTP/1.x response");
@@ -211,10 +245,12 @@ export class ResponseFraming {
         else this.state = "body";
       }
     }
+    return forward();
   }
 
   private finish(): void {
     this.waiting.shift();
+    this.rewrites.shift();
     this.state = "head";
     this.chunked = null;
     this.onFinish();
@@ -319,22 +355,32 @@ class Connection {
     this.idle = setTimeout(() => this.client.destroy(), route.idleMs);
     this.up.lease.touch();
     this.answered.push(route.done ?? (() => {}));
-    this.framing.request(head.method === "HEAD");
-    this.send(route.head);
+    this.framing.request(head.method === "HEAD", route.responseHead);
     this.buf = this.buf.subarray(head.headLength);
     const te = head.headers.get("transfer-encoding")?.toLowerCase() ?? "";
+    let out = route.head;
     if (head.headers.has("upgrade") && /upgrade/i.test(head.headers.get("connection") ?? "")) this.mode = "tunnel";
     else if (te.includes("chunked")) {
       this.mode = "chunked";
       this.chunked = new ChunkedBody();
     } else {
       const len = Number(head.headers.get("content-length") ?? 0);
-      if (!Number.isSafeInteger(len) || len < 0) return this.handoff();
-      if (len > 0) {
+      if (!Number.isSafeInteger(len) || len < 0) {
+        this.send(out);
+        return this.handoff();
+      }
+      // the body bytes already read go with the head, in one write (one segment for a small request)
+      const n = Math.min(len, this.buf.length);
+      if (n > 0) {
+        out = Buffer.concat([out, this.buf.subarray(0, n)]);
+        this.buf = this.buf.subarray(n);
+      }
+      if (len > n) {
         this.mode = "body";
-        this.bodyLeft = len;
+        this.bodyLeft = len - n;
       }
     }
+    this.send(out);
     this.client.resume();
     return true;
   }
@@ -358,16 +404,17 @@ class Connection {
     sock.on("data", (d: Buffer) => {
       lease.touch();
       this.idle.refresh();
-      if (!this.client.write(d)) {
-        sock.pause();
-        this.client.once("drain", () => sock.resume());
-      }
+      let out: Buffer;
       try {
-        this.framing.scan(d);
+        out = this.framing.scan(d);
       } catch (e) {
         this.door.log.debug({ err: e }, "front door: upstream sent a malformed response");
         this.close();
         return;
+      }
+      if (out.length && !this.client.write(out)) {
+        sock.pause();
+        this.client.once("drain", () => sock.resume());
       }
       if (this.leaving && this.framing.owed === 0) this.leave();
     });

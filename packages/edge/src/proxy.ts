@@ -27,6 +27,8 @@ export interface ProxyOptions {
   platformHeaders?: Record<string, string>;
   /** Closes the exchange when the app sends or receives nothing for this long (504 if it never answered). */
   idleTimeoutMs?: number;
+  /** Changes the upstream's response headers (lowercase names) before they are sent. */
+  rewriteResponseHeaders?: (headers: IncomingHttpHeaders) => void;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
@@ -54,6 +56,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, target: Pro
       for (const h of HOP_BY_HOP) if (h !== "transfer-encoding") delete headers[h];
       for (const [k, v] of Object.entries(opts.responseHeaders ?? {})) headers[k.toLowerCase()] = v;
       if (opts.setCookie) headers["set-cookie"] = [...[headers["set-cookie"] ?? []].flat(), opts.setCookie];
+      opts.rewriteResponseHeaders?.(headers);
       res.writeHead(ures.statusCode ?? 502, ures.statusMessage, headers);
       ures.pipe(res);
       ures.on("error", () => res.destroy());

@@ -370,7 +370,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   scheduler.start();
   // Connections arrive at the front door, which splices plain preview traffic and hands the rest
   // to the HTTP server above.
-  const front = new FrontDoor(server, (head, raw) => edge.decideSplice(head, raw), logger);
+  const front = new FrontDoor(server, (head, raw, current) => edge.decideSplice(head, raw, current), logger);
   previewPorts?.attach(front);
   // the platform endpoint: workloads' SDK reaches the API and the run plane at their gateway
   // (workloads only: a user's sandbox still reaches nothing of the host)
@@ -599,17 +599,24 @@ function replicaPort(node: LocalNode<SandboxServices>): ReplicaPort {
     },
     async waitListening(id, port, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const live = node.get(id);
-        if (await canConnect(live.handle.address, port)) return;
-        const app = live.services.processes.find("app");
-        // dying before it ever listened is a failed deployment, not something to restart forever
-        if (app && (!app.running || app.restartCount > 0)) {
-          const tail = app.logs.tail();
-          throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
+      // the replica stays awake while its app starts (a short standby idle would park it mid-boot)
+      const lease = await node.acquire(id, "request");
+      try {
+        for (;;) {
+          lease.touch();
+          const live = node.get(id);
+          if (await canConnect(live.handle.address, port)) return;
+          const app = live.services.processes.find("app");
+          // dying before it ever listened is a failed deployment, not something to restart forever
+          if (app && (!app.running || app.restartCount > 0)) {
+            const tail = app.logs.tail();
+            throw new HangarError("validation_failed", `the app exited (code ${app.exitCode}) before listening on port ${port}: ${(tail.logs || "").slice(-500)}`);
+          }
+          if (Date.now() > deadline) throw new HangarError("upstream_timeout", `nothing listened on port ${port} within ${Math.round(timeoutMs / 1000)} s`);
+          await new Promise((r) => setTimeout(r, 50));
         }
-        if (Date.now() > deadline) throw new HangarError("upstream_timeout", `nothing listened on port ${port} within ${Math.round(timeoutMs / 1000)} s`);
-        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        lease.release();
       }
     },
   };

@@ -1,7 +1,7 @@
 // The run plane's view of workloads: /run/{ws}/agents/{name}/… → a replica and its port. Private
 // workloads need an API key that reaches their workspace; public ones need nothing.
 
-import { HangarError, TtlCache, readCookie } from "@hangar/common";
+import { HangarError, TtlCache, mcpSessionReplica, readCookie } from "@hangar/common";
 import type { AuthService } from "@hangar/control-plane";
 import type { Store, WorkloadRecord, WorkspaceRecord } from "@hangar/store";
 import type { AsyncCall, AsyncCallService } from "./async-calls.js";
@@ -59,8 +59,9 @@ export class WorkloadRouter {
     if (!r) throw new HangarError("not_found", `${KIND_SINGULAR[kind]} '${name}' not found in workspace '${workspace}'`);
     // a sticky client stays on the revision it first reached while both still serve
     const jar = r.stickyTtl > 0 && r.canary ? `bl-revision-${kind}-${name}` : null;
-    // an MCP session made by Hangar's bridge (stdio functions) starts with its replica's id: it stays there
-    const pinned = r.mcp === "bridged" && mcpSession?.includes(".") ? mcpSession.split(".")[0] : undefined;
+    // an MCP session id starts with its replica's id (the stdio bridge's own ids, and a Streamable
+    // HTTP function's ids as the edge hands them out): the session stays there
+    const pinned = r.mcp === "bridged" || r.mcp === "http-stream" ? mcpSessionReplica(mcpSession) : undefined;
     const pick = this.opts.workloads.pick(r, jar && cookie ? readCookie(cookie, jar) : undefined, prefer, pinned);
     const setCookie = jar ? `${jar}=${pick.revisionId}; Max-Age=${r.stickyTtl}; Path=/; HttpOnly; SameSite=Lax` : undefined;
     const id = r.workload.id;

@@ -780,8 +780,8 @@ export class WorkloadService {
    * The replica a request goes to: the revision first (the one a sticky client was on, else the
    * canary for canaryPercent of requests, else the active one), then its READY replica on this
    * node with the fewest requests in flight. The caller calls `done()` when the request ends.
-   * `pinned`: the replica holding the client's MCP session (a stdio function's bridge names it in
-   * the session id), taken whenever it is ready.
+   * `pinned`: the replica holding the client's MCP session (named in the session id), always
+   * taken; 404 when it is gone.
    */
   pick(r: Routing, stickyRevision?: string, prefer?: string, pinned?: string): ReplicaPick {
     const w = r.workload;
@@ -789,6 +789,8 @@ export class WorkloadService {
       throw new HangarError("sandbox_unavailable", `${KIND_SINGULAR[w.kind]} '${w.name}' has no running revision yet (${w.status})`, { retryable: true });
     }
     const pinnedOn = pinned ? (r.canary?.replicas.includes(pinned) ? "canary" : r.replicas.includes(pinned) ? "active" : null) : null;
+    // the session lived on a replica that is gone: the MCP answer is 404, and the client starts a new session
+    if (pinned && (!pinnedOn || !this.opts.replicas.has(pinned))) throw new HangarError("mcp_session_not_found", `the replica that held MCP session '${pinned}.…' is gone: initialize a new session`);
     const onCanary = r.canary && (pinnedOn ? pinnedOn === "canary" : stickyRevision ? stickyRevision === r.canary.revisionId : Math.random() * 100 < r.canary.percent);
     const [revisionId, port, replicas] = onCanary ? [r.canary!.revisionId, r.canary!.port, r.canary!.replicas] : [w.activeRevision, r.port, r.replicas];
     const ready = replicas.filter((id) => this.opts.replicas.has(id));
@@ -796,7 +798,7 @@ export class WorkloadService {
     const load = (id: string) => this.inflight.get(id) ?? 0;
     const least = ready.reduce((a, b) => (load(b) < load(a) ? b : a));
     // a connection already open to a replica keeps it unless another is much less busy
-    const best = pinnedOn && ready.includes(pinned!) ? pinned! : prefer && ready.includes(prefer) && load(prefer) <= 2 * load(least) + 1 ? prefer : least;
+    const best = pinned ? pinned : prefer && ready.includes(prefer) && load(prefer) <= 2 * load(least) + 1 ? prefer : least;
     this.inflight.set(best, load(best) + 1);
     // even the least busy replica is over the target: one more, up to maxScale
     if (load(least) > this.opts.targetConcurrency && ready.length < (w.spec as unknown as WorkloadSpecDoc).runtime.maxScale) void this.scaleUp(w.id, revisionId);
