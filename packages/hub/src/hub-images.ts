@@ -66,11 +66,12 @@ export class HubImages implements ImageProvider {
   private entryOf(ref: RegistryRef): HubEntry {
     const name = ref.repository.slice("blaxel/".length);
     const entry = hubEntry(name);
-    if (!entry || !entry.dockerfile) {
+    if (!entry) {
       const known = HUB.map((e) => `blaxel/${e.name}`).join(", ");
       throw new HangarError("invalid_image", `image "${ref.canonical}": blaxel/${name} is not in this server's sandbox hub (it has ${known}; see GET /v0/sandbox/hub)`);
     }
-    if (ref.digest || (ref.tag !== undefined && ref.tag !== "latest")) {
+    // (blaxel/base-image:latest is the built-in base and never comes here)
+    if (!entry.dockerfile || ref.digest || (ref.tag !== undefined && ref.tag !== "latest")) {
       throw new HangarError("invalid_image", `image "${ref.canonical}": hub images have one version here, blaxel/${name}:latest`);
     }
     return entry;
