@@ -151,9 +151,13 @@ class OneContext(Handler):
 class Execute(Handler):
     def initialize(self):
         self.gone = False
+        self.running = None
 
     def on_connection_close(self):
+        # the client went away: stop what it started
         self.gone = True
+        if self.running is not None:
+            asyncio.ensure_future(self.running.km.interrupt_kernel())
 
     async def line(self, obj):
         if self.gone:
@@ -184,6 +188,7 @@ class Execute(Handler):
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         async with ctx.lock:
+            self.running = ctx
             if envs:
                 # variables for this run only: set, then put back after it
                 setup = "import os as __o; __hangar_env = {k: __o.environ.get(k) for k in %r}; __o.environ.update(%r)" % (list(envs), {k: str(v) for k, v in envs.items()})
@@ -194,15 +199,16 @@ class Execute(Handler):
                 if envs:
                     reset = "[__o.environ.pop(k, None) if v is None else __o.environ.__setitem__(k, v) for k, v in __hangar_env.items()]; del __hangar_env"
                     await self.run(ctx, reset, silent=True)
-        self.finish()
+                self.running = None
+        if not self.gone:
+            self.finish()
 
     async def run(self, ctx, code, silent):
         kc = ctx.kc
         msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         count = None
         while True:
-            if self.gone and not silent:
-                await ctx.km.interrupt_kernel()
+            if self.gone:
                 silent = True  # drain what is left without writing
             msg = await kc.get_iopub_msg()
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
