@@ -88,10 +88,8 @@ export class HubImages implements ImageProvider {
   /** Builds the image of `entry` (the caller holds the store's lock for its reference). */
   private async build(entry: HubEntry, hash: string, onProgress: (line: string) => void): Promise<ResolvedImage> {
     const t0 = performance.now();
-    const say = (line: string) => {
-      onProgress(line);
-      this.log.info({ image: `blaxel/${entry.name}` }, line);
-    };
+    // progress goes to the caller (the server log when it has no better place); the outcome to the log
+    const say = onProgress;
     say(`building hub image blaxel/${entry.name} (${hash.slice(0, 12)}) on first use; later sandboxes on this machine reuse it`);
     const context = join(this.opts.stagingDir, `hub-${entry.name}-${randomBytes(4).toString("hex")}`);
     await fs.mkdir(this.opts.stagingDir, { recursive: true });
@@ -122,7 +120,7 @@ export class HubImages implements ImageProvider {
       const image = await this.opts.images.resolve(out.ref);
       const ms = Math.round(performance.now() - t0);
       this.builds.push({ name: entry.name, hash, ms });
-      say(`hub image blaxel/${entry.name} built in ${(ms / 1000).toFixed(1)} s`);
+      this.log.info({ image: `blaxel/${entry.name}`, ms }, `hub image blaxel/${entry.name} built in ${(ms / 1000).toFixed(1)} s`);
       return image;
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);

@@ -13,6 +13,7 @@ the kernel's iopub messages are turned into lines as they arrive.
 import asyncio
 import json
 import os
+import re
 import time
 import uuid
 
@@ -25,6 +26,8 @@ DEFAULT_CWD = os.environ.get("INTERPRETER_CWD", "/blaxel")
 # language -> kernel spec name
 KERNELS = {"python": "python3"}
 ALIASES = {"python": "python", "python3": "python", "py": "python"}
+# IPython colours its tracebacks; clients (often models) read them as plain text
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Jupyter mime types -> the result fields E2B-style clients (and @blaxel/core) read
 MIME_FIELDS = {
     "text/plain": "text", "text/html": "html", "text/markdown": "markdown", "image/svg+xml": "svg",
@@ -225,7 +228,7 @@ class Execute(Handler):
             elif kind == "display_data":
                 await self.line(result_line(content, False))
             elif kind == "error":
-                await self.line({"type": "error", "name": content.get("ename", ""), "value": content.get("evalue", ""), "traceback": "\n".join(content.get("traceback", []))})
+                await self.line({"type": "error", "name": content.get("ename", ""), "value": content.get("evalue", ""), "traceback": ANSI.sub("", "\n".join(content.get("traceback", [])))})
             elif kind == "execute_input":
                 count = content.get("execution_count")
         # the shell reply of this request (so replies do not pile up)
