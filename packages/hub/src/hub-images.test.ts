@@ -1,7 +1,7 @@
 // The hub's catalog and references: which names it serves, what an unknown one answers, when an
 // image must be rebuilt (its content hash), and which sandboxes start a service.
 
-import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,7 +76,12 @@ describe("hub references", () => {
       const edited = await h.contentHash("vite");
       expect(edited).not.toBe(before);
       await writeFile(join(dir, "vite", "app", "src", "extra.js"), "export {};\n");
-      expect(await h.contentHash("vite")).not.toBe(edited);
+      const added = await h.contentHash("vite");
+      expect(added).not.toBe(edited);
+      // what tools leave beside the sources does not count
+      await mkdir(join(dir, "vite", "app", "__pycache__"));
+      await writeFile(join(dir, "vite", "app", "__pycache__", "x.pyc"), "x");
+      expect(await h.contentHash("vite")).toBe(added);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HangarError, silentLogger, type Logger } from "@hangar/common";
 import { prepareDockerfile, type BuildahBuilder } from "@hangar/builds";
@@ -93,7 +93,7 @@ export class HubImages implements ImageProvider {
     say(`building hub image blaxel/${entry.name} (${hash.slice(0, 12)}) on first use; later sandboxes on this machine reuse it`);
     const context = join(this.opts.stagingDir, `hub-${entry.name}-${randomBytes(4).toString("hex")}`);
     await fs.mkdir(this.opts.stagingDir, { recursive: true });
-    await fs.cp(join(this.dir, entry.name), context, { recursive: true });
+    await fs.cp(join(this.dir, entry.name), context, { recursive: true, filter: (src) => !IGNORED.has(basename(src)) });
     // the last lines of the build's output go into the error when it fails
     const tail: string[] = [];
     try {
@@ -133,10 +133,14 @@ export class HubImages implements ImageProvider {
   }
 }
 
+/** Left out of an image's context and hash: what tools leave beside the sources. */
+const IGNORED = new Set(["__pycache__", "node_modules", ".DS_Store"]);
+
 /** Every regular file under `dir`, sorted. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const d of await fs.readdir(dir, { withFileTypes: true })) {
+    if (IGNORED.has(d.name)) continue;
     const p = join(dir, d.name);
     if (d.isDirectory()) out.push(...(await listFiles(p)));
     else if (d.isFile()) out.push(p);
