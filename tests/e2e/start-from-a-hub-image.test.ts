@@ -1,6 +1,6 @@
 // A user starts sandboxes from the sandbox hub's images (`blaxel/node`, `blaxel/py-app`, …) with the
 // unmodified SDK, as on Blaxel. Hangar builds each image from its own Dockerfile the first time a
-// machine needs it (minutes, once) and serves it from the machine-wide image cache afterwards; the
+// machine needs it (30 s to a few minutes, once) and serves it from the machine-wide image cache afterwards; the
 // hub is listed by `GET /v0/sandbox/hub` and `GET /v0/templates`, and an unknown `blaxel/<x>` is a 400.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -88,6 +88,22 @@ describe("the sandbox hub", () => {
     const page = await sb.fetch(8000, "/index.html");
     expect(page.status).toBe(200);
     expect(await page.text()).toBe("hello from py-app");
+  });
+
+  it("starts blaxel/nextjs and blaxel/vite with their dev servers on 3000 and 5173, listed as dev-server", { timeout: BUILD_MS }, async () => {
+    const [next, vite] = await Promise.all([
+      create("hub-next", "blaxel/nextjs:latest", { ports: [{ target: 3000, protocol: "HTTP" }] }),
+      create("hub-vite", "blaxel/vite:latest", { ports: [{ target: 5173, protocol: "HTTP" }] }),
+    ]);
+    for (const [sb, port, marker] of [[next, 3000, "Next.js sandbox"], [vite, 5173, "/@vite/client"]] as const) {
+      expect((await sb.process.list()).find((p) => p.name === "dev-server")?.status).toBe("running");
+      const page = await sb.fetch(port, "/");
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(marker);
+    }
+    // hot reload: the app in /blaxel/app is the user's to edit
+    await vite.fs.write("/blaxel/app/src/App.jsx", "export default function App() { return <h1>edited</h1>; }\n");
+    expect(await (await vite.fetch(5173, "/src/App.jsx")).text()).toContain("edited");
   });
 
   it("starts blaxel/jupyter-server with its service on 8888 as a listed process; concurrent creates share one image", { timeout: BUILD_MS }, async () => {
