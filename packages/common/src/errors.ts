@@ -80,6 +80,7 @@ export const ERRORS = {
   stdin_not_read: { status: 503, title: "Process stopped reading its stdin" },
   upstream_unreachable: { status: 502, title: "Upstream unreachable" },
   upstream_timeout: { status: 504, title: "Upstream timed out" },
+  creation_in_progress: { status: 504, title: "Sandbox creation still in progress", hint: "Its image is being built on first use; poll GET /v0/sandboxes/{name} until DEPLOYED (the SDK does so by itself)." },
   model_unavailable: { status: 503, title: "Model unavailable", hint: "Check the model's status and events: its integration connection, its policies, spec.enabled." },
   /** A model provider answered with an error; the problem body carries the provider's own status. */
   provider_error: { status: 502, title: "The model provider answered with an error" },

@@ -20,6 +20,7 @@ import {
   controlPlanePlugin,
 } from "@hangar/control-plane";
 import { BuildahBuilder, BuildService, type BuildTarget } from "@hangar/builds";
+import { HubImages, hubRoutes, withHubServices } from "@hangar/hub";
 import { Edge, EdgeUrls, FrontDoor, PreviewPortListeners, previewPortOf } from "@hangar/edge";
 import { AsyncCallService, CallbackSender, ReplacementService, type ReplicaPort, WorkloadRouter, WorkloadService, invokeRoutes, isCodeModeImage, workloadRoutes } from "@hangar/workloads";
 import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type TaskPort, jobRoutes, scheduleRoutes } from "@hangar/jobs";
@@ -139,7 +140,11 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   const auth = new AuthService(store);
   const apiKeys = new ApiKeyService(store, () => auth.invalidate());
   const workspaces = new WorkspaceService(store, () => auth.invalidate());
-  const sandboxes = new SandboxService({ store, node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions, ...(storage ? { checkVolumes: (ws, v, name) => storage.checkVolumes(ws, v, name) } : {}) });
+  // the builder (builds from source, hub images on first use) and the sandbox hub's images
+  const builder = driver instanceof LinuxDriver ? createBuilder(config, logger, driver, images) : null;
+  const hub = builder ? new HubImages({ images, builder, stagingDir: join(config.buildDir, "tmp"), logger: logger.child({ component: "hub" }) }) : null;
+  if (hub) images.setProvider(hub);
+  const sandboxes = new SandboxService({ store, node: hub ? withHubServices(node, (id) => node.get(id), logger.child({ component: "hub" })) : node, secrets, logger, defaultRuntimeClass: config.runtimeClass, regions: config.regions, ...(storage ? { checkVolumes: (ws, v, name) => storage.checkVolumes(ws, v, name) } : {}) });
   // port mode (no preview domain): each app preview is served on a host port of its own
   const previewPorts = config.previewDomain ? undefined : new PreviewPortListeners({ host: config.host, range: config.previewPorts, listPorts: () => store.previews.listHostPorts(), logger });
   const previews = new PreviewService(store, secrets, previewPorts);
@@ -200,7 +205,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   });
   const scheduler = new JobScheduler({ store, jobs, queue: jobQueue, sandboxSchedules, logger: logger.child({ component: "jobs" }) });
   jobs.setScheduler(scheduler);
-  const builds = driver instanceof LinuxDriver ? createBuilds(config, logger, store, driver, images, node, sandboxes, workloads, jobs) : null;
+  const builds = builder ? createBuilds(config, logger, store, builder, images, node, sandboxes, workloads, jobs) : null;
   const boot = await bootstrap({ store, workspaces, apiKeys, dataDir: config.dataDir, bootstrapKey: config.bootstrapApiKey, logger });
 
   const urls = new EdgeUrls({ previewDomain: config.previewDomain, sandboxDomain: config.sandboxDomain });
@@ -264,6 +269,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl, taskLogs: (ws, job, id, task) => jobs.logLines(ws, job, id, task) } } : {}),
     extraRoutes: [
+      hubRoutes({ hashOf: (name) => (hub ? hub.contentHash(name) : Promise.resolve("")) }),
       ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes, uploadUrl: (req, token) => new URL(`/upload/volume-templates/${token}`, baseUrl(req)).href })] : []),
       workloadRoutes({
         workloads,
@@ -417,12 +423,24 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   };
 }
 
-/** Builds from source: buildah as the build user, on this node's sandbox network and image store. */
+/** The builder: buildah as the build user, on this node's sandbox network and image store. */
+function createBuilder(config: HangarConfig, logger: Logger, driver: LinuxDriver, images: LocalImageStore): BuildahBuilder {
+  return new BuildahBuilder({
+    root: config.buildDir,
+    images,
+    network: driver.network,
+    logger: logger.child({ component: "builds" }),
+    cgroupParent: `${config.cgroupParent ?? "hangar"}-builds`,
+    limits: { timeoutMs: config.buildTimeoutMs },
+  });
+}
+
+/** Builds from source with `builder`. */
 function createBuilds(
   config: HangarConfig,
   logger: Logger,
   store: Store,
-  driver: LinuxDriver,
+  builder: BuildahBuilder,
   images: LocalImageStore,
   node: LocalNode<SandboxServices>,
   sandboxes: SandboxService,
@@ -430,14 +448,6 @@ function createBuilds(
   jobs: JobService,
 ): BuildService {
   const log = logger.child({ component: "builds" });
-  const builder = new BuildahBuilder({
-    root: config.buildDir,
-    images,
-    network: driver.network,
-    logger: log,
-    cgroupParent: `${config.cgroupParent ?? "hangar"}-builds`,
-    limits: { timeoutMs: config.buildTimeoutMs },
-  });
   // the sandbox a build is for, by name
   const sandboxOf = async (b: { workspaceId: string; resourceName: string }) => store.sandboxes.get(b.workspaceId, b.resourceName);
   const sandboxTarget: BuildTarget = {

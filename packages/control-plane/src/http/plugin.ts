@@ -47,6 +47,12 @@ export interface ControlPlaneOptions {
   builds?: { port: SourceBuildsPort; uploadUrl: (req: FastifyRequest, token: string) => string; taskLogs?: TaskLogsPort };
   /** Routes of other planes (agents, functions…) registered behind the same /v0 authentication. */
   extraRoutes?: Array<(app: FastifyInstance, ctx: RouteContext) => Promise<void>>;
+  /**
+   * How long a named create may take before it answers 504 creation_in_progress and goes on (an
+   * image building on first use): @blaxel/core then polls the sandbox until DEPLOYED, where its
+   * fetch would give up at 300 s. Default 240 s.
+   */
+  createAnswerMs?: number;
 }
 
 /** What route modules of other planes get from the control plane's /v0 context. */
@@ -190,8 +196,15 @@ export async function controlPlanePlugin(app: FastifyInstance, opts: ControlPlan
     async (req, reply) => {
       const ws = await workspaceOf(req);
       if (req.query.upload) return prepareUpload(req, reply, ws, req.body ?? {});
-      const rec = await opts.sandboxes.create(ws, req.body ?? {}, { createIfNotExist: req.query.createIfNotExist === true });
-      return view(req, ws)(rec);
+      const creating = opts.sandboxes.create(ws, req.body ?? {}, { createIfNotExist: req.query.createIfNotExist === true });
+      const name = (req.body as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
+      if (typeof name !== "string") return view(req, ws)(await creating);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), opts.createAnswerMs ?? 240_000)));
+      const rec = await Promise.race([creating, late]).finally(() => clearTimeout(timer));
+      if (rec) return view(req, ws)(rec);
+      creating.catch((e: unknown) => req.log.warn({ err: e, sandbox: name }, "a create that answered 504 failed later"));
+      throw new HangarError("creation_in_progress", `sandbox '${name}' is still being created (its image is building on first use); it reads DEPLOYED when ready`, { sandbox_name: name });
     },
   );
 

@@ -62,6 +62,16 @@ interface RefRecord {
 
 type Progress = (line: string) => void;
 
+/**
+ * Serves registry names the store must not pull (e.g. Hangar's hub images `blaxel/<name>`, built
+ * from Dockerfiles on first use). `owns` is checked before any registry is contacted.
+ */
+export interface ImageProvider {
+  owns(ref: RegistryRef): boolean;
+  /** The image for `ref` (throws invalid_image for a name it owns but does not have). */
+  resolve(ref: RegistryRef, onProgress: Progress): Promise<ResolvedImage>;
+}
+
 const IMPORT_TIMEOUT_MS = 30 * 60_000;
 const ID_RE = /^[a-z0-9]+$/;
 
@@ -93,6 +103,7 @@ export class LocalImageStore implements ImageStore {
   private readonly inflight = new Map<string, Promise<ResolvedImage>>();
   /** Image ids known to be mounted by this process. */
   private readonly mounted = new Set<string>();
+  private provider: ImageProvider | undefined;
 
   constructor(opts: LocalImageStoreOptions) {
     this.opts = opts;
@@ -119,6 +130,26 @@ export class LocalImageStore implements ImageStore {
 
   private lockFile(key: string): string {
     return this.path("locks", `${key}.lock`);
+  }
+
+  /** Plugs in the provider of names this store does not pull (set once at start-up). */
+  setProvider(provider: ImageProvider): void {
+    this.provider = provider;
+  }
+
+  /**
+   * The image a `built:` reference names, made by `build` only when no process has made it yet:
+   * concurrent callers (in this or another process sharing the store) wait for one build.
+   */
+  async buildOnce(ref: string, build: () => Promise<ResolvedImage>, onWait?: () => void): Promise<ResolvedImage> {
+    const parsed = parseImageRef(ref);
+    if (parsed.kind !== "built") throw new HangarError("invalid_image", `${ref} is not a built: reference`);
+    await this.ready();
+    const known = async () => {
+      const r = await this.readRef(ref);
+      return r && (await this.readRecord(r.id)) ? this.finish(ref, "", r.id) : undefined;
+    };
+    return (await known()) ?? withLock(this.lockFile(`once-${shortHash(ref)}`), async () => (await known()) ?? build(), onWait ? { onWait } : {});
   }
 
   async init(): Promise<void> {
@@ -178,7 +209,10 @@ export class LocalImageStore implements ImageStore {
       await this.ensureImage(id, progress, (staging, imageDir) => this.buildBase(id, staging, imageDir, progress));
       return this.finish(parsed.canonical, "", id);
     }
-    if (parsed.kind === "registry") return this.resolveRegistry(parsed, progress);
+    if (parsed.kind === "registry") {
+      if (this.provider?.owns(parsed)) return this.provider.resolve(parsed, progress);
+      return this.resolveRegistry(parsed, progress);
+    }
     if (parsed.kind === "built") {
       const known = await this.readRef(parsed.canonical);
       if (known && (await this.readRecord(known.id))) return this.finish(parsed.canonical, "", known.id);

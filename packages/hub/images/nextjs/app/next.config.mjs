@@ -1,0 +1,2 @@
+/** Previews reach the dev server under other host names. */
+export default { allowedDevOrigins: ["*"] };

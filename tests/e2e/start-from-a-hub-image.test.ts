@@ -1,0 +1,122 @@
+// A user starts sandboxes from the sandbox hub's images (`blaxel/node`, `blaxel/py-app`, …) with the
+// unmodified SDK, as on Blaxel. Hangar builds each image from its own Dockerfile the first time a
+// machine needs it (30 s to a few minutes, once) and serves it from the machine-wide image cache afterwards; the
+// hub is listed by `GET /v0/sandbox/hub` and `GET /v0/templates`, and an unknown `blaxel/<x>` is a 400.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningHangar, startHangar, useSdkAgainst } from "./harness.js";
+
+let h: RunningHangar;
+let sdk: typeof import("@blaxel/core");
+const BUILD_MS = 15 * 60_000;
+
+beforeAll(async () => {
+  h = await startHangar();
+  useSdkAgainst(h);
+  sdk = await import("@blaxel/core");
+});
+
+afterAll(async () => {
+  await h?.dispose();
+});
+
+/** Seconds each create took (the first one on a machine includes the image's build). */
+const timings: Record<string, number> = {};
+async function create(name: string, image: string, extra: Record<string, unknown> = {}) {
+  const t0 = performance.now();
+  const sb = await sdk.SandboxInstance.create({ name, image, memory: 1024, ...extra });
+  timings[name] = Math.round(performance.now() - t0) / 1000;
+  return sb;
+}
+
+describe("the sandbox hub", () => {
+  it("lists its images and templates in the SDK's shapes", async () => {
+    const { data: hub } = await sdk.listSandboxHubDefinitions({ throwOnError: true });
+    const names = hub!.map((d) => d.name);
+    for (const n of ["base-image", "node", "py-app", "nextjs", "vite", "expo", "jupyter-server"]) expect(names).toContain(n);
+    const next = hub!.find((d) => d.name === "nextjs")!;
+    expect(next.image).toBe("blaxel/nextjs:latest");
+    expect(next.ports).toEqual([{ name: "preview", target: 3000, protocol: "HTTP" }]);
+    expect(hub!.find((d) => d.name === "jupyter-server")!.ports![0]!.target).toBe(8888);
+    const { data: templates } = await sdk.listTemplates({ throwOnError: true });
+    const node = templates!.find((t) => t.name === "node")!;
+    expect(node.sha).toMatch(/^[0-9a-f]{32}$/);
+    expect(node.topics).toContain("sandbox");
+    const { data: one } = await sdk.getTemplate({ path: { templateName: "vite" }, throwOnError: true });
+    expect(one!.name).toBe("vite");
+  });
+
+  it("refuses an unknown blaxel/ image with a 400 that names the hub", async () => {
+    const t0 = Date.now();
+    const err = await sdk.SandboxInstance.create({ name: "nope", image: "blaxel/no-such-image:latest", memory: 512 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).not.toBeNull();
+    expect(JSON.stringify(err)).toMatch(/not in this server's sandbox hub/);
+    // no registry is asked: the answer is immediate
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const res = await fetch(`${h.url}/v0/sandboxes`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { name: "nope2" }, spec: { runtime: { image: "blaxel/node:v9" } } }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code?: string; detail?: string }).detail).toMatch(/blaxel\/node:latest/);
+  });
+
+  it("starts blaxel/node (built on first use) with node, npm, TypeScript and tsx", { timeout: BUILD_MS }, async () => {
+    const sb = await create("hub-node", "blaxel/node:latest");
+    const r = await sb.process.exec({ command: "node --version && npm --version && tsc --version && echo 'console.log(1 + 1 as number)' > /tmp/a.ts && tsx /tmp/a.ts", waitForCompletion: true });
+    expect(r.exitCode).toBe(0);
+    expect(r.logs).toMatch(/^v\d+\./m);
+    expect(r.logs).toMatch(/Version 5\./);
+    expect(r.logs).toMatch(/^2$/m);
+    // cached now: a second sandbox of the same image starts without building
+    const t0 = performance.now();
+    await sdk.SandboxInstance.create({ name: "hub-node-2", image: "blaxel/node", memory: 512 });
+    expect(performance.now() - t0).toBeLessThan(20_000);
+  });
+
+  it("starts blaxel/py-app, whose app on port 8000 is reachable", { timeout: BUILD_MS }, async () => {
+    const sb = await create("hub-py", "blaxel/py-app:latest", { ports: [{ target: 8000, protocol: "HTTP" }] });
+    const r = await sb.process.exec({ command: "python3 -c 'import requests, yaml, venv; print(\"ok\")' && pip --version", waitForCompletion: true });
+    expect(r.exitCode).toBe(0);
+    expect(r.logs).toContain("ok");
+    await sb.fs.write("/blaxel/index.html", "hello from py-app");
+    await sb.process.exec({ name: "web", command: "python3 -m http.server 8000 --bind 0.0.0.0", workingDir: "/blaxel", waitForPorts: [8000] });
+    const page = await sb.fetch(8000, "/index.html");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toBe("hello from py-app");
+  });
+
+  it("starts blaxel/nextjs and blaxel/vite with their dev servers on 3000 and 5173, listed as dev-server", { timeout: BUILD_MS }, async () => {
+    const [next, vite] = await Promise.all([
+      create("hub-next", "blaxel/nextjs:latest", { ports: [{ target: 3000, protocol: "HTTP" }] }),
+      create("hub-vite", "blaxel/vite:latest", { ports: [{ target: 5173, protocol: "HTTP" }] }),
+    ]);
+    for (const [sb, port, marker] of [[next, 3000, "Next.js sandbox"], [vite, 5173, "/@vite/client"]] as const) {
+      expect((await sb.process.list()).find((p) => p.name === "dev-server")?.status).toBe("running");
+      const page = await sb.fetch(port, "/");
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(marker);
+    }
+    // hot reload: the app in /blaxel/app is the user's to edit
+    await vite.fs.write("/blaxel/app/src/App.jsx", "export default function App() { return <h1>edited</h1>; }\n");
+    expect(await (await vite.fetch(5173, "/src/App.jsx")).text()).toContain("edited");
+  });
+
+  it("starts blaxel/jupyter-server with its service on 8888 as a listed process; concurrent creates share one image", { timeout: BUILD_MS }, async () => {
+    const [a, b] = await Promise.all([create("hub-jup-a", "blaxel/jupyter-server:latest"), create("hub-jup-b", "blaxel/jupyter-server:latest")]);
+    for (const sb of [a, b]) {
+      const procs = await sb.process.list();
+      const svc = procs.find((p) => p.name === "jupyter-server");
+      expect(svc?.status).toBe("running");
+      const health = await sb.fetch(8888, "/health");
+      expect(health.status).toBe(200);
+    }
+    // one build at most in this server's log, whatever the cache held before
+    expect(h.output().match(/building hub image blaxel\/jupyter-server/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    console.log(`hub create timings (s): ${JSON.stringify(timings)}`);
+  });
+});
