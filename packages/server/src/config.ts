@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { parseDuration } from "@hangar/common";
 import { DEFAULT_REGION } from "@hangar/control-plane";
 import { parsePortRange } from "@hangar/edge";
+import { DEFAULT_IMAGE_CACHE_DIR } from "@hangar/runtime";
 import { type EndpointOverrides, parseEndpointOverrides } from "@hangar/gateway";
 
 /** Host ports previews are served on by default (below Linux's ephemeral range). */
@@ -15,6 +16,7 @@ export interface HangarConfig {
   port: number;
   host: string;
   dataDir: string;
+  /** The image store (HANGAR_IMAGE_DIR): by default the machine-wide cache, so the base and hub images are built once per machine. */
   imageDir: string;
   logLevel: string;
   /** Public base URL (scheme://host:port) for URLs handed to clients; default: the request's Host. */
@@ -96,7 +98,7 @@ export function loadConfig(flags: Partial<Record<keyof HangarConfig, string | nu
     port,
     host: pick(flags.host, "HANGAR_HOST") ?? "127.0.0.1",
     dataDir,
-    imageDir: resolve(pick(flags.imageDir, "HANGAR_IMAGE_DIR") ?? join(dataDir, "images")),
+    imageDir: resolve(pick(flags.imageDir, "HANGAR_IMAGE_DIR") ?? DEFAULT_IMAGE_CACHE_DIR),
     logLevel: pick(flags.logLevel, "HANGAR_LOG_LEVEL") ?? "info",
     publicUrl: pick(flags.publicUrl, "HANGAR_PUBLIC_URL")?.replace(/\/+$/, ""),
     bootstrapApiKey: pick(flags.bootstrapApiKey, "HANGAR_BOOTSTRAP_API_KEY"),
