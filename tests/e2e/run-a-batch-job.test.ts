@@ -303,6 +303,9 @@ fetch(process.env.BL_EXECUTION_DATA_URL).then((r) => r.json()).then(async (d) =>
   }, 60_000);
 
   it("survives kill -9 of the server mid-execution: running tasks are adopted with their sandboxes, queued ones start after, none runs twice", async () => {
+    // the CLI test above blocked this process in spawnSync for longer than the server's keep-alive:
+    // let the pool see the connections the server closed meanwhile before the next fetch reuses one
+    await new Promise((r) => setTimeout(r, 100));
     // each run appends to a file of its task in its sandbox: a second run of a task would count 2
     await createJob("durable", "echo x >> /tmp/run-$TASK_INDEX; sleep 3; echo runs=$(wc -l < /tmp/run-$TASK_INDEX)", { maxConcurrentTasks: 3, maxRetries: 0 });
     const res = await api(h, "POST", "/v0/jobs/durable/executions", { tasks: Array.from({ length: 7 }, (_, i) => ({ i })) });

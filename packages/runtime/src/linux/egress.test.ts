@@ -126,7 +126,8 @@ describe.skipIf(!linuxDriverAvailable())("egress through the proxy (linux driver
     expect(r.stdout).toMatch(/not allowed|sandboxes may not reach it/);
     await driver.destroy("egr2");
     expect(nftSet("egress_proxy4")).not.toContain(h.address);
-  });
+    // node, python, pip and git each start cold in a sandbox of 1/4 vCPU: seconds each on a busy machine
+  }, 120_000);
 
   it("applies a new mode live, cutting direct connections already open", async () => {
     const h = await createWith("egr3", undefined);
