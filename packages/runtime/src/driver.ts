@@ -28,6 +28,14 @@ export interface RuntimeSandboxSpec {
   mounts?: RuntimeMount[];
 }
 
+/** The port of the in-sandbox API relay (the sandbox API at localhost:8080 inside). */
+export const SANDBOX_API_PORT = 8080;
+
+/** Whether a sandbox gets the in-sandbox API relay: not when the user's own server takes 8080, nor in a workload's replica. */
+export function hasApiRelay(spec: Pick<RuntimeSandboxSpec, "ports" | "platform">): boolean {
+  return !spec.ports.includes(SANDBOX_API_PORT) && !spec.platform;
+}
+
 /** A host directory bound into a sandbox at creation. */
 export interface RuntimeMount {
   /** Host path (a world-traversable directory: a restore reopens it from the sandbox's user namespace). */

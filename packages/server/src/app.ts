@@ -29,7 +29,7 @@ import { Accountant, ConnectionTokens, FunctionConnections, GatewayService, Mode
 import { RunPlaneMcpBridges, bridgeBundlePath, builtinServerBundlePath } from "@hangar/mcp-bridge";
 import { codeModeBundlePath } from "@hangar/code-mode";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
-import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore } from "@hangar/runtime";
+import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore, hasApiRelay } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
 import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
@@ -116,7 +116,8 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     },
     ...(storage ? { storage: nodeStorage(storage) } : {}),
     createServices: (handle, spec) => {
-      inSandbox?.open(spec.id);
+      // its api.sock, where the agent relays localhost:8080 (no relay: nothing to serve)
+      if (hasApiRelay(spec)) inSandbox?.open(spec.id);
       const agentUpgrade = agentUpgrades?.port(spec.id);
       return new SandboxServices({
         id: spec.id,

@@ -25,6 +25,7 @@ import type {
   AgentBuild,
   AgentState,
 } from "../driver.js";
+import { SANDBOX_API_PORT, hasApiRelay } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "../images/types.js";
 import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
 import { egressEnv, platformEnv } from "../egress.js";
@@ -605,7 +606,7 @@ export class LinuxDriver implements SandboxDriver {
       rootfs: `${B}/rootfs`,
       // the sandbox API at localhost:8080 inside, as Blaxel's — unless the user's own server takes 8080 or it
       // is a workload's replica (agents, functions and job tasks have no sandbox API inside)
-      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, ...(rec.spec.ports.includes(SANDBOX_API_PORT) || rec.spec.platform ? [] : ["--api-port", String(SANDBOX_API_PORT), "--api-socket", `${AGENT_RUN_DIR}/api.sock`])],
+      args: [AGENT_PATH, "--socket", `${AGENT_RUN_DIR}/agent.sock`, ...(hasApiRelay(rec.spec) ? ["--api-port", String(SANDBOX_API_PORT), "--api-socket", `${AGENT_RUN_DIR}/api.sock`] : [])],
       env: { ...env, HANGAR_AGENT_TOKEN: rec.agentToken },
       cwd: "/",
       agentBinary: rec.agentBinary ?? this.agentSource,
@@ -1644,8 +1645,6 @@ export class LinuxDriver implements SandboxDriver {
   }
 }
 
-/** Where processes in a sandbox reach its sandbox API (Blaxel's port), unless the sandbox declares it for its own server. */
-export const SANDBOX_API_PORT = 8080;
 
 /** Absolute path of a command found in PATH (or the path itself), else null. */
 export function findCommand(cmd: string): string | null {
