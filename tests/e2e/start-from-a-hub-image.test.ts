@@ -106,6 +106,40 @@ describe("the sandbox hub", () => {
     expect(await (await vite.fetch(5173, "/src/App.jsx")).text()).toContain("edited");
   });
 
+  it("starts blaxel/expo, whose Metro dev server on 8081 serves the web app and reloads edits", { timeout: BUILD_MS }, async () => {
+    // the largest hub image (React Native, ~900 packages): its first build can outlast the create
+    // call's wait, which then answers 504 creation_in_progress while the build goes on
+    const sb = await create("hub-expo", "blaxel/expo:latest", { memory: 2048, ports: [{ target: 8081, protocol: "HTTP" }] }).catch(async (e: unknown) => {
+      expect(JSON.stringify(e)).toMatch(/still being created/);
+      for (let t0 = Date.now(); Date.now() - t0 < BUILD_MS; await new Promise((r) => setTimeout(r, 2_000))) {
+        const sb = await sdk.SandboxInstance.get("hub-expo");
+        if (sb.status === "DEPLOYED") return sb;
+      }
+      throw new Error("blaxel/expo never deployed");
+    });
+    expect((await sb.process.list()).find((p) => p.name === "dev-server")?.status).toBe("running");
+    let page: Response | undefined;
+    for (let t0 = Date.now(); Date.now() - t0 < 120_000; await new Promise((r) => setTimeout(r, 1_000))) {
+      page = await sb.fetch(8081, "/");
+      if (page.status === 200) break;
+    }
+    expect(page?.status).toBe(200);
+    const html = await page!.text();
+    const script = /<script src="(\/[^"]+\.bundle[^"]*)"/.exec(html)?.[1];
+    expect(script, html.slice(0, 2_000)).toBeDefined();
+    const bundle = async () => {
+      const res = await sb.fetch(8081, script!);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    expect(await bundle()).toContain("Expo sandbox: edit /blaxel/app/App.js");
+    const app = await sb.fs.read("/blaxel/app/App.js");
+    await sb.fs.write("/blaxel/app/App.js", app.replace("Expo sandbox: edit /blaxel/app/App.js", "edited in the sandbox"));
+    let text = "";
+    for (let t0 = Date.now(); Date.now() - t0 < 30_000 && !text.includes("edited in the sandbox"); await new Promise((r) => setTimeout(r, 500))) text = await bundle();
+    expect(text).toContain("edited in the sandbox");
+  });
+
   it("starts blaxel/jupyter-server with its service on 8888 as a listed process; concurrent creates share one image", { timeout: BUILD_MS }, async () => {
     const [a, b] = await Promise.all([create("hub-jup-a", "blaxel/jupyter-server:latest"), create("hub-jup-b", "blaxel/jupyter-server:latest")]);
     for (const sb of [a, b]) {

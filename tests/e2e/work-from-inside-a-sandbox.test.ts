@@ -213,11 +213,16 @@ describe("code inside a sandbox sees its own limits", () => {
     const a1 = await availKb();
     expect(a0 - a1).toBeGreaterThan(150 * 1024);
     // CPU: the sandbox's quota (0.25 CPU at 512 MB) as whole CPUs
+    // (and its own CPU set: nproc and Node's availableParallelism read the affinity mask)
     const cpus = Number((await sh(sb, "grep -c ^processor /proc/cpuinfo")).trim());
     const online = (await sh(sb, "cat /sys/devices/system/cpu/online")).trim();
-    console.log(`inside a 512 MB sandbox: free -m total ${await totalMb()} MB; MemAvailable ${a0} kB, ${a1} kB with 200 MB held; /proc/cpuinfo ${cpus} CPUs, online ${online}`);
+    const nproc = async () => Number((await sh(sb, "nproc")).trim());
+    const parallelism = Number((await sh(sb, "node -p 'os.availableParallelism()'")).trim());
+    console.log(`inside a 512 MB sandbox: free -m total ${await totalMb()} MB; MemAvailable ${a0} kB, ${a1} kB with 200 MB held; /proc/cpuinfo ${cpus} CPUs, online ${online}, nproc ${await nproc()}, availableParallelism ${parallelism}`);
     expect(cpus).toBe(1);
-    expect(online).toBe("0");
+    expect(online).toMatch(/^\d+$/);
+    expect(await nproc()).toBe(1);
+    expect(parallelism).toBe(1);
 
     // lxcfs dies: reads fail (never the host's numbers) until the server starts it again and binds it again
     const pid = Number(readFileSync(`${lxcfsDir}.pid`, "utf8"));
@@ -240,6 +245,7 @@ describe("code inside a sandbox sees its own limits", () => {
     // through the checkpointed tier (bind mounts of lxcfs files in the CRIU images)
     await parked("limits");
     expect(await totalMb()).toBe(512);
+    expect(await nproc()).toBe(1);
     expect((await sb.process.get("hog")).status).toBe("running");
     await sb.delete();
   }, 120_000);

@@ -38,6 +38,8 @@ export async function createDriver(
         // another build of the agent than the installed package's (new sandboxes and POST /upgrade use it)
         ...(process.env.HANGAR_AGENT_BINARY ? { agentBinary: process.env.HANGAR_AGENT_BINARY } : {}),
         // the sandbox's own /proc/meminfo and CPU view: off, or a daemon of its own at another mount point
+        // sandboxes smaller than the host on CPUs of their own (nproc tells their size): off
+        ...(process.env.HANGAR_CPU_PINNING === "0" ? { cpuPinning: false } : {}),
         ...(process.env.HANGAR_LXCFS === "0" ? { lxcfs: false as const } : process.env.HANGAR_LXCFS_DIR ? { lxcfs: new Lxcfs({ dir: process.env.HANGAR_LXCFS_DIR, logger: logger.child({ component: "lxcfs" }) }) } : {}),
       });
     default:

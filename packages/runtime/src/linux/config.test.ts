@@ -1,7 +1,7 @@
 // Pure checks of the generated OCI config, seccomp profile and nftables ruleset (no root needed).
 
 import { describe, it, expect } from "vitest";
-import { buildConfig, cpuQuota, MASKED_PATHS, READONLY_PATHS, type SandboxConfigInput } from "./config.js";
+import { buildConfig, cpuCount, cpuQuota, parseCpuList, pickCpus, MASKED_PATHS, READONLY_PATHS, type SandboxConfigInput } from "./config.js";
 import { seccompProfile, DENIED_SYSCALLS } from "./seccomp.js";
 import { nftRuleset, parseCidr } from "./network.js";
 
@@ -28,6 +28,19 @@ const input: SandboxConfigInput = {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const cfg = buildConfig(input) as any;
 
+describe("CPU set", () => {
+  it("gives a sandbox its quota rounded up in CPUs, on the least used ones", () => {
+    expect([512, 2048, 3072, 4096, 65536].map((m) => cpuCount(m, 2))).toEqual([1, 1, 2, 2, 2]);
+    expect(cpuCount(8192, 8)).toBe(4);
+    expect(parseCpuList("0-3,6\n")).toEqual([0, 1, 2, 3, 6]);
+    expect(parseCpuList("1")).toEqual([1]);
+    expect(pickCpus(1, [0, 1], new Map())).toBe("0");
+    expect(pickCpus(1, [0, 1], new Map([[0, 1]]))).toBe("1");
+    expect(pickCpus(2, [0, 1, 2, 3], new Map([[0, 2], [1, 1], [3, 1]]))).toBe("1,2");
+    expect(pickCpus(2, [4, 5], new Map())).toBe("4,5");
+  });
+});
+
 describe("OCI config", () => {
   it("isolates: namespaces, userns mapping, joined netns", () => {
     const types = cfg.linux.namespaces.map((n: { type: string }) => n.type).sort();
@@ -48,6 +61,8 @@ describe("OCI config", () => {
       { type: "RLIMIT_NPROC", hard: 96365, soft: 96365 },
     ]);
     expect(cpuQuota(128, 2).quota).toBe(25_000); // floor 1/4 vCPU
+    expect(r.cpu.cpus).toBeUndefined(); // no CPU set given: all
+    expect((buildConfig({ ...input, cpus: "1" }) as typeof cfg).linux.resources.cpu.cpus).toBe("1");
     expect(cpuQuota(65536, 2).quota).toBe(200_000); // capped at the host
   });
 

@@ -73,6 +73,8 @@ export interface SandboxConfigInput {
   memoryMb: number;
   /** Host CPUs: the CPU quota never exceeds them. */
   hostCpus: number;
+  /** The host CPUs it may run on (cpuset, e.g. "1" or "0-1"); absent: all. */
+  cpus?: string;
   pidsLimit: number;
   /** Hard limits of the host (root lacks CAP_SYS_RESOURCE: rlimits must stay within them). */
   nofile: number;
@@ -112,6 +114,35 @@ export function cpuQuota(memoryMb: number, hostCpus: number): { quota: number; p
   const vcpu = Math.min(Math.max(memoryMb / 2048, 0.25), hostCpus);
   const quota = Math.round(vcpu * period);
   return { quota, period, shares: Math.max(2, Math.round(vcpu * 1024)), burst: quota };
+}
+
+/** The vCPUs a sandbox sees (its CPU set's size): its CPU quota rounded up. */
+export function cpuCount(memoryMb: number, hostCpus: number): number {
+  const { quota, period } = cpuQuota(memoryMb, hostCpus);
+  return Math.min(Math.ceil(quota / period), hostCpus);
+}
+
+/**
+ * The `count` CPUs of `hostCpus` used by the fewest sandboxes (`use`: sandboxes per CPU), lowest
+ * numbers first among equals; as a cpuset list ("1", "0,2").
+ */
+export function pickCpus(count: number, hostCpus: readonly number[], use: ReadonlyMap<number, number>): string {
+  const order = [...hostCpus].sort((a, b) => (use.get(a) ?? 0) - (use.get(b) ?? 0) || a - b);
+  return order
+    .slice(0, count)
+    .sort((a, b) => a - b)
+    .join(",");
+}
+
+/** CPU numbers of a cpuset list ("0-3,6" → [0,1,2,3,6]). */
+export function parseCpuList(list: string): number[] {
+  const out: number[] = [];
+  for (const part of list.trim().split(",").filter(Boolean)) {
+    const [a, b] = part.split("-").map(Number);
+    if (!Number.isInteger(a)) continue;
+    for (let i = a!; i <= (Number.isInteger(b) ? b! : a!); i++) out.push(i);
+  }
+  return out;
 }
 
 export function buildConfig(c: SandboxConfigInput): object {
@@ -174,7 +205,7 @@ export function buildConfig(c: SandboxConfigInput): object {
         { allow: true, type: "c", major: 136, access: "rwm" }, // pts
       ],
       memory: { limit: mem, swap: mem, swappiness: 0, disableOOMKiller: false },
-      cpu: { shares: cpu.shares, quota: cpu.quota, period: cpu.period, burst: cpu.burst },
+      cpu: { shares: cpu.shares, quota: cpu.quota, period: cpu.period, burst: cpu.burst, ...(c.cpus ? { cpus: c.cpus } : {}) },
       pids: { limit: c.pidsLimit },
     },
     maskedPaths: MASKED_PATHS,

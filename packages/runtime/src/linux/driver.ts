@@ -27,7 +27,7 @@ import type {
 } from "../driver.js";
 import { SANDBOX_API_PORT, hasApiRelay } from "../driver.js";
 import type { ImageStore, ResolvedImage } from "../images/types.js";
-import { buildConfig, cpuQuota, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
+import { buildConfig, cpuCount, cpuQuota, parseCpuList, pickCpus, AGENT_PATH, AGENT_RUN_DIR, TRUST_STORE } from "./config.js";
 import { egressEnv, platformEnv } from "../egress.js";
 import * as cg from "./cgroups.js";
 import { Crun, mountTable } from "./crun.js";
@@ -95,6 +95,11 @@ export interface LinuxDriverOptions {
    * false for none. Default: the machine-wide one (/var/lib/hangar-lxcfs) when lxcfs is installed.
    */
   lxcfs?: Lxcfs | false;
+  /**
+   * Give a sandbox smaller than the host its own CPUs (a cpuset of its quota rounded up, the least
+   * used ones), so nproc and sched_getaffinity tell its size as on a VM. Default true.
+   */
+  cpuPinning?: boolean;
 }
 
 /** How often the lxcfs daemon is checked (and started again, and bound again into sandboxes). */
@@ -209,6 +214,11 @@ export class LinuxDriver implements SandboxDriver {
   private lxcfsPid: number | null = null;
   private lxcfsTimer: NodeJS.Timeout | null = null;
   private lxcfsBusy = false;
+  /** Host CPUs sandboxes are placed on (the root cpuset's), or null: no pinning. */
+  private hostCpuList: number[] | null = null;
+  private readonly cpuPinning: boolean;
+  /** The CPUs given to each sandbox, and when (entries of sandboxes gone are pruned when placing). */
+  private readonly cpuUse = new Map<string, { cpus: number[]; at: number }>();
 
   constructor(opts: LinuxDriverOptions) {
     this.runDir = opts.runDir ?? "/run/hangar";
@@ -226,6 +236,7 @@ export class LinuxDriver implements SandboxDriver {
     this.launcherDir = opts.launcherDir ?? `${opts.stateDir}/bin`;
     // (volumes are mounted on the host under <runDir>/volumes after the runtime's namespace is made)
     this.lxcfs = opts.lxcfs === false ? null : (opts.lxcfs ?? new Lxcfs({ logger: this.log }));
+    this.cpuPinning = opts.cpuPinning ?? true;
     // (lxcfs mounts beneath its dir, maybe again later: shared like the volumes)
     const shared = [`${this.runDir}/b`, "/run/netns", `${this.runDir}/volumes`, ...(this.lxcfs?.installed ? [this.lxcfs.dir] : [])];
     this.crun = new Crun(opts.crun ?? "crun", `${this.runDir}/crun`, `${this.runDir}/ns`, shared, "crun");
@@ -321,6 +332,10 @@ export class LinuxDriver implements SandboxDriver {
     this.agentBinary = await installHostBinary(this.agentSource, this.agentInstallDir);
     await cg.ensureCgroupsV1();
     this.hierarchies = await cg.mountedHierarchies();
+    if (this.cpuPinning && this.hierarchies.includes("cpuset")) {
+      const list = parseCpuList(await fs.readFile(`${cg.CGROUP_ROOT}/cpuset/cpuset.effective_cpus`, "utf8").catch(() => ""));
+      this.hostCpuList = list.length > 1 ? list : null;
+    }
     this.limits = await hostHardLimits();
     await fs.mkdir(this.runDir, { recursive: true, mode: 0o711 });
     await fs.chmod(this.runDir, 0o711);
@@ -585,6 +600,24 @@ export class LinuxDriver implements SandboxDriver {
     }
   }
 
+  /** The CPU set of a sandbox smaller than the host: its vCPU count of the least used host CPUs. */
+  private placeCpus(rec: SandboxRecord): { cpus?: string } {
+    // (gVisor's kernel has its own CPU view; runsc cannot set a cpuset beneath a fresh parent)
+    if (!this.hostCpuList || rec.runtimeClass === "gvisor") return {};
+    const count = cpuCount(rec.spec.memoryMb, this.hostCpuList.length);
+    this.cpuUse.delete(rec.id);
+    if (count >= this.hostCpuList.length) return {};
+    const use = new Map<number, number>();
+    for (const [id, u] of this.cpuUse) {
+      // a sandbox not running (stopped, checkpointed, deleted) a minute after placing holds none
+      if (!this.live.has(id) && Date.now() - u.at > 60_000) this.cpuUse.delete(id);
+      else for (const c of u.cpus) use.set(c, (use.get(c) ?? 0) + 1);
+    }
+    const cpus = pickCpus(count, this.hostCpuList, use);
+    this.cpuUse.set(rec.id, { cpus: parseCpuList(cpus), at: Date.now() });
+    return { cpus };
+  }
+
   /** Writes the bundle (config.json, the /etc files) and the agent dir; returns the processes' environment. */
   private async writeBundle(rec: SandboxRecord): Promise<Record<string, string>> {
     const id = rec.id;
@@ -616,6 +649,7 @@ export class LinuxDriver implements SandboxDriver {
       cgroupsPath: this.cgroupPath(id),
       memoryMb: rec.spec.memoryMb,
       hostCpus: availableParallelism(),
+      ...this.placeCpus(rec),
       pidsLimit: this.pidsLimit,
       nofile: this.limits.nofile,
       nproc: this.limits.nproc,
