@@ -217,12 +217,13 @@ describe("code inside a sandbox sees its own limits", () => {
     const cpus = Number((await sh(sb, "grep -c ^processor /proc/cpuinfo")).trim());
     const online = (await sh(sb, "cat /sys/devices/system/cpu/online")).trim();
     const nproc = async () => Number((await sh(sb, "nproc")).trim());
-    const parallelism = Number((await sh(sb, "node -p 'os.availableParallelism()'")).trim());
-    console.log(`inside a 512 MB sandbox: free -m total ${await totalMb()} MB; MemAvailable ${a0} kB, ${a1} kB with 200 MB held; /proc/cpuinfo ${cpus} CPUs, online ${online}, nproc ${await nproc()}, availableParallelism ${parallelism}`);
+    const [parallelism, nodeTotalMb] = (await sh(sb, "node -p 'os.availableParallelism() + \" \" + (os.totalmem() >> 20)'")).trim().split(" ").map(Number);
+    console.log(`inside a 512 MB sandbox: free -m total ${await totalMb()} MB; MemAvailable ${a0} kB, ${a1} kB with 200 MB held; /proc/cpuinfo ${cpus} CPUs, online ${online}, nproc ${await nproc()}, availableParallelism ${parallelism}, os.totalmem ${nodeTotalMb} MB`);
     expect(cpus).toBe(1);
     expect(online).toMatch(/^\d+$/);
     expect(await nproc()).toBe(1);
     expect(parallelism).toBe(1);
+    expect(nodeTotalMb).toBe(512);
 
     // lxcfs dies: reads fail (never the host's numbers) until the server starts it again and binds it again
     const pid = Number(readFileSync(`${lxcfsDir}.pid`, "utf8"));
@@ -256,7 +257,9 @@ describe("code inside a sandbox sees its own limits", () => {
     const sb = await SandboxInstance.get("limits-gvisor");
     const free = await sh(sb, "free -m");
     const cpus = (await sh(sb, "grep -c ^processor /proc/cpuinfo")).trim();
-    console.log(`inside a 512 MB gVisor sandbox: ${free.split("\n")[1]}; /proc/cpuinfo ${cpus} CPUs`);
+    const nproc = (await sh(sb, "nproc")).trim();
+    console.log(`inside a 512 MB gVisor sandbox: ${free.split("\n")[1]}; /proc/cpuinfo ${cpus} CPUs, nproc ${nproc}`);
+    expect([cpus, nproc]).toEqual(["1", "1"]);
     expect(Number(/Mem:\s+(\d+)/.exec(free)![1])).toBeLessThanOrEqual(512);
     // the in-sandbox API works under gVisor too
     const list = JSON.parse(await sh(sb, "curl -sf http://localhost:8080/process")) as Array<{ command: string }>;

@@ -216,23 +216,29 @@ export async function saveSettings(path: string): Promise<CgroupSetting[]> {
 }
 
 /**
+ * Makes the cpuset parents of `path` (e.g. /hangar) and gives those without CPUs and memory
+ * nodes their parent's: a cpuset cgroup takes no task, and no child its own CPUs, before that.
+ */
+export async function initCpusetParents(path: string): Promise<void> {
+  const parts = path.split("/").filter(Boolean);
+  for (let i = 1; i < parts.length; i++) {
+    const dir = cgDir("cpuset", `/${parts.slice(0, i).join("/")}`);
+    await fs.mkdir(dir, { recursive: true });
+    const up = dir.slice(0, dir.lastIndexOf("/"));
+    for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+      if ((await fs.readFile(`${dir}/${f}`, "utf8")).trim()) continue;
+      await fs.writeFile(`${dir}/${f}`, (await fs.readFile(`${up}/${f}`, "utf8")).trim());
+    }
+  }
+}
+
+/**
  * Creates a sandbox's cgroups in every hierarchy (parents too, e.g. after a reboot) and writes
  * saved settings back: the devices list as deny-all plus its allow rules, the rest as they were.
  */
 export async function createWithSettings(path: string, hierarchies: string[], settings: CgroupSetting[]): Promise<void> {
   for (const h of hierarchies) await fs.mkdir(cgDir(h, path), { recursive: true });
-  if (hierarchies.includes("cpuset")) {
-    // a cpuset cgroup takes no task before cpus and mems are set: give new parents their parent's
-    const parts = path.split("/").filter(Boolean);
-    for (let i = 1; i < parts.length; i++) {
-      const dir = cgDir("cpuset", `/${parts.slice(0, i).join("/")}`);
-      const up = dir.slice(0, dir.lastIndexOf("/"));
-      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-        if ((await fs.readFile(`${dir}/${f}`, "utf8")).trim()) continue;
-        await fs.writeFile(`${dir}/${f}`, (await fs.readFile(`${up}/${f}`, "utf8")).trim());
-      }
-    }
-  }
+  if (hierarchies.includes("cpuset")) await initCpusetParents(path);
   for (const [c, f, v] of settings) {
     if (!hierarchies.includes(c)) continue;
     const dir = cgDir(c, path);

@@ -602,8 +602,7 @@ export class LinuxDriver implements SandboxDriver {
 
   /** The CPU set of a sandbox smaller than the host: its vCPU count of the least used host CPUs. */
   private placeCpus(rec: SandboxRecord): { cpus?: string } {
-    // (gVisor's kernel has its own CPU view; runsc cannot set a cpuset beneath a fresh parent)
-    if (!this.hostCpuList || rec.runtimeClass === "gvisor") return {};
+    if (!this.hostCpuList) return {};
     const count = cpuCount(rec.spec.memoryMb, this.hostCpuList.length);
     this.cpuUse.delete(rec.id);
     if (count >= this.hostCpuList.length) return {};
@@ -634,6 +633,9 @@ export class LinuxDriver implements SandboxDriver {
     // which daemon's files it binds (the supervisor binds a new daemon's again)
     if (procBinds.length) await fs.writeFile(`${B}/lxcfs`, String(this.lxcfsPid));
     else await fs.rm(`${B}/lxcfs`, { force: true });
+    const cpus = this.placeCpus(rec);
+    // (runsc, unlike crun, sets its cpuset only beneath parents that have CPUs)
+    if (cpus.cpus && rec.runtimeClass === "gvisor") await cg.initCpusetParents(this.cgroupPath(id));
     const config = buildConfig({
       hostname: rec.spec.name,
       rootfs: `${B}/rootfs`,
@@ -649,7 +651,7 @@ export class LinuxDriver implements SandboxDriver {
       cgroupsPath: this.cgroupPath(id),
       memoryMb: rec.spec.memoryMb,
       hostCpus: availableParallelism(),
-      ...this.placeCpus(rec),
+      ...cpus,
       pidsLimit: this.pidsLimit,
       nofile: this.limits.nofile,
       nproc: this.limits.nproc,
