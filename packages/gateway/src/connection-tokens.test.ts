@@ -94,6 +94,28 @@ describe("OAuth integration connections", () => {
     expect(await tokens.problem(t.workspace.id, "gmail-google-oauth")).toBeNull();
   });
 
+  it("keeps a rotated refresh token (sealed) and uses it for the next refresh, until the connection changes", async () => {
+    await auth.close();
+    auth = await OAuthStandIn.start({ clientId: SECRET.CLIENT_ID, clientSecret: SECRET.CLIENT_SECRET, refreshTokens: [SECRET.REFRESH_TOKEN, "1//reauthorized"], expiresIn: 3, rotate: true });
+    tokens = new ConnectionTokens({ store: t.store, secrets: t.secrets, overrides: { gmail: { tokenUrl: auth.url } } });
+    await service.applyConnection(t.workspace, gmail(), { mustCreate: true });
+    const a = await tokens.token(t.workspace.id, "gmail-google-oauth");
+    expect(auth.valid(a.accessToken)).toBe(true);
+    const row = (await t.store.connectionTokens.get(t.workspace.id, "gmail-google-oauth"))!;
+    expect(row.refreshToken).toBeTruthy();
+    expect(row.refreshToken).not.toContain("1//rotated-");
+    // the provider revoked the first refresh token when it rotated: the next refresh must use the new one
+    await new Promise((r) => setTimeout(r, 2100));
+    const b = await tokens.token(t.workspace.id, "gmail-google-oauth");
+    expect(auth.valid(b.accessToken)).toBe(true);
+    expect(auth.requests.map((r) => r.refresh_token)).toEqual([SECRET.REFRESH_TOKEN, expect.stringMatching(/^1\/\/rotated-/)]);
+    expect(await tokens.problem(t.workspace.id, "gmail-google-oauth")).toBeNull();
+    // the user authorizes again: the connection's new refresh token wins over the rotated one
+    await service.applyConnection(t.workspace, { metadata: { name: "gmail-google-oauth" }, spec: { integration: "gmail", secret: { REFRESH_TOKEN: "1//reauthorized" } } }, { name: "gmail-google-oauth" });
+    expect(auth.valid((await tokens.token(t.workspace.id, "gmail-google-oauth")).accessToken)).toBe(true);
+    expect(auth.requests.at(-1)!.refresh_token).toBe("1//reauthorized");
+  });
+
   it("functions: names checked in the workspace; replicas get a bearer rule for the API host, never the refresh token", async () => {
     const fc = new FunctionConnections({ store: t.store, tokens });
     await expect(fc.check(t.workspace.id, ["nope"])).rejects.toMatchObject({ code: "validation_failed", message: expect.stringContaining("'nope' not found") });

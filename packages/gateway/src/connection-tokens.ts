@@ -2,7 +2,9 @@
 // at the integration's token endpoint (grant_type=refresh_token, RFC 6749 §6), keeps the access
 // token sealed in the store until near its expiry, and refreshes it under a lease in the store so
 // two requests (or two servers) never refresh one connection at once. A refused refresh token
-// (invalid_grant) is kept as the connection's error until the connection changes.
+// (invalid_grant) is kept as the connection's error until the connection changes. A provider that
+// rotates refresh tokens (a new refresh_token in the answer) has the new one kept, sealed, beside
+// the access token and used from then on, until the connection's secrets change.
 
 import { randomUUID } from "node:crypto";
 import { HangarError, type Logger, silentLogger } from "@hangar/common";
@@ -83,7 +85,7 @@ export class ConnectionTokens {
         }
       }
       const until = new Date(now + (this.opts.leaseMs ?? 15_000)).toISOString();
-      if (await repo.claim(workspaceId, name, this.owner, new Date(now).toISOString(), until)) return this.refresh(conn, def);
+      if (await repo.claim(workspaceId, name, this.owner, new Date(now).toISOString(), until)) return this.refresh(conn, def, rec?.source === source(conn) ? rec.refreshToken : null);
       // another request or server is refreshing it: its result lands in the store
       if (Date.now() > deadline) throw new HangarError("upstream_timeout", `refreshing the access token of integration connection '${name}' took too long`);
       await new Promise((r) => setTimeout(r, 100));
@@ -95,18 +97,21 @@ export class ConnectionTokens {
     return this.opts.store.connectionTokens.delete(workspaceId, name);
   }
 
-  private async refresh(conn: GatewayResourceRecord, def: McpIntegrationDef): Promise<AccessToken> {
+  /** Gets a new access token with the rotated refresh token `rotated` (sealed) if any, else the connection's. */
+  private async refresh(conn: GatewayResourceRecord, def: McpIntegrationDef, rotated: string | null): Promise<AccessToken> {
     const repo = this.opts.store.connectionTokens;
     const spec = conn.spec as unknown as ConnectionSpec;
     const { tokenUrl } = integrationEndpoints(def, this.opts.overrides ?? {}, spec.config ?? {});
     const secret = (k: string) => (spec.secret?.[k] ? this.opts.secrets.open(spec.secret[k]!) : "");
-    const save = (patch: Pick<ConnectionTokenRecord, "accessToken" | "expiresAt" | "error">) => repo.save(conn.workspaceId, conn.name, this.owner, { source: source(conn), ...patch }, new Date().toISOString());
+    const refreshToken = rotated ? this.opts.secrets.open(rotated) : secret("REFRESH_TOKEN");
+    const save = (patch: Pick<ConnectionTokenRecord, "accessToken" | "expiresAt" | "error">, refresh = rotated) =>
+      repo.save(conn.workspaceId, conn.name, this.owner, { source: source(conn), ...patch, refreshToken: refresh }, new Date().toISOString());
     let error: string;
     try {
       const res = await fetch(tokenUrl, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: secret("REFRESH_TOKEN"), client_id: secret("CLIENT_ID"), client_secret: secret("CLIENT_SECRET") }).toString(),
+        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: secret("CLIENT_ID"), client_secret: secret("CLIENT_SECRET") }).toString(),
         signal: AbortSignal.timeout(10_000),
       });
       const text = await res.text();
@@ -119,8 +124,10 @@ export class ConnectionTokens {
       if (res.ok && typeof body.access_token === "string" && body.access_token) {
         const expiresIn = Number(body.expires_in ?? 3600);
         const expiresAt = Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000;
-        await save({ accessToken: this.opts.secrets.seal(body.access_token), expiresAt: new Date(expiresAt).toISOString(), error: null });
-        this.log.info({ connection: conn.name, workspace: conn.workspaceId, source: source(conn), expiresIn }, "integration access token refreshed");
+        // a rotated refresh token replaces the one used (which the provider may now refuse)
+        const next = typeof body.refresh_token === "string" && body.refresh_token && body.refresh_token !== refreshToken ? this.opts.secrets.seal(body.refresh_token) : rotated;
+        await save({ accessToken: this.opts.secrets.seal(body.access_token), expiresAt: new Date(expiresAt).toISOString(), error: null }, next);
+        this.log.info({ connection: conn.name, workspace: conn.workspaceId, source: source(conn), expiresIn, rotated: next !== rotated }, "integration access token refreshed");
         return { accessToken: body.access_token, expiresAt };
       }
       const code = typeof body.error === "string" ? body.error : "";

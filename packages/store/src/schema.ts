@@ -189,6 +189,7 @@ export interface ConnectionTokenTable {
   lease_owner: string | null;
   lease_until: string | null;
   updated_at: string;
+  refresh_token: string | null;
 }
 
 export interface ModelUsageTable {

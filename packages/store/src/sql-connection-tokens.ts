@@ -14,6 +14,7 @@ function toRecord(r: Selectable<ConnectionTokenTable>): ConnectionTokenRecord {
     accessToken: r.access_token,
     expiresAt: r.expires_at,
     error: r.error,
+    refreshToken: r.refresh_token,
     leaseOwner: r.lease_owner,
     leaseUntil: r.lease_until,
     updatedAt: r.updated_at,
@@ -31,7 +32,7 @@ export class SqlConnectionTokenRepo implements ConnectionTokenRepo {
   async claim(workspaceId: string, connection: string, owner: string, now: string, until: string): Promise<boolean> {
     await this.db
       .insertInto("connection_tokens")
-      .values({ workspace_id: workspaceId, connection, source: "", access_token: null, expires_at: null, error: null, lease_owner: null, lease_until: null, updated_at: now })
+      .values({ workspace_id: workspaceId, connection, source: "", access_token: null, expires_at: null, error: null, refresh_token: null, lease_owner: null, lease_until: null, updated_at: now })
       .onConflict((oc) => oc.columns(["workspace_id", "connection"]).doNothing())
       .execute();
     // the lease is taken only if nobody holds it (another server, another request)
@@ -45,10 +46,10 @@ export class SqlConnectionTokenRepo implements ConnectionTokenRepo {
     return Number(r.numUpdatedRows) > 0;
   }
 
-  async save(workspaceId: string, connection: string, owner: string, patch: Pick<ConnectionTokenRecord, "source" | "accessToken" | "expiresAt" | "error">, now: string): Promise<boolean> {
+  async save(workspaceId: string, connection: string, owner: string, patch: Pick<ConnectionTokenRecord, "source" | "accessToken" | "expiresAt" | "error" | "refreshToken">, now: string): Promise<boolean> {
     const r = await this.db
       .updateTable("connection_tokens")
-      .set({ source: patch.source, access_token: patch.accessToken, expires_at: patch.expiresAt, error: patch.error, lease_owner: null, lease_until: null, updated_at: now })
+      .set({ source: patch.source, access_token: patch.accessToken, expires_at: patch.expiresAt, error: patch.error, refresh_token: patch.refreshToken, lease_owner: null, lease_until: null, updated_at: now })
       .where("workspace_id", "=", workspaceId)
       .where("connection", "=", connection)
       .where("lease_owner", "=", owner)

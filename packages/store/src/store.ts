@@ -435,6 +435,11 @@ export interface ConnectionTokenRecord {
   accessToken: string | null;
   expiresAt: string | null;
   error: string | null;
+  /**
+   * Sealed: the refresh token the provider rotated to (RFC 6749 §6 lets it issue a new one with
+   * each refresh), used instead of the connection's own until the connection changes.
+   */
+  refreshToken: string | null;
   leaseOwner: string | null;
   leaseUntil: string | null;
   updatedAt: string;
@@ -445,7 +450,7 @@ export interface ConnectionTokenRepo {
   /** Takes the refresh lease (creating the row) when it is free or expired; false when another holds it. */
   claim(workspaceId: string, connection: string, owner: string, now: string, until: string): Promise<boolean>;
   /** Stores the outcome of a refresh and frees the lease, only while `owner` holds it; false otherwise. */
-  save(workspaceId: string, connection: string, owner: string, patch: Pick<ConnectionTokenRecord, "source" | "accessToken" | "expiresAt" | "error">, now: string): Promise<boolean>;
+  save(workspaceId: string, connection: string, owner: string, patch: Pick<ConnectionTokenRecord, "source" | "accessToken" | "expiresAt" | "error" | "refreshToken">, now: string): Promise<boolean>;
   delete(workspaceId: string, connection: string): Promise<void>;
 }
 

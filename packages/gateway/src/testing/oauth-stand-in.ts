@@ -12,6 +12,8 @@ export interface OAuthStandInOptions {
   refreshTokens: string[];
   /** Lifetime of the access tokens it issues, in seconds (default 3600). */
   expiresIn?: number;
+  /** Rotate refresh tokens: each refresh answers a new one and revokes the one used. */
+  rotate?: boolean;
 }
 
 export class OAuthStandIn {
@@ -57,7 +59,13 @@ export class OAuthStandIn {
     const token = `ya29.${randomBytes(18).toString("base64url")}`;
     const expiresIn = this.opts.expiresIn ?? 3600;
     this.issued.set(token, Date.now() + expiresIn * 1000);
-    reply(200, { access_token: token, expires_in: expiresIn, token_type: "Bearer", scope: "https://www.googleapis.com/auth/gmail.send" });
+    let refresh: string | undefined;
+    if (this.opts.rotate) {
+      refresh = `1//rotated-${randomBytes(12).toString("base64url")}`;
+      this.refresh.delete(form.refresh_token);
+      this.refresh.add(refresh);
+    }
+    reply(200, { access_token: token, expires_in: expiresIn, token_type: "Bearer", scope: "https://www.googleapis.com/auth/gmail.send", ...(refresh ? { refresh_token: refresh } : {}) });
   }
 
   /** True when the token was issued here and has not expired. */

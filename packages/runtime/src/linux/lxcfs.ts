@@ -34,6 +34,7 @@ export class Lxcfs {
   private readonly pidFile: string;
   private readonly lockDir: string;
   private readonly log: Logger;
+  private served: [string, string][] | null = null;
 
   constructor(opts: LxcfsOptions = {}) {
     this.dir = opts.dir ?? "/var/lib/hangar-lxcfs";
@@ -106,9 +107,14 @@ export class Lxcfs {
     }
   }
 
-  /** The files to bind into sandboxes: [host path, sandbox path]. */
+  /**
+   * The files to bind into sandboxes: [host path, sandbox path]. Which of them this lxcfs serves
+   * is looked up once (each look is a round trip to the daemon) and kept while it serves any.
+   */
   binds(): [string, string][] {
-    return LXCFS_FILES.filter((f) => existsSync(`${this.mount}${f}`)).map((f) => [`${this.mount}${f}`, f]);
+    if (this.served?.length) return this.served;
+    this.served = LXCFS_FILES.filter((f) => existsSync(`${this.mount}${f}`)).map((f) => [`${this.mount}${f}`, f]);
+    return this.served;
   }
 
   /** Stops the daemon and unmounts its directory and the shared bind (tests with a private daemon). */

@@ -11,6 +11,7 @@ import * as m010 from "./010-replacements.js";
 import * as m011 from "./011-async-calls.js";
 import * as m013 from "./013-preview-ports.js";
 import * as m016 from "./016-connection-tokens.js";
+import * as m017 from "./017-rotated-refresh-tokens.js";
 
 /** Every schema migration, in order. Names sort lexicographically; never rename or edit a shipped one. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   "011-async-calls": m011,
   "013-preview-ports": m013,
   "016-connection-tokens": m016,
+  "017-rotated-refresh-tokens": m017,
 };
