@@ -323,4 +323,21 @@ describe("exposing an API in code mode", () => {
     expect(res.status).toBe(200);
     await expect(deployed("broken", 50_000)).rejects.toThrow(/FAILED[\s\S]*could not read the OpenAPI document/);
   });
+
+  it("deleting the function deletes its execute sandboxes, and no other sandbox", { timeout: 60_000 }, async () => {
+    const names = async () => ((await (await api(h, "GET", "/v0/sandboxes")).json()) as { data: Array<{ metadata: { name: string } }> }).data.map((s) => s.metadata.name);
+    const exec = (await names()).filter((n) => /^petstore-exec-[0-9a-f]{8}$/.test(n));
+    expect(exec.length).toBeGreaterThan(0);
+    // a user's sandboxes: one with the name's shape but not the label, one with the label but another name
+    for (const [name, labels] of [["petstore-exec-0badc0de", {}], ["petstore-mine", { "hangar-code-mode": "petstore" }]] as const) {
+      expect((await api(h, "POST", "/v0/sandboxes", { metadata: { name, labels }, spec: { runtime: { memory: 256 } } })).status).toBe(200);
+    }
+    expect((await api(h, "DELETE", "/v0/functions/petstore")).status).toBe(200);
+    for (const n of exec) {
+      const t0 = Date.now();
+      while ((await api(h, "GET", `/v0/sandboxes/${n}`)).status !== 404 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 200));
+      expect((await api(h, "GET", `/v0/sandboxes/${n}`)).status).toBe(404);
+    }
+    expect(await names()).toEqual(expect.arrayContaining(["petstore-exec-0badc0de", "petstore-mine"]));
+  });
 });

@@ -9,3 +9,4 @@ export function codeModeBundlePath(): string {
 }
 export { type ProxyRule, apiHosts, authEnvName, credentialRules } from "./openapi.js";
 export { RESULT_MARK, executeWrapper, parseExecuteOutput } from "./scripts.js";
+export { EXECUTE_SANDBOX_LABEL, executeSandboxName, isExecuteSandboxOf } from "./execute-sandbox.js";

@@ -11,7 +11,7 @@
 // The run plane bridges WebSocket clients (older SDKs) to /mcp; GET / describes the server.
 
 import { spawn } from "node:child_process";
-import { createHash, randomUUID, webcrypto } from "node:crypto";
+import { randomUUID, webcrypto } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { isAbsolute, resolve } from "node:path";
@@ -22,6 +22,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { z } from "zod";
 import { type ProxyRule, apiHosts, credentialRules, jsonSafe } from "./openapi.js";
 import { SEARCH_CHILD, executeWrapper, parseExecuteOutput } from "./scripts.js";
+import { EXECUTE_SANDBOX_LABEL, executeSandboxName } from "./execute-sandbox.js";
 
 // Node 18 (Debian bookworm's, in Hangar's base image) has no global Web Crypto; the SDK uses it
 (globalThis as { crypto?: unknown }).crypto ??= webcrypto;
@@ -109,7 +110,7 @@ const apiUrl = (env.BL_API_URL ?? "").replace(/\/$/, "");
 const runUrl = (env.BL_RUN_URL ?? "").replace(/\/$/, "");
 const workspace = env.BL_WORKSPACE ?? "";
 const replica = env.HANGAR_REPLICA_ID ?? randomUUID();
-const sandboxName = `${(env.BL_NAME ?? "code-mode").slice(0, 30).replace(/-+$/, "")}-exec-${createHash("sha256").update(replica).digest("hex").slice(0, 8)}`;
+const sandboxName = executeSandboxName(env.BL_NAME ?? "code-mode", replica);
 const headers = { authorization: `Bearer ${env.BL_API_KEY ?? ""}`, "x-blaxel-workspace": workspace, "content-type": "application/json" };
 
 class ApiError extends Error {
@@ -134,7 +135,7 @@ let ready: Promise<void> | null = null;
 async function ensureSandbox(): Promise<void> {
   if (!apiUrl || !runUrl || !workspace) throw new Error("execute needs BL_API_URL, BL_RUN_URL and BL_WORKSPACE (Hangar sets them in a function's replica)");
   const body = {
-    metadata: { name: sandboxName, labels: { "hangar-code-mode": (env.BL_NAME ?? "").slice(0, 63) } },
+    metadata: { name: sandboxName, labels: { [EXECUTE_SANDBOX_LABEL]: (env.BL_NAME ?? "").slice(0, 63) } },
     spec: {
       runtime: { image: "blaxel/base-image:latest", memory: Number(env.CODE_MODE_SANDBOX_MEMORY ?? 1024) },
       lifecycle: { expirationPolicies: [{ type: "ttl-idle", value: "10m", action: "delete" }] },

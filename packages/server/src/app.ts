@@ -27,12 +27,12 @@ import { JobScheduler, JobService, SandboxScheduleService, StoreTaskQueue, type 
 import { LocalNode } from "@hangar/node";
 import { Accountant, ConnectionTokens, FunctionConnections, GatewayService, ModelGateway, gatewayRoutes, parsePlacement } from "@hangar/gateway";
 import { RunPlaneMcpBridges, bridgeBundlePath, builtinServerBundlePath } from "@hangar/mcp-bridge";
-import { codeModeBundlePath } from "@hangar/code-mode";
+import { EXECUTE_SANDBOX_LABEL, codeModeBundlePath, isExecuteSandboxOf } from "@hangar/code-mode";
 import { SnapshotService, snapshotRoutes } from "@hangar/snapshots";
 import { DEFAULT_SANDBOX_CIDR, DEFAULT_USERNS, LinuxDriver, type LocalImageStore, hasApiRelay } from "@hangar/runtime";
 import { DriveMounts, LocalDriveBackend, StorageService, VolumeHost, nodeStorage, storageRoutes, templateUploadRoute } from "@hangar/storage";
 import { SandboxServices, createSandboxApi } from "@hangar/sandbox-api";
-import { SecretBox, type Store, openSqliteStore } from "@hangar/store";
+import { SecretBox, type Store, type WorkspaceRecord, openSqliteStore } from "@hangar/store";
 import { bootstrap } from "./bootstrap.js";
 import type { HangarConfig } from "./config.js";
 import { hostCallbackGuard } from "./callback-guard.js";
@@ -158,7 +158,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
   // integration connections of functions: access tokens refreshed from the connections' refresh tokens, injected by the egress proxy
   const connectionTokens = new ConnectionTokens({ store, secrets, overrides: config.integrationEndpoints, logger: logger.child({ component: "connections" }) });
   const functionConnections = new FunctionConnections({ store, tokens: connectionTokens });
-  const workloads = new WorkloadService({ connections: functionConnections, checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
+  const workloads = new WorkloadService({ onDeleted: (ws, kind, name) => (kind === "functions" ? deleteExecuteSandboxes(sandboxes, ws, name) : Promise.resolve()), connections: functionConnections, checkPlacement: (workspaceId, policies) => gateway.placementProblem(workspaceId, policies), store, replicas: replicaPort(node), secrets, checkCallback, keys: apiKeys, region: config.regions[0]!, targetConcurrency: config.scaleConcurrency, scaleDownIdleMs: config.scaleDownIdleMs, logger: logger.child({ component: "workloads" }) });
   const asyncCalls = new AsyncCallService({ store, workloads, replicas: replicaPort(node), callbacks: new CallbackSender({ checkTarget: checkCallback, logger }), logger: logger.child({ component: "async-calls" }) });
   const replacements = new ReplacementService({ store, workloads, logger: logger.child({ component: "replacements" }) });
   const snapshots = new SnapshotService({ store, sandboxes, node, secrets, dir: join(config.dataDir, "snapshots"), logger: logger.child({ component: "snapshots" }) });
@@ -698,4 +698,10 @@ function runPlaneJobs(req: import("node:http").IncomingMessage): void {
   if (!m || (!m[3] && req.method !== "POST")) return;
   req.headers["x-blaxel-workspace"] = decodeURIComponent(m[1]!);
   req.url = `/v0/jobs/${m[2]}${m[3] ?? "/executions"}${m[4] ?? ""}`;
+}
+
+/** Deletes the sandboxes code mode's `execute` made for function `fn` (they would otherwise idle out). */
+async function deleteExecuteSandboxes(sandboxes: SandboxService, ws: WorkspaceRecord, fn: string): Promise<void> {
+  const page = await sandboxes.list(ws, { sort: "createdAt:desc", limit: 1000, labels: { [EXECUTE_SANDBOX_LABEL]: fn.slice(0, 63) } });
+  for (const sb of page.items) if (isExecuteSandboxOf(fn, sb.name, sb.labels)) await sandboxes.delete(ws, sb.name).catch(() => undefined);
 }

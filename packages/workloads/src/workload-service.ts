@@ -108,6 +108,8 @@ export interface WorkloadServiceOptions {
   connections?: ConnectionPort;
   /** How often replicas bound to connections get their tokens checked and refreshed (default 1 s). */
   connectionRefreshMs?: number;
+  /** Removes what a workload made through the API and left behind (e.g. code mode's sandboxes) once it is deleted. */
+  onDeleted?: (ws: WorkspaceRecord, kind: string, name: string) => Promise<void>;
 }
 
 /** A workload as the run plane routes to it. */
@@ -317,6 +319,7 @@ export class WorkloadService {
       await this.opts.keys?.revokeKey(this.keyOf(rec));
       this.routes.clear();
     });
+    await this.opts.onDeleted?.(ws, kind, name).catch((e: unknown) => this.log.warn({ err: e, workload: name }, "removing what the workload left behind failed"));
     return { ...rec, status: "DELETING" };
   }
 
