@@ -3,8 +3,10 @@
 // machine needs it (30 s to a few minutes, once) and serves it from the machine-wide image cache afterwards; the
 // hub is listed by `GET /v0/sandbox/hub` and `GET /v0/templates`, and an unknown `blaxel/<x>` is a 400.
 
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningHangar, startHangar, useSdkAgainst } from "./harness.js";
+import { CLI, type RunningHangar, startHangar, useSdkAgainst } from "./harness.js";
 
 let h: RunningHangar;
 let sdk: typeof import("@blaxel/core");
@@ -76,6 +78,28 @@ describe("the sandbox hub", () => {
     const t0 = performance.now();
     await sdk.SandboxInstance.create({ name: "hub-node-2", image: "blaxel/node", memory: 512 });
     expect(performance.now() - t0).toBeLessThan(20_000);
+  });
+
+  it("`hangar hub build` builds images ahead of first use (here: found in the machine's cache) and `hangar hub list` lists them", { timeout: BUILD_MS }, async () => {
+    const hangar = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, HANGAR_URL: h.url, HANGAR_API_KEY: h.apiKey, HANGAR_CONFIG: "/nonexistent/hangar.json" }, timeout: BUILD_MS }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    const list = await hangar("hub", "list");
+    expect(list.stdout).toMatch(/^expo\s+blaxel\/expo:latest\s+8081$/m);
+    const built = await hangar("hub", "build", "node");
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stdout).toMatch(/^blaxel\/node:latest ready in [\d.]+ s$/m);
+    const bad = await hangar("hub", "build", "no-such-image");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/404: sandbox hub image 'no-such-image' not found/);
+    // the route: NDJSON, a workspace's key needed
+    expect((await fetch(`${h.url}/v0/sandbox/hub/node/build`, { method: "POST" })).status).toBe(401);
+    const res = await fetch(`${h.url}/v0/sandbox/hub/node/build`, { method: "POST", headers: { authorization: `Bearer ${h.apiKey}` } });
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    const last = JSON.parse((await res.text()).trim().split("\n").at(-1)!) as { image: string; ms: number };
+    expect(last.image).toBe("blaxel/node:latest");
   });
 
   it("starts blaxel/py-app, whose app on port 8000 is reachable", { timeout: BUILD_MS }, async () => {

@@ -11,6 +11,7 @@ import { runFunction } from "./mcp.js";
 import { MANIFEST_STORAGE_KINDS, STORAGE_KINDS, STORAGE_SINGULAR, applyStorage } from "./storage.js";
 import { connectTerminal } from "./terminal.js";
 import { cancelExecution, getExecutions, getJobs, jobLogs, runJob } from "./jobs.js";
+import { buildHub, hubRows } from "./hub.js";
 
 type Globals = { url?: string; apiKey?: string; workspace?: string };
 type Output = "table" | "json" | "yaml";
@@ -100,6 +101,21 @@ program
     await uninstallRuntime(config, createLogger(config.logLevel));
     progress(`removed the sandboxes and host state of ${config.dataDir}`);
   });
+
+// ---- hub ---------------------------------------------------------------------------------------
+const hub = program.command("hub").description("the sandbox hub's images (blaxel/node, blaxel/nextjs, ...)");
+hub
+  .command("list")
+  .description("list the hub's images")
+  .action(async () => {
+    const rows = await hubRows(client());
+    print(rows, "table", () => rows);
+  });
+hub
+  .command("build")
+  .description("build hub images ahead of their first use (all when none is named); built ones are found in the machine's cache at once")
+  .argument("[names...]", "hub image names, e.g. expo nextjs")
+  .action(async (names: string[]) => buildHub(client(), names, progress));
 
 // ---- login -------------------------------------------------------------------------------------
 program

@@ -270,7 +270,7 @@ async function createLocked(config: HangarConfig, logger: Logger, lock: DataDirL
     lookupTxt: (host) => resolveTxt(host),
     ...(builds ? { builds: { port: builds, uploadUrl, taskLogs: (ws, job, id, task) => jobs.logLines(ws, job, id, task) } } : {}),
     extraRoutes: [
-      hubRoutes({ hashOf: (name) => (hub ? hub.contentHash(name) : Promise.resolve("")) }),
+      hubRoutes({ hashOf: (name) => (hub ? hub.contentHash(name) : Promise.resolve("")), ensure: (image, onProgress) => node.ensureImage(image, onProgress) }),
       ...(storage ? [storageRoutes({ storage, uploadLimitBytes: config.uploadLimitBytes, uploadUrl: (req, token) => new URL(`/upload/volume-templates/${token}`, baseUrl(req)).href })] : []),
       workloadRoutes({
         workloads,
