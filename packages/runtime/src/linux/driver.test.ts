@@ -1,7 +1,8 @@
 // Lifecycle of the linux driver against the real kernel (root, crun, cgroup v1).
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { existsSync, promises as fs } from "node:fs";
+import { existsSync, promises as fs, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { connect } from "node:net";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -165,6 +166,13 @@ describe.skipIf(!linuxDriverAvailable())("LinuxDriver (crun)", () => {
     expect(h3).not.toBeNull();
     expect(await d2.state("d3")).toBe("running");
     expect((await sh("d3", "cat /root/mark")).stdout).toBe("survived\n");
+    // d3 started again by the new driver is placed beside the adopted d1, not on its CPU
+    const cpuset = (id: string) => readFileSync(`/sys/fs/cgroup/cpuset/${opts.cgroupParent}/${id}/cpuset.cpus`, "utf8").trim();
+    if (existsSync(`/sys/fs/cgroup/cpuset/${opts.cgroupParent}/d1`) && availableParallelism() > 1) {
+      expect(cpuset("d1")).toMatch(/^\d+$/);
+      expect(cpuset("d3")).toMatch(/^\d+$/);
+      expect(cpuset("d3")).not.toBe(cpuset("d1"));
+    }
     expect(await d2.adopt(spec("zzzz"))).toBeNull();
     d = d2;
   });

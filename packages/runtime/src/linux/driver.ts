@@ -617,6 +617,13 @@ export class LinuxDriver implements SandboxDriver {
     return { cpus };
   }
 
+  /** Counts the CPU set of a sandbox a previous server started (adopted) in the placement of new ones. */
+  private async noteCpus(id: string): Promise<void> {
+    if (!this.hostCpuList || this.cpuUse.has(id)) return;
+    const cpus = parseCpuList(await fs.readFile(`${cg.cgDir("cpuset", this.cgroupPath(id))}/cpuset.cpus`, "utf8").catch(() => ""));
+    if (cpus.length && cpus.length < this.hostCpuList.length) this.cpuUse.set(id, { cpus, at: Date.now() });
+  }
+
   /** Writes the bundle (config.json, the /etc files) and the agent dir; returns the processes' environment. */
   private async writeBundle(rec: SandboxRecord): Promise<Record<string, string>> {
     const id = rec.id;
@@ -829,6 +836,7 @@ export class LinuxDriver implements SandboxDriver {
         }
         const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env };
         this.live.set(id, { rec, agent, child: null, exited: this.watchPid(pid), handle });
+        void this.noteCpus(id);
         return handle;
       }
       // the container died but its files are there: start it again
@@ -1161,6 +1169,7 @@ export class LinuxDriver implements SandboxDriver {
       l.child = child;
       l.exited = exited;
       this.live.set(id, l);
+      void this.noteCpus(id);
       this.log.info({ id, ms: round1(performance.now() - t0), filesMs: round1(filesMs), criuMs: round1(criuMs) }, "sandbox restored");
       return l;
     } catch (e) {
@@ -1446,6 +1455,7 @@ export class LinuxDriver implements SandboxDriver {
       const handle: SandboxHandle = { id, agent, address: rec.address, image: rec.image, env: this.envOf(rec) };
       const l: Live = { rec, agent, child, exited, handle };
       this.live.set(id, l);
+      void this.noteCpus(id);
       this.log.info({ id, from: src, ms: round1(performance.now() - t0) }, "sandbox restored from a snapshot with its processes");
       return l;
     } catch (e) {
