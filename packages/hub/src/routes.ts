@@ -37,7 +37,9 @@ export function hubRoutes(opts: HubRoutesOptions) {
       reply.hijack();
       const out = reply.raw;
       out.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-      const line = (o: unknown) => out.writableEnded || out.write(`${JSON.stringify(o)}\n`);
+      // a client that went away does not stop the build (others may wait for it): lines are dropped
+      out.on("error", () => undefined);
+      const line = (o: unknown) => out.writableEnded || out.destroyed || out.write(`${JSON.stringify(o)}\n`);
       const t0 = performance.now();
       const image = `blaxel/${e.name}:latest`;
       try {
