@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
+import { shellQuote } from "@hangar/common";
 import { CliError, HangarClient, resolveClientConfig, writeConfigFile } from "./client.js";
 import { BUILD_KINDS, buildKind, buildLogs, deploy, push } from "./deploy.js";
 import { LISTINGS, age, listAll } from "./listings.js";
@@ -381,9 +382,10 @@ program
   });
 
 // ---- exec / logs / connect ---------------------------------------------------------------------
-function shellQuote(args: string[]): string {
+/** The command line of `args`: one argument is a shell line as given, several are quoted words. */
+function commandLine(args: string[]): string {
   if (args.length === 1) return args[0]!;
-  return args.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" ");
+  return args.map(shellQuote).join(" ");
 }
 
 program
@@ -398,7 +400,7 @@ program
     const c = client();
     const url = await c.sandboxUrl(name);
     const env = Object.fromEntries((o.env ?? []).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-    const body = { command: shellQuote(command), waitForCompletion: true, env, ...(o.workdir ? { workingDir: o.workdir } : {}), ...(o.timeout ? { timeout: Number(o.timeout) } : {}) };
+    const body = { command: commandLine(command), waitForCompletion: true, env, ...(o.workdir ? { workingDir: o.workdir } : {}), ...(o.timeout ? { timeout: Number(o.timeout) } : {}) };
     const res = await c.raw("POST", `${url}/process`, body, { accept: "text/event-stream" });
     let exitCode = 0;
     let buf = "";

@@ -6,3 +6,4 @@ export * from "./http.js";
 export * from "./validation.js";
 export * from "./ttl-cache.js";
 export * from "./mcp-session.js";
+export * from "./shell.js";

@@ -2,7 +2,7 @@
 // it as a named process of the sandbox API, as Blaxel's hub images do, and the create answers once
 // the service listens (or after a while, with the process still starting).
 
-import type { Logger } from "@hangar/common";
+import { type Logger, shellQuote } from "@hangar/common";
 import type { NodeSandboxSpec, SandboxNodePort } from "@hangar/control-plane";
 import type { HubService } from "./catalog.js";
 import { hubServiceOf } from "./hub-images.js";
@@ -18,11 +18,6 @@ export interface ServiceSandbox {
 }
 
 const PORT_WAIT_MS = 60_000;
-
-/** A word for /bin/sh: as is when plain, else single-quoted. */
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** Starts the image's command as the service's process and waits (bounded) for its port. */
 export async function startHubService(live: ServiceSandbox, svc: HubService): Promise<string | null> {

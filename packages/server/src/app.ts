@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
-import { HangarError, type Logger, createLogger, sendProblem } from "@hangar/common";
+import { HangarError, type Logger, createLogger, sendProblem, shellQuote } from "@hangar/common";
 import {
   ApiKeyService,
   AuthService,
@@ -515,11 +515,6 @@ function workloadTarget(workloads: WorkloadService, kind: string): BuildTarget {
     deploy: (b, out) => workloads.deployImage(b.workspaceId, kind, b.resourceName, out.ref),
     failed: (b, message) => workloads.setBuildStatus(b.workspaceId, kind, b.resourceName, "FAILED", `build failed: ${message}`),
   };
-}
-
-/** A word for /bin/sh: as is when plain, else single-quoted. */
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Starts an image's command (ENTRYPOINT then CMD) as the sandbox's process "app". */

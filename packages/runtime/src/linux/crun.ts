@@ -157,7 +157,3 @@ export class Crun {
   }
 }
 
-/** Single-quotes a shell word. */
-export function shq(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
