@@ -34,10 +34,10 @@ describe("CPU set", () => {
     expect(cpuCount(8192, 8)).toBe(4);
     expect(parseCpuList("0-3,6\n")).toEqual([0, 1, 2, 3, 6]);
     expect(parseCpuList("1")).toEqual([1]);
-    expect(pickCpus(1, [0, 1], new Map())).toBe("0");
-    expect(pickCpus(1, [0, 1], new Map([[0, 1]]))).toBe("1");
-    expect(pickCpus(2, [0, 1, 2, 3], new Map([[0, 2], [1, 1], [3, 1]]))).toBe("1,2");
-    expect(pickCpus(2, [4, 5], new Map())).toBe("4,5");
+    expect(pickCpus(1, [0, 1], new Map())).toEqual([0]);
+    expect(pickCpus(1, [0, 1], new Map([[0, 1]]))).toEqual([1]);
+    expect(pickCpus(2, [0, 1, 2, 3], new Map([[0, 2], [1, 1], [3, 1]]))).toEqual([1, 2]);
+    expect(pickCpus(2, [4, 5], new Map())).toEqual([4, 5]);
   });
 });
 

@@ -124,14 +124,11 @@ export function cpuCount(memoryMb: number, hostCpus: number): number {
 
 /**
  * The `count` CPUs of `hostCpus` used by the fewest sandboxes (`use`: sandboxes per CPU), lowest
- * numbers first among equals; as a cpuset list ("1", "0,2").
+ * numbers first among equals; in ascending order.
  */
-export function pickCpus(count: number, hostCpus: readonly number[], use: ReadonlyMap<number, number>): string {
+export function pickCpus(count: number, hostCpus: readonly number[], use: ReadonlyMap<number, number>): number[] {
   const order = [...hostCpus].sort((a, b) => (use.get(a) ?? 0) - (use.get(b) ?? 0) || a - b);
-  return order
-    .slice(0, count)
-    .sort((a, b) => a - b)
-    .join(",");
+  return order.slice(0, count).sort((a, b) => a - b);
 }
 
 /** CPU numbers of a cpuset list ("0-3,6" → [0,1,2,3,6]). */

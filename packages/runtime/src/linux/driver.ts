@@ -613,8 +613,8 @@ export class LinuxDriver implements SandboxDriver {
       else for (const c of u.cpus) use.set(c, (use.get(c) ?? 0) + 1);
     }
     const cpus = pickCpus(count, this.hostCpuList, use);
-    this.cpuUse.set(rec.id, { cpus: parseCpuList(cpus), at: Date.now() });
-    return { cpus };
+    this.cpuUse.set(rec.id, { cpus, at: Date.now() });
+    return { cpus: cpus.join(",") };
   }
 
   /** Counts the CPU set of a sandbox a previous server started (adopted) in the placement of new ones. */
